@@ -1,0 +1,50 @@
+# Thin index of entry points; the logic lives in Python (python -m bench ...).
+PY := .venv/bin/python
+STAMP := .venv/.installed
+# The data folder: CIFAR-10 in any of the forms bench/data.py accepts.
+export SPLITBENCH_DATA ?= ../shared/data
+SPEC ?= quick
+WORKERS ?= 1
+ARGS ?=
+
+.PHONY: install system-packages test test-slow run list ui bench sweep clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(MAKE) system-packages
+	python3 -m venv .venv
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests use (Fashion-MNIST's files); skipped where apt-get or root is missing.
+system-packages:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  fi; \
+	else echo "skipping Debian packages (needs apt-get as root)"; fi
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+run: $(STAMP)
+	$(PY) -m bench run $(ARGS)
+
+list: $(STAMP)
+	$(PY) -m bench list $(ARGS)
+
+ui: $(STAMP)
+	$(PY) -m mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+
+bench: $(STAMP)
+	$(PY) -m bench.benchmark $(ARGS)
+
+sweep: $(STAMP)
+	@echo "make sweep: not yet available (the sweep runner is being built); try: make run ARGS='--epochs 3 --train-subset 5000'"
+
+clean:
+	rm -rf reports/out .pytest_cache build *.egg-info

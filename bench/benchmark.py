@@ -1,0 +1,107 @@
+"""`make bench`: the speed figures, each a ratio measured in one run (this machine is noisy).
+
+    split / plain     one epoch of the split run (always, fp32) against plain training of the
+                      same unsplit network on the same batches (target: <= 1.10)
+    CACHED / FULL     wall time of a CACHED epoch relative to a FULL one
+    fp8 codec         encode + decode throughput of the scaled FP8 codecs, GB/s of fp32 input
+
+Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3]
+Writes the table to stdout and bench-results/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from bench import data, models
+from bench.config import RunConfig
+from bench.engine import train
+from quantizers import QUANTIZERS
+
+
+def plain_epoch(cfg: RunConfig, ds) -> float:
+    """Seconds for one epoch of ordinary training of the whole network, same data path as the engine."""
+    torch.manual_seed(cfg.seed)
+    net = models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    started = time.perf_counter()
+    for x, y in data.batches(ds, "train", torch.arange(len(ds.train_y)), cfg.batch_size, augment=cfg.augment,
+                             shuffle=True, generator=gen):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    return time.perf_counter() - started
+
+
+def split_vs_plain(cfg: RunConfig, ds, repeats: int) -> tuple[float, float]:
+    """Median seconds per epoch (split, plain), interleaved so drifts in machine load hit both."""
+    split, plain = [], []
+    for _ in range(repeats):
+        split.append(train(cfg, dataset=ds, progress=False).epochs[0]["time/epoch_s"])
+        plain.append(plain_epoch(cfg, ds))
+    return statistics.median(split), statistics.median(plain)
+
+
+def cached_vs_full(cfg: RunConfig, ds) -> tuple[float, float]:
+    """(FULL epoch seconds, CACHED epoch seconds) from one periodic-3 run: FULL, FORWARD, CACHED."""
+    periodic = dataclasses.replace(cfg, epochs=3, policy="periodic", policy_args=(("period", 3),))
+    run = train(periodic, dataset=ds, progress=False)
+    return run.epochs[0]["time/epoch_s"], run.epochs[2]["time/epoch_s"]
+
+
+def codec_throughput(name: str, numel: int = 1 << 24, repeats: int = 5) -> float:
+    """GB/s of fp32 input through encode + decode (best of `repeats`)."""
+    codec = QUANTIZERS.get(name)()
+    x = torch.randn(numel)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        codec.decode(codec.encode(x), x)
+        best = min(best, time.perf_counter() - started)
+    return x.numel() * x.element_size() / best / 1e9
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.benchmark", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--model", default="smallcnn")
+    parser.add_argument("--cut", type=int, default=2)
+    parser.add_argument("--train-subset", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args(argv)
+    data_dir = os.environ.get("SPLITBENCH_DATA")
+    cfg = RunConfig(model=args.model, cut=args.cut, dataset=args.dataset, data_dir=data_dir,
+                    train_subset=args.train_subset, test_subset=1000, epochs=1)
+    ds = data.load(cfg.dataset, data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset)
+    split, plain = split_vs_plain(cfg, ds, args.repeats)
+    full, cached = cached_vs_full(cfg, ds)
+    rows = [
+        ("split epoch / plain epoch", f"{split / plain:.3f}", f"{split:.2f} s vs {plain:.2f} s", "<= 1.10"),
+        ("CACHED epoch / FULL epoch", f"{cached / full:.3f}", f"{cached:.2f} s vs {full:.2f} s", ""),
+    ]
+    for name in ("fp8_e4m3", "fp8_e5m2"):
+        rows.append((f"{name} encode+decode", f"{codec_throughput(name):.2f} GB/s", "64 MB fp32 tensor", ""))
+    header = ("measure", "value", "detail", "target")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "
+          f"{torch.get_num_threads()} threads")
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    Path(args.out).mkdir(exist_ok=True)
+    Path(args.out, "bench.json").write_text(json.dumps({r[0]: r[1] for r in rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""`python -m bench ...`: argument parsing and exit codes only; the work lives in the modules.
+
+Exit codes: 0 done, 1 a run failed (recorded as FAILED), 2 bad input (nothing written).
+The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+
+from bench.config import RunConfig
+from bench.errors import RunFailed, UsageError
+
+# RunConfig fields that get their own, hand-written flag.
+_SPECIAL = {"policy_args", "lr_milestones", "data_dir"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        for plugin in getattr(args, "plugin", None) or []:
+            from bench.registry import load_plugin
+
+            load_plugin(plugin)
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        print(f"error: run failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="splitbench: split learning, measured.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train one split model and log it to MLflow")
+    add_config_flags(run)
+    run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
+    run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
+    run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="every policy and codec, with where it came from")
+    lst.add_argument("--plugin", action="append", help="a plugin .py file or module to load first (repeatable)")
+    lst.set_defaults(func=cmd_list)
+    return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, named after it (--batch-size for batch_size)."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        if f.name in _SPECIAL:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = _scalar(hints[f.name])
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {f.default}")
+        else:
+            parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=f"default {f.default}")
+    parser.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
+    parser.add_argument("--lr-milestones", default=None, help="epochs where lr is multiplied by lr-gamma, e.g. 60,120,160")
+    parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V", help="a policy parameter (repeatable)")
+    parser.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
+    """The RunConfig the flags describe; unset flags keep RunConfig's defaults."""
+    kwargs = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(RunConfig)
+        if f.name not in _SPECIAL and getattr(args, f.name) is not None
+    }
+    kwargs["data_dir"] = args.data_dir or environ.get("SPLITBENCH_DATA") or None
+    if args.lr_milestones is not None:
+        try:
+            kwargs["lr_milestones"] = tuple(int(m) for m in args.lr_milestones.split(",") if m.strip())
+        except ValueError:
+            raise UsageError(f"lr_milestones: expected comma-separated epochs, got {args.lr_milestones!r}") from None
+    pairs = []
+    for item in args.policy_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"policy-arg: expected K=V, got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    kwargs["policy_args"] = tuple(pairs)
+    return RunConfig(**kwargs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import data, tracking
+    from bench.console import EpochPrinter, Tee
+    from bench.engine import resolve_device, train
+
+    cfg = config_from_args(args)
+    ds = data.load(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+    tracking.check_reachable(uri)
+    name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
+    tags = tracking.provenance(str(resolve_device(cfg.device)), cfg.seed) | {"data_source": ds.source}
+    with tracking.MlflowRun(uri, args.experiment, name, tags=tags) as run:
+        run.log_config(cfg.to_params(), dataclasses.asdict(cfg))
+        print(f"run {run.run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
+        result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=not args.quiet)
+        if args.save_model:
+            run.log_weights({"client": result.client, "server": result.server})
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from policies import POLICIES
+    from quantizers import QUANTIZERS
+
+    for registry in (POLICIES, QUANTIZERS):
+        print(f"{registry.kind}s:")
+        for entry in registry.entries():
+            print(f"  {entry.name:24s} {entry.source}")
+    return 0
+
+
+def _scalar(hint):
+    """int for `int | None`, and so on: the type argparse converts the flag's text to."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint

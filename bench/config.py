@@ -1,0 +1,140 @@
+"""RunConfig: one run, as one frozen, validated value.
+
+Built from CLI flags or a sweep trial, checked in __post_init__ (names against the registries
+with close-match suggestions, ranges, the cut against the model), then passed one way to
+engine.train. `to_params()` is the only place that flattens it into the names users see in
+MLflow and in reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import data, models
+from bench.errors import UsageError
+from bench.registry import unknown_name_message
+
+DEVICES = ("auto", "cpu", "cuda")
+GATINGS = ("global", "per-client")
+# PAPER.md's open choices, each a logged field rather than a hidden constant.
+CACHE_AUGMENT = ("view", "off")  # cache the one augmented view sent / no augmentation in FORWARD
+FROZEN_BN = ("eval", "train")  # batch norm of the frozen client in FORWARD epochs
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. Defaults follow PAPER.md's recipe where it gives one."""
+
+    model: str = "smallcnn"
+    width: float = 1.0
+    cut: int = 2
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    augment: bool = True
+    clients: int = 1
+    gating: str = "global"
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    lr_milestones: tuple[int, ...] = (60, 120, 160)
+    lr_gamma: float = 0.2
+    seed: int = 0
+    policy: str = "always"
+    policy_args: tuple[tuple[str, Any], ...] = field(default=())
+    quant_up: str = "fp32"
+    quant_down: str = "fp32"
+    cache_augment: str = "view"
+    frozen_bn: str = "eval"
+    device: str = "auto"
+
+    def __post_init__(self):
+        from policies import POLICIES
+        from quantizers import QUANTIZERS
+
+        _choice("model", self.model, models.MODELS)
+        _choice("dataset", self.dataset, data.DATASETS)
+        _choice("gating", self.gating, GATINGS)
+        _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
+        _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
+        _choice("device", self.device, DEVICES)
+        for name in ("quant_up", "quant_down"):
+            if getattr(self, name) not in QUANTIZERS:
+                raise UsageError(unknown_name_message(name, getattr(self, name), QUANTIZERS.names()))
+        if self.policy not in POLICIES:
+            raise UsageError(unknown_name_message("policy", self.policy, POLICIES.names()))
+        _at_least("width", self.width, 0, strict=True)
+        _at_least("epochs", self.epochs, 1)
+        _at_least("batch_size", self.batch_size, 1)
+        _at_least("clients", self.clients, 1)
+        _at_least("lr", self.lr, 0, strict=True)
+        _at_least("momentum", self.momentum, 0)
+        _at_least("weight_decay", self.weight_decay, 0)
+        _at_least("warmup_epochs", self.warmup_epochs, 0)
+        _at_least("lr_gamma", self.lr_gamma, 0, strict=True)
+        for name in ("train_subset", "test_subset"):
+            if getattr(self, name) is not None:
+                _at_least(name, getattr(self, name), 1)
+        layers = models.num_layers(self.model)
+        if not 1 <= self.cut <= layers - 1:
+            raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
+        object.__setattr__(self, "policy_args", _typed_policy_args(POLICIES.get(self.policy), self.policy_args))
+        self.make_policy()  # the policy validates its own fields
+
+    def make_policy(self):
+        """A fresh policy instance (one per run, or one per client with per-client gating)."""
+        from policies import POLICIES
+
+        return POLICIES.get(self.policy)(**dict(self.policy_args))
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat name -> value map: the params logged to MLflow and read back by reports."""
+        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "policy_args"}
+        params["lr_milestones"] = ",".join(str(m) for m in self.lr_milestones)
+        policy = self.make_policy()
+        for f in dataclasses.fields(policy):
+            params[f"policy.{f.name}"] = getattr(policy, f.name)
+        return params
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(unknown_name_message(name, str(value), list(allowed)))
+
+
+def _at_least(name: str, value: Any, low: float, strict: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > low if strict else value >= low)
+    if not ok:
+        raise UsageError(f"{name}: must be a number {'>' if strict else '>='} {low}, got {value!r}")
+
+
+def _typed_policy_args(cls, args) -> tuple[tuple[str, Any], ...]:
+    """Check the names against the policy's fields and convert strings ("3", "0.02") to their types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    out = []
+    for name, value in (args.items() if isinstance(args, dict) else args):
+        if name not in fields:
+            raise UsageError(unknown_name_message(f"policy.{name}", name, sorted(fields)))
+        out.append((name, _convert(f"policy.{name}", value, hints[name])))
+    return tuple(sorted(out))
+
+
+def _convert(field_name: str, value: Any, hint: Any) -> Any:
+    if not isinstance(value, str) or hint is str:
+        return value
+    try:
+        if hint is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return value.lower() in ("true", "1")
+        return hint(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{field_name}: expected {getattr(hint, '__name__', hint)}, got {value!r}") from None

@@ -1,0 +1,319 @@
+"""train(cfg, sink) -> RunResult: split learning with 1..N clients, gated per epoch.
+
+Per epoch each client runs the mode its policy chose (PAPER.md):
+    FULL     client forward -> up codec -> server step -> down codec -> client backward/step;
+             the server caches what it received (payload and labels).
+    FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed.
+    CACHED   no client work, no bytes: the server trains on the cached payloads, in a reshuffled
+             order of the cached batches.
+Batches are served round-robin across clients (client 1 batch 1, client 2 batch 1, ...) and the
+one server network steps after every client batch. After an epoch in which clients updated, the
+updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and
+sent back; a client that missed averages fetches the latest one before it next computes. One
+client is N = 1 of the same loop (nothing to average).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bench import data as datasets
+from bench import flops, models
+from bench.config import RunConfig
+from bench.errors import RunFailed
+from bench.gating import Gate
+from bench.wire import Ledger, Link, exchanged_state
+from policies import Mode
+from quantizers import QUANTIZERS, Payload
+
+
+class Sink(Protocol):
+    """Where a run's records go: MLflow in real runs, a list in tests."""
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def log_final(self, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class ListSink:
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs.append(metrics)
+
+    def log_final(self, metrics: dict[str, float]) -> None:
+        self.final = metrics
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    epochs: list[dict[str, float]]
+    final: dict[str, float]
+    modes: list[list[Mode]]  # per epoch, per client
+    client: torch.nn.Module  # the (averaged) client network, as evaluated
+    server: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class CachedBatch:
+    """One batch as the server received it: the payload (not re-encoded), labels, and the shape to decode to."""
+
+    payload: Payload
+    labels: torch.Tensor
+    shape: torch.Size
+    dtype: torch.dtype
+
+
+@dataclass
+class Client:
+    """One edge device: its shard, its copy of the client network, its link and the server's cache of it."""
+
+    index: int
+    shard: torch.Tensor
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    link: Link
+    generator: torch.Generator
+    cache: list[CachedBatch] = field(default_factory=list)
+    version: int = 0  # the number of the average this client holds
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_at(cfg: RunConfig, epoch: float) -> float:
+    """PAPER.md's schedule: linear warm-up over `warmup_epochs`, then x lr_gamma at each milestone."""
+    warm = min(1.0, (epoch + 1e-9) / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
+    decays = sum(1 for m in cfg.lr_milestones if epoch >= m)
+    return cfg.lr * warm * cfg.lr_gamma**decays
+
+
+def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True) -> RunResult:
+    """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss."""
+    sink = sink or ListSink()
+    device = resolve_device(cfg.device)
+    ds = dataset or datasets.load(
+        cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed
+    )
+    torch.manual_seed(cfg.seed)
+    client_net, server = models.split(
+        models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width), cfg.cut
+    )
+    client_net, server = client_net.to(device), server.to(device)
+    cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
+    ledger = Ledger(cfg.clients)
+    clients = [
+        _make_client(cfg, k, shard, client_net, ledger, ds.num_classes)
+        for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
+    ]
+    average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
+    server_opt = _sgd(cfg, server)
+    gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
+    eval_codec = QUANTIZERS.get(cfg.quant_up)()
+    version, records, modes_seen = 0, [], []
+
+    for epoch in range(cfg.epochs):
+        started = time.perf_counter()
+        modes = gate.decide(epoch)
+        streams = []
+        for client, mode in zip(clients, modes):
+            if mode != Mode.CACHED and client.version < version:
+                _fetch_average(client, average)
+                client.version = version
+            streams.append(_stream(cfg, ds, client, mode, epoch, device))
+        steps = sum(len(s) for s in streams)
+        losses = [[0.0, 0] for _ in clients]
+        bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+        schedule = itertools.chain.from_iterable(itertools.zip_longest(*[iter(s) for s in streams]))
+        for step, item in enumerate(x for x in schedule if x is not None):
+            client, mode, batch = item
+            lr = lr_at(cfg, epoch + step / steps)
+            for opt in (server_opt, client.opt):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            loss, n = _step(cfg, client, mode, batch, server, server_opt, epoch)
+            losses[client.index][0] += loss * n
+            losses[client.index][1] += n
+            bar.update()
+        bar.close()
+        updated = [c for c, m in zip(clients, modes) if m == Mode.FULL]
+        if cfg.clients > 1 and updated:
+            version += 1
+            _average(updated, average, version)
+        train_s = time.perf_counter() - started
+        acc = evaluate(average, server, ds, eval_codec, device)
+        record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), cost, acc, train_s, lr_at(cfg, epoch))
+        gate.record(modes, [tuple(lo) for lo in losses])
+        records.append(record)
+        modes_seen.append(modes)
+        sink.log_epoch(epoch, record)
+
+    final = _final_metrics(records, ledger)
+    sink.log_final(final)
+    return RunResult(cfg, records, final, modes_seen, average, server)
+
+
+def _sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _make_client(cfg, k, shard, client_net, ledger, num_classes) -> Client:
+    net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
+    link = Link(k, QUANTIZERS.get(cfg.quant_up)(), QUANTIZERS.get(cfg.quant_down)(), ledger, num_classes)
+    generator = torch.Generator().manual_seed(cfg.seed * 1000 + k + 1)
+    return Client(k, shard, net, _sgd(cfg, net), link, generator)
+
+
+def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device) -> list:
+    """The client's batches for this epoch, as (client, mode, batch) in serving order."""
+    if mode == Mode.CACHED:
+        if not client.cache:
+            raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
+        order = torch.randperm(len(client.cache), generator=client.generator).tolist()
+        return [(client, mode, client.cache[i]) for i in order]
+    augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
+    client.cache = []  # refreshed by what this epoch sends
+    client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
+    return [
+        (client, mode, (x.to(device), y.to(device)))
+        for x, y in datasets.batches(
+            ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True, generator=client.generator
+        )
+    ]
+
+
+def _step(cfg, client: Client, mode: Mode, batch, server, server_opt, epoch: int) -> tuple[float, int]:
+    """One client batch through the cut in `mode`; returns (mean loss, samples)."""
+    link = client.link
+    if mode == Mode.CACHED:
+        like = torch.empty(batch.shape, dtype=batch.dtype, device=batch.labels.device)
+        loss = _server_step(server, server_opt, link.up.decode(batch.payload, like), batch.labels, client, epoch)
+        return loss, len(batch.labels)
+    x, y = batch
+    if mode == Mode.FORWARD:
+        with torch.no_grad():
+            acts = client.net(x)
+        payload = link.send_up(acts)
+        labels = link.send_labels(y)
+        client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
+        loss = _server_step(server, server_opt, link.up.decode(payload, acts), labels, client, epoch)
+        return loss, len(y)
+    acts = client.net(x)
+    payload = link.send_up(acts)
+    labels = link.send_labels(y)
+    client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
+    received = link.receive_up(payload, acts)
+    loss = _server_step(server, server_opt, received, labels, client, epoch)
+    grad = link.send_down(received.grad)
+    client.opt.zero_grad(set_to_none=True)
+    acts.backward(grad)
+    client.opt.step()
+    return loss, len(y)
+
+
+def _server_step(server, opt, acts, labels, client: Client, epoch: int) -> float:
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(server(acts), labels)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise RunFailed(f"train/loss is {value} at epoch {epoch} (client {client.index}): the run diverged")
+    loss.backward()
+    opt.step()
+    return value
+
+
+def _fetch_average(client: Client, average: torch.nn.Module) -> None:
+    state = exchanged_state(average)
+    client.net.load_state_dict(state, strict=False)
+    client.link.send_weights(state)
+
+
+def _average(updated: list[Client], average: torch.nn.Module, version: int) -> None:
+    """FedAvg of the updated clients (weighted by shard size); the average goes back to each of them."""
+    weights = torch.tensor([len(c.shard) for c in updated], dtype=torch.float64)
+    weights /= weights.sum()
+    states = [exchanged_state(c.net) for c in updated]
+    for c, state in zip(updated, states):
+        c.link.send_weights(state)
+    mean = {k: sum(w * s[k].double() for w, s in zip(weights.tolist(), states)).to(states[0][k].dtype) for k in states[0]}
+    average.load_state_dict(mean, strict=False)
+    for c in updated:
+        _fetch_average(c, average)
+        c.version = version
+
+
+@torch.no_grad()
+def evaluate(client_net, server, ds, codec, device) -> float:
+    """Test accuracy through the deployed path: activations cross the up codec (bytes not counted)."""
+    client_net.eval()
+    server.eval()
+    correct = 0
+    everything = torch.arange(len(ds.test_y))
+    for x, y in datasets.batches(ds, "test", everything, 1000, augment=False, shuffle=False):
+        x, y = x.to(device), y.to(device)
+        acts = client_net(x)
+        correct += (server(codec.decode(codec.encode(acts), acts)).argmax(1) == y).sum().item()
+    server.train()
+    return correct / len(ds.test_y)
+
+
+def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[str, float]:
+    """One epoch's record under DESIGN.md's metric names (each the amount in this epoch)."""
+    per_client_flops = [
+        n * (cost.forward_backward if m == Mode.FULL else cost.forward if m == Mode.FORWARD else 0)
+        for m, (_, n) in zip(modes, losses)
+    ]
+    record = {
+        "train/loss": sum(t for t, _ in losses) / sum(n for _, n in losses),
+        "test/acc": acc,
+        "mode": float(min(modes)),
+        "comm/up_bytes": float(sum(c["up"] for c in counts)),
+        "comm/down_bytes": float(sum(c["down"] for c in counts)),
+        "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
+        "comm/label_bytes": float(sum(c["labels"] for c in counts)),
+        "client/flops": float(sum(per_client_flops)),
+        "time/epoch_s": train_s,
+        "lr": lr,
+    }
+    if cfg.clients > 1:
+        for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
+            record[f"mode/client_{k}"] = float(mode)
+            for kind in ("up", "down", "sync", "label"):
+                record[f"comm/{kind}_bytes/client_{k}"] = float(c["labels" if kind == "label" else kind])
+            record[f"client/flops/client_{k}"] = float(fl)
+    return record
+
+
+def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
+    up, down = ledger.run_total("up"), ledger.run_total("down")
+    totals = {kind: ledger.run_total(kind) for kind in ("up", "down", "labels", "sync")}
+    modes = [int(r["mode"]) for r in records]
+    return {
+        "final/test_acc": records[-1]["test/acc"],
+        "final/comm_bytes": float(up + down),
+        "final/total_bytes": float(sum(totals.values())),
+        "final/up_bytes": float(up),
+        "final/down_bytes": float(down),
+        "final/label_bytes": float(totals["labels"]),
+        "final/sync_bytes": float(totals["sync"]),
+        "final/client_flops": sum(r["client/flops"] for r in records),
+        "final/full_epochs": float(modes.count(Mode.FULL)),
+        "final/forward_epochs": float(modes.count(Mode.FORWARD)),
+        "final/cached_epochs": float(modes.count(Mode.CACHED)),
+        "final/train_s": sum(r["time/epoch_s"] for r in records),
+    }

@@ -1,0 +1,15 @@
+"""The two ways a run can stop early, each with its own exit code.
+
+UsageError: the input is wrong (a name, a range, a missing data set, an unreachable server).
+    Raised before anything is written; the CLI prints one line and exits 2.
+RunFailed: the run started and then failed (a NaN or infinite loss). The run is recorded as
+    FAILED with the reason; the CLI exits 1.
+"""
+
+
+class UsageError(ValueError):
+    """Bad input: the message is one line naming the field and what is allowed."""
+
+
+class RunFailed(RuntimeError):
+    """A run that started and could not finish; the message is the recorded reason."""

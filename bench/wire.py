@@ -1,0 +1,89 @@
+"""The cut: everything that crosses between a client and the server goes through a Link, and
+every byte is counted in the Ledger from the tensors that actually cross.
+
+Kinds of traffic, one counter each (the metric names in DESIGN.md):
+    up      activations, client -> server (codec `quant_up`, scales included)
+    down    cut-layer gradients, server -> client (codec `quant_down`)
+    labels  training labels, client -> server, as the smallest unsigned integer type that holds
+            the class index (uint8 for CIFAR-10: 1 byte per sample)
+    sync    client-network weights exchanged for averaging (fp32 parameters and batch-norm
+            running statistics, each way)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from quantizers import Payload
+
+KINDS = ("up", "down", "labels", "sync")
+
+
+class Ledger:
+    """Byte counts per client and kind: the current epoch's and the run's totals."""
+
+    def __init__(self, clients: int):
+        self.epoch = [Counter() for _ in range(clients)]
+        self.total = [Counter() for _ in range(clients)]
+
+    def add(self, client: int, kind: str, nbytes: int) -> None:
+        self.epoch[client][kind] += nbytes
+        self.total[client][kind] += nbytes
+
+    def close_epoch(self) -> list[Counter]:
+        """The epoch's counts per client; the next epoch starts from zero."""
+        done, self.epoch = self.epoch, [Counter() for _ in self.epoch]
+        return done
+
+    def run_total(self, kind: str) -> int:
+        return sum(c[kind] for c in self.total)
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    return torch.uint8 if num_classes <= 256 else torch.int32
+
+
+class Link:
+    """One client's connection to the server: its two codecs and its line in the ledger."""
+
+    def __init__(self, client: int, up, down, ledger: Ledger, num_classes: int):
+        self.client = client
+        self.up = up
+        self.down = down
+        self.ledger = ledger
+        self.label_dtype = label_dtype(num_classes)
+
+    def send_up(self, activations: torch.Tensor) -> Payload:
+        payload = self.up.encode(activations.detach())
+        self.ledger.add(self.client, "up", payload.nbytes)
+        return payload
+
+    def receive_up(self, payload: Payload, like: torch.Tensor) -> torch.Tensor:
+        """The activations as the server sees them: a fresh leaf, so their gradient can go down."""
+        return self.up.decode(payload, like).detach().requires_grad_(True)
+
+    def send_down(self, grad: torch.Tensor) -> torch.Tensor:
+        payload = self.down.encode(grad)
+        self.ledger.add(self.client, "down", payload.nbytes)
+        return self.down.decode(payload, grad)
+
+    def send_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        wire = labels.to(self.label_dtype)
+        self.ledger.add(self.client, "labels", wire.numel() * wire.element_size())
+        return wire.long()
+
+    def send_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Count one transfer of a client network's exchanged state (either direction)."""
+        self.ledger.add(self.client, "sync", exchanged_bytes(state))
+
+
+def exchanged_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What averaging exchanges: every floating-point entry of the state dict (parameters and
+    batch-norm running statistics; the integer batch counters are not averaged)."""
+    return {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
+
+
+def exchanged_bytes(state: dict[str, torch.Tensor]) -> int:
+    return sum(v.numel() * v.element_size() for v in state.values())

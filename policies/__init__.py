@@ -1,0 +1,53 @@
+"""Gating policies: which mode the next epoch runs in (PAPER.md's FULL / FORWARD / CACHED).
+
+Contract: a policy is a small dataclass whose fields are its parameters, validated in
+__post_init__ (a bad value raises UsageError naming `policy.<field>`).
+    decide(obs: Observation) -> Mode   # the only required method; pure, no torch needed
+    search_space: ClassVar[dict]       # plain data read by the sweep: per field either
+                                       # {"low", "high", "log"} (int when low/high are ints)
+                                       # or {"choices": [...]}
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from bench.registry import Registry
+
+
+class Mode(enum.IntEnum):
+    """Logged as the `mode` metric: 0 = FULL (A), 1 = FORWARD (B), 2 = CACHED (C)."""
+
+    FULL = 0
+    FORWARD = 1
+    CACHED = 2
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a policy sees before epoch `epoch` (0-based).
+
+    train_loss: mean training loss of the last epoch (None before the first).
+    ref_loss: mean training loss of the last FULL epoch (None before any).
+    last_mode: mode of the last epoch (None before the first).
+    history: (mode, train_loss) of every past epoch, oldest first.
+    """
+
+    epoch: int
+    train_loss: float | None = None
+    ref_loss: float | None = None
+    last_mode: Mode | None = None
+    history: tuple[tuple[Mode, float], ...] = field(default=())
+
+
+class GatingPolicy(Protocol):
+    search_space: ClassVar[dict]
+
+    def decide(self, obs: Observation) -> Mode: ...
+
+
+POLICIES: Registry[type] = Registry("policy", "splitbench.policies")
+
+from policies import builtin  # noqa: E402,F401  (registers the built-in policies)

@@ -1,0 +1,48 @@
+"""Conformance kit for gating policies: every registered policy must pass `check_policy`.
+
+A third-party policy is tested by the same parametrised test as the built-ins, without new code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from policies import Mode, Observation
+
+
+def run_policy(policy, losses: list[float]) -> list[Mode]:
+    """Drive `policy` through len(losses) epochs where epoch e ends with loss losses[e]."""
+    history: list[tuple[Mode, float]] = []
+    ref = None
+    modes = []
+    for epoch, loss in enumerate(losses):
+        last = history[-1] if history else (None, None)
+        mode = policy.decide(Observation(epoch, last[1], ref, last[0], tuple(history)))
+        modes.append(mode)
+        history.append((mode, loss))
+        if mode == Mode.FULL:
+            ref = loss
+    return modes
+
+
+def check_policy(cls) -> None:
+    """The contract every policy keeps; raises AssertionError on the first broken promise."""
+    assert dataclasses.is_dataclass(cls), f"{cls.__name__} must be a dataclass (its fields are its parameters)"
+    policy = cls()  # defaults must be valid
+    space = getattr(cls, "search_space", None)
+    assert isinstance(space, dict), "search_space must be a dict"
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for name, spec in space.items():
+        assert name in fields, f"search_space names {name!r}, which is not a field"
+        assert ("choices" in spec) != ("low" in spec and "high" in spec), (
+            f"search_space[{name!r}] needs either choices or low/high"
+        )
+        if "low" in spec:
+            assert spec["low"] <= spec["high"], f"search_space[{name!r}]: low > high"
+    rng = random.Random(0)
+    losses = [2.3 * 0.97**e + rng.uniform(-0.05, 0.05) for e in range(30)]
+    modes = run_policy(policy, losses)
+    assert all(isinstance(m, Mode) for m in modes), "decide must return a Mode"
+    assert modes[0] == Mode.FULL, "the first epoch must be FULL: nothing is cached yet"
+    assert modes == run_policy(cls(), losses), "decide must be pure: same observations, same modes"

@@ -1,0 +1,42 @@
+"""Codecs for what crosses the cut: the Codec contract, the Payload and the QUANTIZERS registry.
+
+Contract (one codec instance per direction, and per client when the codec keeps state):
+    encode(x: Tensor) -> Payload        # the tensors that cross the wire, scales included
+    decode(p: Payload, like: Tensor) -> Tensor   # same shape/dtype/device as `like`
+Payload.nbytes is measured from the payload's tensors; a codec cannot declare it.
+A codec is stateless unless it says otherwise (`stateful = True`, e.g. error feedback); the
+engine then gives every client its own instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import torch
+
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Payload:
+    """The tensors that cross the wire for one message, by name (e.g. {"q": ..., "scale": ...})."""
+
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+
+class Codec(Protocol):
+    stateful: ClassVar[bool]
+
+    def encode(self, x: torch.Tensor) -> Payload: ...
+
+    def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor: ...
+
+
+QUANTIZERS: Registry[type] = Registry("codec", "splitbench.quantizers")
+
+from quantizers import builtin  # noqa: E402,F401  (registers the built-in codecs)

@@ -1,0 +1,101 @@
+"""`python -m bench run` end to end: MLflow records, exit codes, and bad input that writes nothing."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+SMALL = ["--model", "smallcnn", "--width", "0.5", "--dataset", "synthetic", "--train-subset", "300",
+         "--test-subset", "100", "--epochs", "3", "--batch-size", "64", "--quiet"]
+
+
+def runs_of(tmp_path, experiment="runs"):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
+    out = run_cli(["run", *SMALL, "--policy", "loss_threshold", "--policy-arg", "threshold=0.02",
+                   "--quant-up", "fp8_e4m3", "--quant-down", "fp8_e5m2", "--save-model"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "FULL" in out.stdout and "final: test acc" in out.stdout
+    client, runs = runs_of(tmp_path)
+    (run,) = runs
+    assert run.info.status == "FINISHED"
+    assert run.data.params["policy"] == "loss_threshold"
+    assert run.data.params["policy.threshold"] == "0.02"
+    assert run.data.params["policy.reference"] == "last_full"
+    assert run.data.params["quant_up"] == "fp8_e4m3"
+    assert run.data.tags["seed"] == "0" and run.data.tags["git_commit"]
+    assert "torch" in run.data.tags["versions"] and run.data.tags["device"].startswith("cpu")
+    modes = [m.value for m in client.get_metric_history(run.info.run_id, "mode")]
+    assert modes[0] == 0 and len(modes) == 3
+    ups = client.get_metric_history(run.info.run_id, "comm/up_bytes")
+    downs = client.get_metric_history(run.info.run_id, "comm/down_bytes")
+    assert run.data.metrics["final/comm_bytes"] == sum(m.value for m in ups + downs)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.json", "weights"} <= artifacts
+    weights = {a.path for a in client.list_artifacts(run.info.run_id, "weights")}
+    assert weights == {"weights/client.pt", "weights/server.pt"}
+    config = json.loads(open(client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))).read())
+    assert config["policy_args"] == [["threshold", 0.02]]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--policy", "loss_treshold"], "policy: unknown name 'loss_treshold'; did you mean 'loss_threshold'?"),
+        (["--quant-up", "fp8_e4m4"], "quant_up: unknown name 'fp8_e4m4'; did you mean"),
+        (["--model", "vgg12"], "model: unknown name 'vgg12'; did you mean"),
+        (["--cut", "7"], "cut: must be between 1 and 6 for smallcnn, got 7"),
+        (["--epochs", "0"], "epochs: must be a number >= 1, got 0"),
+        (["--policy", "periodic", "--policy-arg", "period=0"], "policy.period: must be an integer >= 1"),
+        (["--policy", "periodic", "--policy-arg", "perod=2"], "policy.perod: unknown name 'perod'; did you mean 'period'?"),
+        (["--policy-arg", "oops"], "policy-arg: expected K=V"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    out = run_cli(["run", *SMALL, *args], tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_set_says_where_it_looked(tmp_path):
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    out = run_cli(["run", *SMALL, "--dataset", "cifar10", "--data-dir", str(empty)], tmp_path)
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert "cifar10" in line and "nothing-here" in line and "SPLITBENCH_DATA" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nothing-here"]
+
+
+def test_unreachable_tracking_server_is_exit_2(tmp_path):
+    out = run_cli(["run", *SMALL], tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert "MLFLOW_TRACKING_URI" in line and "unreachable" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_diverging_run_is_failed_with_reason_and_exit_1(tmp_path):
+    out = run_cli(["run", *SMALL, "--lr", "1e12", "--warmup-epochs", "0"], tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "run failed: train/loss is" in out.stderr
+    _, (run,) = runs_of(tmp_path)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"].startswith("train/loss is")
+
+
+def test_list_shows_every_policy_and_codec_with_its_source(tmp_path):
+    out = run_cli(["list"], tmp_path)
+    assert out.returncode == 0
+    for name in ("always", "periodic", "loss_threshold", "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2",
+                 "fp8_e4m3_unscaled", "fp8_e5m2_unscaled"):
+        assert f"  {name} " in out.stdout
+    assert "built-in" in out.stdout

@@ -1,0 +1,73 @@
+"""The engine against exact, independently computed figures: bytes, modes, FLOPs, determinism."""
+
+import math
+
+import pytest
+
+from bench import flops, models
+from bench.config import RunConfig
+from bench.engine import train
+from bench.errors import RunFailed
+
+TRAIN, BATCH = 500, 64
+BATCHES = math.ceil(TRAIN / BATCH)  # 8, the last one short
+# smallcnn at width 0.5, cut 2 (conv 16 channels + max-pool) on 32x32 inputs: 16 x 16 x 16 per sample.
+ACT_ELEMENTS = 16 * 16 * 16
+
+
+def config(**overrides):
+    base = dict(model="smallcnn", width=0.5, cut=2, dataset="synthetic", train_subset=TRAIN, test_subset=200,
+                epochs=3, batch_size=BATCH, policy="periodic", policy_args={"period": 3})
+    return RunConfig(**(base | overrides))
+
+
+@pytest.mark.parametrize(
+    "up, down, up_elem, down_elem, scale_bytes",
+    [("fp32", "fp32", 4, 4, 0), ("fp8_e4m3", "fp8_e5m2", 1, 1, 4), ("fp16", "bf16", 2, 2, 0)],
+)
+def test_bytes_of_full_forward_cached_epochs_are_exact(up, down, up_elem, down_elem, scale_bytes):
+    result = train(config(quant_up=up, quant_down=down), progress=False)
+    up_bytes = TRAIN * ACT_ELEMENTS * up_elem + BATCHES * scale_bytes
+    down_bytes = TRAIN * ACT_ELEMENTS * down_elem + BATCHES * scale_bytes
+    labels = TRAIN * 1  # uint8 labels for 10 classes
+    got = [(e["mode"], e["comm/up_bytes"], e["comm/down_bytes"], e["comm/label_bytes"], e["comm/sync_bytes"])
+           for e in result.epochs]
+    assert got == [
+        (0, up_bytes, down_bytes, labels, 0),  # FULL: up and down
+        (1, up_bytes, 0, labels, 0),  # FORWARD: up only
+        (2, 0, 0, 0, 0),  # CACHED: nothing crosses
+    ]
+    assert result.final["final/comm_bytes"] == 2 * up_bytes + down_bytes
+    assert result.final["final/total_bytes"] == 2 * up_bytes + down_bytes + 2 * labels
+
+
+def test_client_flops_per_mode_are_sample_counts_times_measured_cost():
+    result = train(config(), progress=False)
+    client, _ = models.split(models.build("smallcnn", width=0.5), 2)
+    cost = flops.measure(client, (3, 32, 32))
+    assert [e["client/flops"] for e in result.epochs] == [TRAIN * cost.forward_backward, TRAIN * cost.forward, 0]
+    assert cost.forward_backward > cost.forward > 0
+
+
+def test_cached_epoch_trains_the_server_on_the_cache():
+    result = train(config(), progress=False)
+    losses = [e["train/loss"] for e in result.epochs]
+    assert all(math.isfinite(x) for x in losses)
+    # The server keeps learning from the cache: the CACHED epoch's loss is below the FULL epoch's.
+    assert losses[2] < losses[0]
+
+
+def test_same_seed_gives_identical_metrics():
+    def strip(rec):
+        return {k: v for k, v in rec.items() if not k.startswith("time/")}
+
+    a = train(config(policy="always", policy_args={}), progress=False)
+    b = train(config(policy="always", policy_args={}), progress=False)
+    assert [strip(e) for e in a.epochs] == [strip(e) for e in b.epochs]
+    c = train(config(policy="always", policy_args={}, seed=1), progress=False)
+    assert [strip(e) for e in a.epochs] != [strip(e) for e in c.epochs]
+
+
+def test_a_diverging_run_fails_with_its_reason():
+    with pytest.raises(RunFailed, match=r"train/loss is (nan|inf|-inf) at epoch \d"):
+        train(config(lr=1e12, warmup_epochs=0, policy="always", policy_args={}), progress=False)
