@@ -4,6 +4,9 @@
                       same unsplit network on the same batches (target: <= 1.10)
     CACHED / FULL     wall time of a CACHED epoch relative to a FULL one
     fp8 codec         encode + decode throughput of the scaled FP8 codecs, GB/s of fp32 input
+    peak memory       peak resident memory of a 1-client and a 10-client run of the same data:
+                      N clients cost N client networks and N caches that together hold one
+                      data set's activations, nothing that grows with N x the whole model
 
 Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3]
 Writes the table to stdout and bench-results/bench.json.
@@ -14,7 +17,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -71,6 +76,18 @@ def codec_throughput(name: str, numel: int = 1 << 24, repeats: int = 5) -> float
     return x.numel() * x.element_size() / best / 1e9
 
 
+def _peak_rss_of_run(cfg: RunConfig) -> int:
+    """Runs in a fresh process, so the peak belongs to this run alone; bytes."""
+    train(cfg, progress=False)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def peak_memory(cfg: RunConfig, clients: int) -> int:
+    one_epoch = dataclasses.replace(cfg, clients=clients, epochs=1)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_peak_rss_of_run, (one_epoch,))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="cifar10")
@@ -90,6 +107,8 @@ def main(argv=None) -> int:
         ("split epoch / plain epoch", f"{split / plain:.3f}", f"{split:.2f} s vs {plain:.2f} s", "<= 1.10"),
         ("CACHED epoch / FULL epoch", f"{cached / full:.3f}", f"{cached:.2f} s vs {full:.2f} s", ""),
     ]
+    one, ten = peak_memory(cfg, 1), peak_memory(cfg, 10)
+    rows.append(("peak memory, 10 clients / 1", f"{ten / one:.3f}", f"{ten / 2**20:.0f} MiB vs {one / 2**20:.0f} MiB", ""))
     for name in ("fp8_e4m3", "fp8_e5m2"):
         rows.append((f"{name} encode+decode", f"{codec_throughput(name):.2f} GB/s", "64 MB fp32 tensor", ""))
     header = ("measure", "value", "detail", "target")

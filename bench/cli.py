@@ -104,11 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.engine import resolve_device, train
 
     cfg = config_from_args(args)
+    device = resolve_device(cfg.device)
     ds = data.load(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     tracking.check_reachable(uri)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
-    tags = tracking.provenance(str(resolve_device(cfg.device)), cfg.seed) | {"data_source": ds.source}
+    tags = tracking.provenance(str(device), cfg.seed) | {"data_source": ds.source}
     with tracking.MlflowRun(uri, args.experiment, name, tags=tags) as run:
         run.log_config(cfg.to_params(), dataclasses.asdict(cfg))
         print(f"run {run.run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from bench import data as datasets
 from bench import flops, models
 from bench.config import RunConfig
-from bench.errors import RunFailed
+from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.wire import Ledger, Link, exchanged_state
 from policies import Mode
@@ -91,8 +91,11 @@ class Client:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when there is one; asking for CUDA where there is none is a UsageError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device: cuda is not available on this machine (use --device cpu or auto)")
     return torch.device(name)
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli
@@ -55,6 +56,8 @@ def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
         (["--policy", "periodic", "--policy-arg", "period=0"], "policy.period: must be an integer >= 1"),
         (["--policy", "periodic", "--policy-arg", "perod=2"], "policy.perod: unknown name 'perod'; did you mean 'period'?"),
         (["--policy-arg", "oops"], "policy-arg: expected K=V"),
+        pytest.param(["--device", "cuda"], "device: cuda is not available",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
