@@ -18,11 +18,10 @@ same weights.
 
 from __future__ import annotations
 
-import difflib
-
 from torch import Tensor, nn
 
 from bench.errors import UsageError
+from bench.registry import unknown_name_message
 
 MODELS = ("vgg11", "vgg13", "resnet18", "smallcnn")
 
@@ -103,9 +102,7 @@ class BasicBlock(nn.Module):
 
 def _check_name(name: str) -> None:
     if name not in MODELS:
-        close = difflib.get_close_matches(name, MODELS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"model: unknown {name!r}{hint}; choose one of {', '.join(MODELS)}")
+        raise UsageError(unknown_name_message("model", name, list(MODELS)))
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:

@@ -86,9 +86,9 @@ def test_cut_out_of_range():
 def test_unknown_model_and_bad_width():
     with pytest.raises(UsageError) as e:
         models.build("vgg16")
-    assert str(e.value).startswith("model: unknown 'vgg16'")
+    assert str(e.value).startswith("model: unknown name 'vgg16'; did you mean")
     assert "vgg11, vgg13, resnet18, smallcnn" in str(e.value)
-    with pytest.raises(UsageError, match="^model: unknown 'resnet'"):
+    with pytest.raises(UsageError, match="^model: unknown name 'resnet'"):
         models.num_layers("resnet")
     for width in (0, -1.0, float("nan")):
         with pytest.raises(UsageError, match="^width: must be > 0"):
