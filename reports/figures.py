@@ -126,13 +126,15 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     data = history[(history["metric"] == "test/acc") & history["run_id"].isin(label)].copy()
     data["run"] = data["run_id"].map(label)
     data["value"] *= 100
-    fig, ax = plt.subplots(figsize=(10, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
     order = list(dict.fromkeys(label.values()))
     sns.lineplot(data=data, x="epoch", y="value", hue="run", hue_order=order, marker="o", ax=ax,
                  errorbar=("sd") if chosen["seeds"].max() > 1 else None, palette="dark")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)")
+    low, high = ax.get_ylim()
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="setting, codec")
+    # Below the axes: setting names are long, and beside them they would squeeze the plot.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
     _title(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
     return fig
 

@@ -34,7 +34,7 @@ CELL = ["model", "width", "cut", "dataset", "clients", "epochs", "train_subset"]
 NUMERIC = ["width", "cut", "clients", "epochs", "train_subset", "seed"]
 PROVENANCE = ["git_commit", "versions", "device", "data_source"]
 # What the seeds of one setting are averaged over; everything else is fixed within a cell.
-SETTING = ["study", "policy", "setting", "quant_up", "quant_down", "codec"]
+SETTING = ["study", "policy", "policy_args", "setting", "quant_up", "quant_down", "codec"]
 
 
 def trials(runs: list[dict]) -> pd.DataFrame:
@@ -49,13 +49,15 @@ def trials(runs: list[dict]) -> pd.DataFrame:
         # A run logged outside a sweep has no study tag: its cell is named from its fixed fields.
         row["study"] = tags.get("study") or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
         args = sorted((k.removeprefix("policy."), v) for k, v in params.items() if k.startswith("policy."))
-        row["setting"] = row["policy"] + (f"({', '.join(f'{k}={v}' for k, v in args)})" if args else "")
+        row["policy_args"] = ", ".join(f"{k}={v}" for k, v in args)
+        row["_args"] = dict(args)
         row["codec"] = f"{row['quant_up']}/{row['quant_down']}"
         row |= {col: run["metrics"].get(name, np.nan) for name, col in FINAL.items()}
         row |= {k: tags.get(k, "unknown") for k in PROVENANCE}
         rows.append(row)
     columns = ["run_id", "name", "study", "trial", *CELL, "seed", *SETTING[1:], *FINAL.values(), *PROVENANCE]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns + ["_args"])
+    frame["setting"] = setting_labels(frame["policy"], frame.pop("_args"))
     for col in NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce")  # "None" (no subset) -> NaN
     frame["baseline"] = [(p, u, d) == BASELINE for p, u, d in
@@ -104,7 +106,7 @@ def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per study, in the order first seen: CELL fields, title, runs, seeds and PROVENANCE.
+    """One row per study, in the order first seen: CELL fields, title, runs, seeds, PROVENANCE, label.
 
     Provenance columns join the distinct values of the cell's runs with "; " (one value when the
     sweep ran from one commit on one device, as it should).
@@ -118,7 +120,34 @@ def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:
         row["seeds"] = ", ".join(str(int(s)) for s in sorted(group["seed"].dropna().unique()))
         row |= {k: "; ".join(dict.fromkeys(group[k].astype(str))) for k in PROVENANCE}
         rows.append(row)
-    return pd.DataFrame(rows, columns=["study", *CELL, "title", "runs", "seeds", *PROVENANCE])
+    out = pd.DataFrame(rows, columns=["study", *CELL, "title", "runs", "seeds", *PROVENANCE])
+    # label: what tells this cell from the others (the whole title when there is one cell)
+    shared = shared_title(out["title"]).split(" · ")
+    out["label"] = [" · ".join(p for p in t.split(" · ") if p not in shared) or t for t in out["title"]]
+    return out
+
+
+def setting_labels(policies: pd.Series, parsed: pd.Series) -> list[str]:
+    """"policy(k=v, ...)" from each run's policy arguments (dicts), naming only the arguments that vary
+    among the policy's runs, e.g. loss_threshold(threshold=0.3) when every run used
+    reference=last_full; all of them when the policy ran with one set of arguments. The full
+    arguments stay in the policy_args column."""
+    varying = {}
+    for policy, args in zip(policies, parsed):
+        seen = varying.setdefault(policy, {})
+        for k, v in args.items():
+            seen.setdefault(k, set()).add(v)
+    labels = []
+    for policy, args in zip(policies, parsed):
+        shown = {k: v for k, v in args.items() if len(varying[policy][k]) > 1} or args
+        labels.append(policy + (f"({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
+    return labels
+
+
+def shared_title(titles: pd.Series) -> str:
+    """The parts (" · "-separated) that every cell title shares, e.g. "smallcnn, cut 2 · cifar10"."""
+    parts = [t.split(" · ") for t in titles]
+    return " · ".join(p for p in parts[0] if all(p in other for other in parts)) if parts else ""
 
 
 def title(row) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import tables
+from reports import frames
 from reports.frames import TOLERANCE_PP
 
 CSS = """
@@ -35,14 +36,15 @@ footer { margin-top: 48px; font-size: 12.5px; color: #6b7588; border-top: 1px so
 
 @dataclass(frozen=True)
 class Page:
-    """What the page shows. figures: study -> [(png file name, figure caption)]; files: CSV names."""
+    """What the page shows. figures: study -> [(png file name, width in CSS pixels, caption)];
+    files: the CSV names."""
 
     experiment: str
     source: str  # where the runs were read from
     cells: pd.DataFrame
     settings: pd.DataFrame
     headline: pd.DataFrame
-    figures: dict[str, list[tuple[str, str]]]
+    figures: dict[str, list[tuple[str, int, str]]]
     failed: int  # runs not shown because they did not finish
     render_versions: str
     files: list[str]
@@ -104,8 +106,8 @@ def _headline(page: Page) -> str:
             clients = "1 client" if cell.clients == 1 else f"{cell.clients:g} clients"
             paper = f'<span class="none">none for {escape(cell.model)}, {clients}</span>'
         rows.append(
-            f'<tr><td><a href="#{anchor(row.study)}">{escape(row.title)}</a></td><td class="num">{base}{seeds}</td>'
-            + "".join(_reduction(row, name) for name in tables.REDUCTIONS) + f"<td>{paper}</td></tr>")
+            f'<tr><td class="nowrap"><a href="#{anchor(row.study)}">{escape(cell.label)}</a></td>'
+            f'<td class="num">{base}{seeds}</td>' + "".join(_reduction(row, name) for name in tables.REDUCTIONS) + f"<td>{paper}</td></tr>")
     heads = "".join(f"<th>{escape(label.capitalize())}</th>" for _, label in tables.REDUCTIONS.values())
     kinds = dict.fromkeys(d for d in head["differences"] if d)
     if not kinds:
@@ -116,8 +118,10 @@ def _headline(page: Page) -> str:
     else:
         listed = "; ".join(f"{escape(r.title)}: {escape(r.differences)}" for r in head.itertuples() if r.differences)
         differ_text = f" Where our setup differs from the paper's, the factors are not comparable one to one. {listed}."
-    caption = (f"Table 1. Per cell, the largest reduction against the baseline (always-sync, fp32 both ways; "
-               f"seeds averaged) among the settings whose final test accuracy is within {TOLERANCE_PP:g} "
+    shared = frames.shared_title(page.cells["title"])
+    cells_text = f"All cells: {escape(shared)}. " if shared and len(page.cells) > 1 else ""
+    caption = (f"Table 1. {cells_text}Per cell, the largest reduction against the baseline (always-sync, fp32 "
+               f"both ways; seeds averaged) among the settings whose final test accuracy is within {TOLERANCE_PP:g} "
                f"percentage points of the baseline's, and the setting and codec (up/down) that achieved it; "
                f"the change in accuracy in percentage points. Activations + gradients is the paper's definition "
                f"(codec scales included); everything adds labels and client-weight averaging. The paper's "
@@ -160,9 +164,9 @@ def _cell(page: Page, cell, number: int) -> str:
     one = page.cells[page.cells["study"] == cell.study]
     prov = provenance(page, one)
     figs = "".join(
-        f'<figure><img src="{escape(png)}" alt="{escape(caption)}"><figcaption>Figure {number}.{i}. '
+        f'<figure><img src="{escape(png)}" width="{width}" alt="{escape(caption)}"><figcaption>Figure {number}.{i}. '
         f"{escape(caption)} {prov}</figcaption></figure>"
-        for i, (png, caption) in enumerate(page.figures.get(cell.study, []), start=1))
+        for i, (png, width, caption) in enumerate(page.figures.get(cell.study, []), start=1))
     return (f'<section id="{anchor(cell.study)}"><h2>{escape(cell.title)}</h2>'
             f'<p class="prov">Study <code>{escape(cell.study)}</code>, {cell.runs} finished runs.</p>'
             f"{figs}{_settings(page, cell, number, prov)}</section>")

@@ -69,9 +69,11 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
         cell_files[cell.study] = []
         page_figures[cell.study] = []
         for fig, kind, caption in made:
+            # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
+            width = round(fig.get_figwidth() * 100)
             paths = figures.save(fig, Path(f"{stem}-{kind}"), description)
             cell_files[cell.study] += paths
-            page_figures[cell.study].append((paths[0].name, caption))
+            page_figures[cell.study].append((paths[0].name, width, caption))
 
     csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
     for name, frame in csvs.items():

@@ -30,6 +30,9 @@ TRIALS = (
     ("periodic", (("period", 3),), "fp8_e4m3", "fp8_e5m2", (0, 1)),
     ("loss_threshold", (("threshold", 0.3),), "fp16", "fp16", (0,)),
     ("always", (), "fp8_e4m3", "fp8_e5m2", (0,)),
+    ("periodic", (("period", 5),), "fp8_e4m3", "fp8_e5m2", (0,)),
+    ("loss_threshold", (("threshold", 0.05),), "fp8_e4m3", "fp8_e5m2", (0,)),
+    ("periodic", (("period", 2),), "bf16", "bf16", (0,)),
 )
 
 
