@@ -30,6 +30,8 @@ MODES = {0: ("FULL", "#1b4f8a"), 1: ("FORWARD", "#f2a541"), 2: ("CACHED", "#dcdc
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h"]
 FRONT_STYLE = dict(color="0.25", lw=1.3, zorder=1)
 MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
+MAX_TIMELINE_ROWS = 16
+MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,15 @@ def flops(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
 
 
 def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
-    """FULL / FORWARD / CACHED per epoch for each run of the communication front, baseline on top."""
-    runs = _front_runs(cell)
+    """FULL / FORWARD / CACHED per epoch for each run of the communication front, baseline on top
+    (the first MAX_TIMELINE_ROWS runs)."""
+    runs = _front_runs(cell)[:MAX_TIMELINE_ROWS]
     table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * len(runs)), layout="constrained")
     colours = matplotlib.colors.ListedColormap([c for _, c in MODES.values()])
-    ax.pcolormesh(table.to_numpy(), cmap=colours, vmin=-0.5, vmax=2.5, edgecolors="white", linewidth=1.5)
+    border = 1.5 if table.shape[1] <= MAX_MARKED_EPOCHS else 0
+    ax.pcolormesh(table.to_numpy(), cmap=colours, vmin=-0.5, vmax=2.5, edgecolors="white", linewidth=border)
     ax.set_yticks(np.arange(len(runs)) + 0.5, [label for _, label in runs])
     ax.invert_yaxis()
     epochs = table.columns.to_numpy()
@@ -128,7 +132,8 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     data["value"] *= 100
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
     order = list(dict.fromkeys(label.values()))
-    sns.lineplot(data=data, x="epoch", y="value", hue="run", hue_order=order, marker="o", ax=ax,
+    marker = "o" if data["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
+    sns.lineplot(data=data, x="epoch", y="value", hue="run", hue_order=order, marker=marker, ax=ax,
                  errorbar=("sd") if chosen["seeds"].max() > 1 else None, palette="dark")
     low, high = ax.get_ylim()
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot

@@ -107,7 +107,8 @@ def _headline(page: Page) -> str:
             paper = f'<span class="none">none for {escape(cell.model)}, {clients}</span>'
         rows.append(
             f'<tr><td class="nowrap"><a href="#{anchor(row.study)}">{escape(cell.label)}</a></td>'
-            f'<td class="num">{base}{seeds}</td>' + "".join(_reduction(row, name) for name in tables.REDUCTIONS) + f"<td>{paper}</td></tr>")
+            f'<td class="num">{base}{seeds}</td>'
+            + "".join(_reduction(row, name) for name in tables.REDUCTIONS) + f"<td>{paper}</td></tr>")
     heads = "".join(f"<th>{escape(label.capitalize())}</th>" for _, label in tables.REDUCTIONS.values())
     kinds = dict.fromkeys(d for d in head["differences"] if d)
     if not kinds:

@@ -20,6 +20,19 @@ from reports import figures, frames, html, tables
 
 ARTIFACT_PATH = "report"
 HISTORY = ("test/acc", "mode")
+# figure kind -> caption (what it shows; html adds how it was made)
+CAPTIONS = {
+    "pareto": "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec up/down; error "
+              "bars: standard deviation over seeds). Left: activations + gradients, the paper's definition; right: "
+              "everything that crossed. Line: the Pareto front; star: the baseline; dotted: 0.5 pp below it.",
+    "flops": "Final test accuracy against the client's computation over the run (FULL = forward + backward, "
+             "FORWARD = forward, CACHED = 0), with its Pareto front.",
+    "modes": "The mode each run of the communication front (activations + gradients) ran in, epoch by epoch; the "
+             "baseline first, then the front from the fewest bytes up "
+             f"(at most {figures.MAX_TIMELINE_ROWS} runs).",
+    "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
+              "communication front (shaded: standard deviation over seeds, where there are several).",
+}
 
 
 @dataclass(frozen=True)
@@ -49,38 +62,22 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
     page_figures, cell_files = {}, {}
     for cell in cells.itertuples(index=False):
         one = settings[settings["study"] == cell.study]
-        stem = out / html.anchor(cell.study).removeprefix("cell-")
-        description = f"splitbench sweep {experiment}, study {cell.study}: {cell.title}"
-        made = [
-            (figures.pareto(one, legend, cell.title), "pareto",
-             "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec up/down; error bars: "
-             "standard deviation over seeds). Left: activations + gradients, the paper's definition; right: "
-             "everything that crossed. Line: the Pareto front; star: the baseline; dotted: 0.5 pp below it."),
-            (figures.flops(one, legend, cell.title), "flops",
-             "Final test accuracy against the client's computation over the run (FULL = forward + backward, "
-             "FORWARD = forward, CACHED = 0), with its Pareto front."),
-            (figures.modes(one, history, cell.title), "modes",
-             "The mode each run of the communication front (activations + gradients) ran in, epoch by epoch; "
-             "the baseline first."),
-            (figures.curves(one, history, cell.title), "curves",
-             "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
-             "communication front (shaded: standard deviation over seeds, where there are several)."),
-        ]
-        cell_files[cell.study] = []
-        page_figures[cell.study] = []
-        for fig, kind, caption in made:
+        page_figures[cell.study], cell_files[cell.study] = [], []
+        for kind, caption in CAPTIONS.items():
+            fig = _draw(kind, one, history, legend, cell.title)
             # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
             width = round(fig.get_figwidth() * 100)
-            paths = figures.save(fig, Path(f"{stem}-{kind}"), description)
-            cell_files[cell.study] += paths
+            stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"
+            paths = figures.save(fig, stem, _description(experiment, cell))
             page_figures[cell.study].append((paths[0].name, width, caption))
+            cell_files[cell.study] += paths
 
     csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
     for name, frame in csvs.items():
         frame.to_csv(out / name, index=False)
+    unfinished = sum(r["status"] != "FINISHED" and r["tags"].get("splitbench.role") != "study" for r in runs)
     versions = f"pandas {pd.__version__}, seaborn {sns.__version__}, matplotlib {matplotlib.__version__}"
-    page = html.Page(experiment, uri, cells, settings, headline, page_figures,
-                     failed=sum(r["status"] != "FINISHED" for r in runs), render_versions=versions, files=list(csvs))
+    page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, versions, list(csvs))
     html.write(page, out / "index.html")
 
     if log_artifacts:
@@ -90,3 +87,19 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
             if study in studies:
                 tracking.log_artifacts(uri, studies[study], files + shared, ARTIFACT_PATH)
     return Built(out / "index.html", len(cells), len(trials), time.perf_counter() - started)
+
+
+def _draw(kind: str, cell: pd.DataFrame, history: pd.DataFrame, legend: figures.Legend, title: str):
+    if kind == "pareto":
+        return figures.pareto(cell, legend, title)
+    if kind == "flops":
+        return figures.flops(cell, legend, title)
+    if kind == "modes":
+        return figures.modes(cell, history, title)
+    return figures.curves(cell, history, title)
+
+
+def _description(experiment: str, cell) -> str:
+    """How a figure was made, for its PNG/SVG metadata (the page says it in the caption)."""
+    return (f"splitbench sweep {experiment}, study {cell.study}: {cell.title}. Data: {cell.data_source}; "
+            f"seeds: {cell.seeds}; device: {cell.device}; {cell.versions}; git commit {cell.git_commit}")

@@ -1,4 +1,4 @@
-"""A real tiny sweep in a temporary MLflow store, trained once per test session, and its report."""
+"""A real tiny sweep in a temporary MLflow store, trained once per pytest run, and its report."""
 
 from __future__ import annotations
 

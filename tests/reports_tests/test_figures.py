@@ -57,3 +57,14 @@ def test_a_single_run_without_baseline_still_draws():
     for fig in (figures.pareto(settings, legend, "t"), figures.flops(settings, legend, "t"),
                 figures.modes(settings, history, "t"), figures.curves(settings, history, "t")):
         assert fig.axes
+
+
+def test_long_runs_and_large_fronts_stay_readable():
+    modes = (0, 1, 2, 2, 2) * 40  # 200 epochs
+    front = [run("periodic", acc=0.5 + i / 100, comm=1 + i, args={"period": i + 2}, modes=modes) for i in range(20)]
+    runs = [run(modes=(0,) * 200), *front]
+    settings, history, _ = cell(runs)
+    ax = figures.modes(settings, history, "t").axes[0]
+    assert len(ax.get_yticklabels()) == figures.MAX_TIMELINE_ROWS
+    assert ax.collections[0].get_linewidth()[0] == 0
+    assert len(figures.curves(settings, history, "t").axes[0].get_legend().get_texts()) == 1 + figures.MAX_CURVES
