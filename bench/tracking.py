@@ -134,12 +134,16 @@ def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[
 
     Each dict: run_id, name, status (FINISHED, FAILED, ...), tags, params (strings as logged),
     metrics (the latest value of each), and history: metric name -> [(step, value), ...] for the
-    names in `history`, fetched only for FINISHED runs. An unknown experiment is a UsageError
-    naming it and listing the ones that exist.
+    names in `history`, fetched only for FINISHED runs. A missing store or an unknown experiment is
+    a UsageError (the latter listing the experiments that exist).
     """
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
+    check_reachable(uri)
+    # Opening a missing SQLite file would create an empty store; reading must not write.
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise UsageError(f"no MLflow store at {uri}; run a sweep first or set MLFLOW_TRACKING_URI")
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

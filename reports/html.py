@@ -57,7 +57,8 @@ def write(page: Page, path: Path) -> None:
 def render(page: Page) -> str:
     nav = "".join(f'<a href="#{anchor(s)}">{escape(t)}</a>' for s, t in zip(page.cells["study"], page.cells["title"]))
     runs = int(page.cells["runs"].sum())
-    failed = f"; {page.failed} unfinished or failed runs are not shown" if page.failed else ""
+    failed = ("" if not page.failed else "; 1 unfinished or failed run is not shown" if page.failed == 1
+              else f"; {page.failed} unfinished or failed runs are not shown")
     body = [
         f"<h1>splitbench report: {escape(page.experiment)}</h1>",
         f'<p class="lede">{len(page.cells)} cells, {runs} finished runs{failed}. Read from MLflow experiment '

@@ -16,7 +16,7 @@ def test_the_report_has_every_figure_table_and_caption(report):
         assert (report / png).stat().st_size > 10_000 and (report / png).with_suffix(".svg").exists()
     assert 'id="headline-table"' in page and "1.64x-106.7x" in page
     assert page.count("Made from sweep <code>quick</code>") == 1 + 8 + 2  # headline, figures, settings tables
-    assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed runs are not shown" in page
+    assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed run is not shown" in page
     headline = pd.read_csv(report / "headline.csv")
     assert headline["baseline_seeds"].tolist() == [2, 2]
     assert (headline["comm_x"] >= 1).all()
@@ -40,3 +40,11 @@ def test_nothing_to_report_is_one_line_and_exit_code_2(store, tmp_path, monkeypa
     assert cli.main(["--experiment", name, "--out", str(tmp_path / "out")]) == 2
     assert re.fullmatch(message, capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_store_is_reported_and_not_created(tmp_path, monkeypatch, capsys):
+    uri = f"sqlite:///{tmp_path}/none.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert cli.main(["--experiment", "quick", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: no MLflow store at {uri}; run a sweep first or set MLFLOW_TRACKING_URI\n"
+    assert list(tmp_path.iterdir()) == []
