@@ -5,9 +5,10 @@ STAMP := .venv/.installed
 export SPLITBENCH_DATA ?= ../shared/data
 SPEC ?= quick
 WORKERS ?= 1
+EXPERIMENT ?= quick
 ARGS ?=
 
-.PHONY: install system-packages test test-slow run list ui bench sweep clean
+.PHONY: install system-packages test test-slow run list ui bench sweep report clean
 
 install: $(STAMP)
 
@@ -45,6 +46,9 @@ bench: $(STAMP)
 
 sweep: $(STAMP)
 	@echo "make sweep: not yet available (the sweep runner is being built); try: make run ARGS='--epochs 3 --train-subset 5000'"
+
+report: $(STAMP)
+	$(PY) -m reports --experiment $(EXPERIMENT) $(ARGS)
 
 clean:
 	rm -rf reports/out .pytest_cache build *.egg-info

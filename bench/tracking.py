@@ -124,3 +124,60 @@ class MlflowRun:
                 path = Path(tmp) / f"{name}.pt"
                 torch.save(net.state_dict(), path)
                 self.client.log_artifact(self.run_id, str(path), "weights")
+
+
+# Reading runs back, for reports: plain data out, so that readers never import mlflow.
+
+
+def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[dict]:
+    """Every run of `experiment`, as plain dicts.
+
+    Each dict: run_id, name, status (FINISHED, FAILED, ...), tags, params (strings as logged),
+    metrics (the latest value of each), and history: metric name -> [(step, value), ...] for the
+    names in `history`, fetched only for FINISHED runs. A missing store or an unknown experiment is
+    a UsageError (the latter listing the experiments that exist).
+    """
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    check_reachable(uri)
+    # Opening a missing SQLite file would create an empty store; reading must not write.
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise UsageError(f"no MLflow store at {uri}; run a sweep first or set MLFLOW_TRACKING_URI")
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL))
+        raise UsageError(f"experiment {experiment!r} not found at {uri}; existing: {', '.join(names) or 'none'}")
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    out = []
+    for run in runs:
+        finished = run.info.status == "FINISHED"
+        out.append({
+            "run_id": run.info.run_id,
+            "name": run.info.run_name,
+            "status": run.info.status,
+            "tags": dict(run.data.tags),
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+            "history": {
+                name: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, name)]
+                for name in (history if finished else ())
+            },
+        })
+    return out
+
+
+def log_artifacts(uri: str, run_id: str, files: list[Path], artifact_path: str) -> None:
+    """Attach existing files to a finished run (the MLflow UI shows them under `artifact_path`)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    for path in files:
+        client.log_artifact(run_id, str(path), artifact_path)

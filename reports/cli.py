@@ -1,0 +1,36 @@
+"""`python -m reports --experiment NAME [--out DIR]`: argument parsing and exit codes only.
+
+Exit codes: 0 written; 2 bad input (an unknown experiment, or one without finished runs), one line.
+The only module of the package that reads the environment (MLFLOW_TRACKING_URI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench.errors import UsageError
+
+DEFAULT_URI = "sqlite:///mlflow.db"  # as bench.tracking.DEFAULT_URI; not imported, to start fast
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports",
+                                     description="The comparison report of one sweep, from its MLflow runs.")
+    parser.add_argument("--experiment", required=True, help="MLflow experiment = sweep name, e.g. quick")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/out/<experiment>)")
+    parser.add_argument("--no-artifacts", action="store_true", help="do not attach the files to the study runs")
+    args = parser.parse_args(argv)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    out = args.out or Path("reports") / "out" / args.experiment
+    from reports.report import build  # the heavy imports, after the arguments are known to be fine
+
+    try:
+        built = build(uri, args.experiment, out, log_artifacts=not args.no_artifacts)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report of {built.runs} runs in {built.cells} cells written to {built.index} in {built.seconds:.1f} s")
+    return 0

@@ -1,0 +1,201 @@
+"""Seaborn figures of one cell; each function returns a matplotlib Figure and draws nothing else.
+
+Colours and markers are fixed across the whole sweep by a Legend (policy -> colour, codec ->
+marker), so that one policy looks the same in every cell and every figure.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
+
+from reports.frames import TOLERANCE_PP  # noqa: E402
+from reports.pareto import front  # noqa: E402
+
+MB, GFLOP = 1e6, 1e9
+MODES = {0: ("FULL", "#1b4f8a"), 1: ("FORWARD", "#f2a541"), 2: ("CACHED", "#dcdcdc")}
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h"]
+FRONT_STYLE = dict(color="0.25", lw=1.3, zorder=1)
+MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
+MAX_TIMELINE_ROWS = 16
+MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
+
+
+@dataclass(frozen=True)
+class Legend:
+    """The sweep-wide encoding: policy -> colour, codec -> marker."""
+
+    colours: dict[str, tuple]
+    markers: dict[str, str]
+
+    @classmethod
+    def of(cls, settings: pd.DataFrame) -> "Legend":
+        # The baseline's policy and codec first, so that they get the first colour and marker.
+        policies = list(dict.fromkeys(["always", *sorted(settings["policy"].unique())]))
+        codecs = list(dict.fromkeys(["fp32/fp32", *sorted(settings["codec"].unique())]))
+        palette = sns.color_palette("colorblind", len(policies))
+        return cls(dict(zip(policies, palette)), {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(codecs)})
+
+    def handles(self, settings: pd.DataFrame) -> tuple[list, list]:
+        """Legend entries for the policies and codecs present in `settings`, under two headings."""
+        handles, labels = [Line2D([], [], ls="")], ["policy"]
+        for policy in (p for p in self.colours if p in set(settings["policy"])):
+            handles.append(Line2D([], [], ls="", marker="o", color=self.colours[policy]))
+            labels.append(policy)
+        handles.append(Line2D([], [], ls="")), labels.append("codec (up/down)")
+        for codec in (c for c in self.markers if c in set(settings["codec"])):
+            handles.append(Line2D([], [], ls="", marker=self.markers[codec], color="0.35", mfc="none"))
+            labels.append(codec)
+        return handles, labels
+
+
+class PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of which ticks to label, written as plain numbers (0.6, not 6e-01)."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:.3g}" if super().__call__(x, pos) else ""
+
+
+def setup() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+
+
+def pareto(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
+    """Accuracy against bytes, both definitions side by side (log x), front as a step line."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True, layout="constrained")
+    panels = (("comm_bytes", "Activations + gradients (the paper's definition)"),
+              ("total_bytes", "Everything that crossed (+ labels, weight averaging)"))
+    for ax, (cost, heading) in zip(axes, panels):
+        _tradeoff(ax, cell, legend, cost, MB)
+        ax.set(xlabel="communication over the run (MB, log scale)", title=heading)
+    axes[0].set_ylabel("final test accuracy (%)")
+    _legend(axes[-1], cell, legend)
+    _title(fig, "Accuracy vs communication", title)
+    return fig
+
+
+def flops(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
+    """Accuracy against client computation (log x), front as a step line."""
+    fig, ax = plt.subplots(figsize=(10, 4.6), layout="constrained")
+    _tradeoff(ax, cell, legend, "client_flops", GFLOP)
+    ax.set(xlabel="client computation over the run (GFLOP, log scale)", ylabel="final test accuracy (%)")
+    _legend(ax, cell, legend)
+    _title(fig, "Accuracy vs client computation", title)
+    return fig
+
+
+def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
+    """FULL / FORWARD / CACHED per epoch for each run of the communication front, baseline on top
+    (the first MAX_TIMELINE_ROWS runs)."""
+    runs = _front_runs(cell)[:MAX_TIMELINE_ROWS]
+    table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
+    table = table.reindex([r for r, _ in runs])
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * len(runs)), layout="constrained")
+    colours = matplotlib.colors.ListedColormap([c for _, c in MODES.values()])
+    border = 1.5 if table.shape[1] <= MAX_MARKED_EPOCHS else 0
+    ax.pcolormesh(table.to_numpy(), cmap=colours, vmin=-0.5, vmax=2.5, edgecolors="white", linewidth=border)
+    ax.set_yticks(np.arange(len(runs)) + 0.5, [label for _, label in runs])
+    ax.invert_yaxis()
+    epochs = table.columns.to_numpy()
+    step = max(1, len(epochs) // 20)  # at most ~20 labelled epochs
+    ax.set_xticks(np.arange(0, len(epochs), step) + 0.5, [str(int(e)) for e in epochs[::step]])
+    ax.set(xlabel="epoch")
+    ax.grid(False)
+    ax.legend([Patch(color=c) for _, c in MODES.values()], [n for n, _ in MODES.values()],
+              loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="mode")
+    _title(fig, "Mode per epoch: baseline and communication front", title)
+    return fig
+
+
+def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
+    """Test accuracy per epoch: the baseline and the most accurate settings of the front (seeds averaged)."""
+    on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
+    chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
+    rows = [(run, f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else ""))
+            for s in chosen.itertuples() for run in s.run_ids]
+    label = dict(rows)
+    data = history[(history["metric"] == "test/acc") & history["run_id"].isin(label)].copy()
+    data["run"] = data["run_id"].map(label)
+    data["value"] *= 100
+    fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
+    order = list(dict.fromkeys(label.values()))
+    marker = "o" if data["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
+    sns.lineplot(data=data, x="epoch", y="value", hue="run", hue_order=order, marker=marker, ax=ax,
+                 errorbar=("sd") if chosen["seeds"].max() > 1 else None, palette="dark")
+    low, high = ax.get_ylim()
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    # Below the axes: setting names are long, and beside them they would squeeze the plot.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
+    _title(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
+    return fig
+
+
+def save(fig: plt.Figure, stem: Path, description: str) -> list[Path]:
+    """`stem`.png and `stem`.svg, with `description` (how it was made) in their metadata; closes the figure."""
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=130, metadata={"Description": description})
+    fig.savefig(paths[1], metadata={"Description": description})
+    plt.close(fig)
+    return paths
+
+
+def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) -> None:
+    x, y = cell[cost] / unit, cell["acc"] * 100
+    on = front(x, y)
+    fx, fy = x[on].to_numpy(), y[on].to_numpy()
+    order = np.argsort(fx)
+    # The last step runs on to the costliest point: the best accuracy any larger budget buys.
+    ax.plot([*fx[order], x.max()], [*fy[order], fy.max()], drawstyle="steps-post", **FRONT_STYLE)
+    for i in np.flatnonzero(cell["seeds"] > 1):  # one call per point: caps take a single colour
+        ax.errorbar(x.iloc[i], y.iloc[i], yerr=cell["acc_std"].iloc[i] * 100, fmt="none", capsize=3, lw=1,
+                    ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
+    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"], palette=legend.colours,
+                    markers=legend.markers, s=70, ax=ax, legend=False, zorder=3, edgecolor="white")
+    base = cell[cell["baseline"]]
+    if len(base):
+        bx, by = base[cost].iloc[0] / unit, base["acc"].iloc[0] * 100
+        ax.scatter([bx], [by], marker="*", s=380, facecolor="none", edgecolor="black", lw=1.2, zorder=4)
+        ax.axhline(by - TOLERANCE_PP, ls=":", color="0.45", lw=1, zorder=1)
+    ax.set_xscale("log")
+    # Plain numbers (0.5, 2, 30) rather than 5x10^-1; minor ticks labelled when under two decades.
+    ax.xaxis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
+    handles, labels = legend.handles(cell)
+    handles += [Line2D([], [], **FRONT_STYLE), Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="black"),
+                Line2D([], [], ls=":", color="0.45")]
+    labels += ["Pareto front", "baseline (always, fp32/fp32)", f"baseline - {TOLERANCE_PP:g} pp"]
+    box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    for text in box.get_texts():
+        if text.get_text() in ("policy", "codec (up/down)"):
+            text.set_fontweight("bold")
+
+
+def _title(fig: plt.Figure, what: str, cell_title: str) -> None:
+    """Two lines, so that a long cell title is never cut off by the figure's edge."""
+    cell_lines = textwrap.fill(cell_title, width=int(fig.get_figwidth() * 9))  # ~9 characters an inch
+    fig.suptitle(f"{what}\n{cell_lines}", fontweight="bold", linespacing=1.4)
+
+
+def _front_runs(cell: pd.DataFrame) -> list[tuple[str, str]]:
+    """(run_id, label) of the baseline's runs, then of the communication front's, cheapest first."""
+    chosen = pd.concat([cell[cell["baseline"]],
+                        cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
+    return [(run, f"{s.setting}, {s.codec}" + (f", seed {seed:g}" if len(s.run_ids) > 1 else ""))
+            for s in chosen.itertuples() for run, seed in zip(s.run_ids, s.run_seeds)]

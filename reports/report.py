@@ -1,0 +1,105 @@
+"""One sweep's report: MLflow runs -> frames -> figures and tables -> reports/out/<sweep>/ -> MLflow.
+
+Everything is read through bench.tracking (never mlflow itself) and derived from the finished
+trial runs only; the files are attached to each cell's study run under `report/`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import seaborn as sns
+
+from bench import tracking
+from bench.errors import UsageError
+from reports import figures, frames, html, tables
+
+ARTIFACT_PATH = "report"
+HISTORY = ("test/acc", "mode")
+# figure kind -> caption (what it shows; html adds how it was made)
+CAPTIONS = {
+    "pareto": "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec up/down; error "
+              "bars: standard deviation over seeds). Left: activations + gradients, the paper's definition; right: "
+              "everything that crossed. Line: the Pareto front; star: the baseline; dotted: 0.5 pp below it.",
+    "flops": "Final test accuracy against the client's computation over the run (FULL = forward + backward, "
+             "FORWARD = forward, CACHED = 0), with its Pareto front.",
+    "modes": "The mode each run of the communication front (activations + gradients) ran in, epoch by epoch; the "
+             "baseline first, then the front from the fewest bytes up "
+             f"(at most {figures.MAX_TIMELINE_ROWS} runs).",
+    "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
+              "communication front (shaded: standard deviation over seeds, where there are several).",
+}
+
+
+@dataclass(frozen=True)
+class Built:
+    index: Path
+    cells: int
+    runs: int
+    seconds: float
+
+
+def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -> Built:
+    """Write `out`/index.html with its figures (PNG, SVG) and tables (CSV); UsageError when there is
+    nothing to report (an unknown experiment, or one without finished trial runs)."""
+    started = time.perf_counter()
+    runs = tracking.load_runs(uri, experiment, history=HISTORY)
+    trials = frames.trials(runs)
+    if trials.empty:
+        raise UsageError(f"experiment {experiment!r} at {uri} has no finished runs ({len(runs)} runs in all)")
+    history = frames.histories(runs, trials)
+    settings = frames.settings(trials)
+    cells = frames.cells(trials)
+    headline = tables.headline(settings, cells)
+    out.mkdir(parents=True, exist_ok=True)
+
+    figures.setup()
+    legend = figures.Legend.of(settings)
+    page_figures, cell_files = {}, {}
+    for cell in cells.itertuples(index=False):
+        one = settings[settings["study"] == cell.study]
+        page_figures[cell.study], cell_files[cell.study] = [], []
+        for kind, caption in CAPTIONS.items():
+            fig = _draw(kind, one, history, legend, cell.title)
+            # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
+            width = round(fig.get_figwidth() * 100)
+            stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"
+            paths = figures.save(fig, stem, _description(experiment, cell))
+            page_figures[cell.study].append((paths[0].name, width, caption))
+            cell_files[cell.study] += paths
+
+    csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
+    for name, frame in csvs.items():
+        frame.to_csv(out / name, index=False)
+    unfinished = sum(r["status"] != "FINISHED" and r["tags"].get("splitbench.role") != "study" for r in runs)
+    versions = f"pandas {pd.__version__}, seaborn {sns.__version__}, matplotlib {matplotlib.__version__}"
+    page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, versions, list(csvs))
+    html.write(page, out / "index.html")
+
+    if log_artifacts:
+        studies = {r["tags"].get("study"): r["run_id"] for r in runs if r["tags"].get("splitbench.role") == "study"}
+        shared = [out / "index.html", *(out / name for name in csvs)]
+        for study, files in cell_files.items():
+            if study in studies:
+                tracking.log_artifacts(uri, studies[study], files + shared, ARTIFACT_PATH)
+    return Built(out / "index.html", len(cells), len(trials), time.perf_counter() - started)
+
+
+def _draw(kind: str, cell: pd.DataFrame, history: pd.DataFrame, legend: figures.Legend, title: str):
+    if kind == "pareto":
+        return figures.pareto(cell, legend, title)
+    if kind == "flops":
+        return figures.flops(cell, legend, title)
+    if kind == "modes":
+        return figures.modes(cell, history, title)
+    return figures.curves(cell, history, title)
+
+
+def _description(experiment: str, cell) -> str:
+    """How a figure was made, for its PNG/SVG metadata (the page says it in the caption)."""
+    return (f"splitbench sweep {experiment}, study {cell.study}: {cell.title}. Data: {cell.data_source}; "
+            f"seeds: {cell.seeds}; device: {cell.device}; {cell.versions}; git commit {cell.git_commit}")

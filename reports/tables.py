@@ -1,0 +1,79 @@
+"""The headline table (PAPER.md's metric, per cell) and the paper's published figures beside it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.frames import TOLERANCE_PP
+
+# Chen et al., SiPS 2021, abstract: reductions at < 0.5 pp accuracy loss, CIFAR-10, full-size models.
+PAPER_SETUP = {"dataset": "cifar10", "epochs": 200, "train_images": 50_000, "width": 1.0}
+PAPER = pd.DataFrame(
+    [
+        ("vgg11, vgg13, resnet18", 1, "1.64x-106.7x", "2.86x-32.1x", "range over the three models"),
+        ("vgg11", 5, "11.9x", "not published", ""),
+        ("vgg11", 10, "11.3x", "not published", ""),
+    ],
+    columns=["models", "clients", "comm_reduction", "compute_reduction", "note"],
+)
+# reduction column -> (cost it divides, what it is called)
+REDUCTIONS = {
+    "comm": ("comm_x", "communication, activations + gradients"),
+    "total": ("total_x", "communication, everything that crossed"),
+    "flops": ("flops_x", "client computation"),
+}
+
+
+def headline(settings: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: the baseline, and for each reduction in REDUCTIONS the largest one among the
+    settings within TOLERANCE_PP of the baseline accuracy, with the setting and codec that achieved it.
+
+    Columns: study, title, baseline_acc, baseline_acc_std, baseline_seeds, then per reduction R:
+    R_x, R_setting, R_codec, R_delta_pp (NaN / "" where the cell has no finished baseline), then
+    paper_comm, paper_compute (the paper's figure for this model and client count, else "") and
+    differences (how the cell's setup differs from the paper's; "" when it does not), for every cell.
+    """
+    rows = []
+    for cell in cells.itertuples(index=False):
+        group = settings[settings["study"] == cell.study]
+        base = group[group["baseline"]]
+        row = {"study": cell.study, "title": cell.title, "baseline_acc": np.nan, "baseline_acc_std": np.nan,
+               "baseline_seeds": 0}
+        if len(base):
+            b = base.iloc[0]
+            row |= {"baseline_acc": b["acc"], "baseline_acc_std": b["acc_std"], "baseline_seeds": int(b["seeds"])}
+        within = group[group["within"]]
+        for name, (factor, _) in REDUCTIONS.items():
+            best = within.sort_values([factor, "acc"], ascending=False).head(1)
+            row |= {f"{name}_x": np.nan, f"{name}_setting": "", f"{name}_codec": "", f"{name}_delta_pp": np.nan}
+            if len(best):
+                b = best.iloc[0]
+                row |= {f"{name}_x": b[factor], f"{name}_setting": b["setting"], f"{name}_codec": b["codec"],
+                        f"{name}_delta_pp": b["delta_pp"]}
+        row["paper_comm"], row["paper_compute"] = paper_figures(cell.model, cell.clients)
+        row["differences"] = differences(cell)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_figures(model: str, clients: int) -> tuple[str, str]:
+    """The paper's (communication, computation) reduction for this model and client count, else ("", "")."""
+    for entry in PAPER.itertuples(index=False):
+        if model in entry.models.split(", ") and clients == entry.clients:
+            return entry.comm_reduction, entry.compute_reduction
+    return "", ""
+
+
+def differences(cell) -> str:
+    """How a cell's setup differs from the paper's, e.g. "synthetic data, 3 epochs (paper: 200)"; "" if not."""
+    out = []
+    if cell.dataset != PAPER_SETUP["dataset"]:
+        out.append(f"{cell.dataset} data (paper: CIFAR-10)")
+    if cell.epochs != PAPER_SETUP["epochs"]:
+        out.append(f"{cell.epochs:g} epochs (paper: {PAPER_SETUP['epochs']})")
+    if not pd.isna(cell.train_subset) and cell.train_subset < PAPER_SETUP["train_images"]:
+        out.append(f"{cell.train_subset:g} training images (paper: {PAPER_SETUP['train_images']:,})")
+    if cell.width != PAPER_SETUP["width"]:
+        out.append(f"width x{cell.width:g} (paper: full width)")
+    return "; ".join(out)

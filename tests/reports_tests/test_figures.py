@@ -1,0 +1,70 @@
+"""Smoke tests of the figures: they draw what they should from small frames and save PNG and SVG."""
+
+import matplotlib.pyplot as plt
+import pytest
+from PIL import Image
+
+from reports import figures, frames
+from tests.reports_tests.runs import run
+
+
+def cell(runs):
+    trials = frames.trials(runs)
+    settings = frames.settings(trials)
+    return settings, frames.histories(runs, trials), figures.Legend.of(settings)
+
+
+RUNS = [run(seed=0, acc=0.90), run(seed=1, acc=0.91),
+        run("periodic", "fp8_e4m3", "fp8_e5m2", acc=0.89, comm=4, flops=3e8, args={"period": 3}, modes=(0, 1, 2)),
+        run("loss_threshold", "fp16", "fp16", acc=0.70, comm=50, flops=5e8, args={"threshold": 0.1}, modes=(0, 1, 0))]
+
+
+@pytest.fixture(autouse=True)
+def theme():
+    figures.setup()
+    yield
+    plt.close("all")
+
+
+def test_pareto_draws_both_definitions_with_front_baseline_and_legend_outside(tmp_path):
+    settings, _, legend = cell(RUNS)
+    fig = figures.pareto(settings, legend, "vgg11")
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and "MB" in left.get_xlabel() and "%" in left.get_ylabel()
+    front = left.lines[0]
+    assert list(front.get_ydata()) == pytest.approx([89, 90.5, 90.5])  # cheapest first, then the baseline
+    assert right.get_legend().get_bbox_to_anchor().x0 > right.bbox.x1 - 1  # outside the data
+    labels = [t.get_text() for t in right.get_legend().get_texts()]
+    assert {"always", "periodic", "loss_threshold", "fp32/fp32", "fp16/fp16", "Pareto front"} <= set(labels)
+    paths = figures.save(fig, tmp_path / "p", "sweep s")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert Image.open(paths[0]).info["Description"] == "sweep s" and paths[1].stat().st_size > 1000
+
+
+def test_flops_modes_and_curves_draw_from_the_front():
+    settings, history, legend = cell(RUNS)
+    assert "GFLOP" in figures.flops(settings, legend, "t").axes[0].get_xlabel()
+    modes = figures.modes(settings, history, "t").axes[0]
+    assert [t.get_text() for t in modes.get_yticklabels()] == [
+        "always, fp32/fp32, seed 0", "always, fp32/fp32, seed 1", "periodic(period=3), fp8_e4m3/fp8_e5m2"]
+    curves = figures.curves(settings, history, "t").axes[0]
+    assert [t.get_text() for t in curves.get_legend().get_texts()] == [
+        "always, fp32/fp32 (baseline)", "periodic(period=3), fp8_e4m3/fp8_e5m2"]
+
+
+def test_a_single_run_without_baseline_still_draws():
+    settings, history, legend = cell([run("periodic", args={"period": 3}, modes=(0, 1, 2))])
+    for fig in (figures.pareto(settings, legend, "t"), figures.flops(settings, legend, "t"),
+                figures.modes(settings, history, "t"), figures.curves(settings, history, "t")):
+        assert fig.axes
+
+
+def test_long_runs_and_large_fronts_stay_readable():
+    modes = (0, 1, 2, 2, 2) * 40  # 200 epochs
+    front = [run("periodic", acc=0.5 + i / 100, comm=1 + i, args={"period": i + 2}, modes=modes) for i in range(20)]
+    runs = [run(modes=(0,) * 200), *front]
+    settings, history, _ = cell(runs)
+    ax = figures.modes(settings, history, "t").axes[0]
+    assert len(ax.get_yticklabels()) == figures.MAX_TIMELINE_ROWS
+    assert ax.collections[0].get_linewidth()[0] == 0
+    assert len(figures.curves(settings, history, "t").axes[0].get_legend().get_texts()) == 1 + figures.MAX_CURVES

@@ -1,0 +1,50 @@
+"""The report of a real tiny sweep read back from MLflow: files, page, artifacts, bad input."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from reports import cli
+
+
+def test_the_report_has_every_figure_table_and_caption(report):
+    page = (report / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 8  # 4 figures x 2 cells
+    for png in images:
+        assert (report / png).stat().st_size > 10_000 and (report / png).with_suffix(".svg").exists()
+    assert 'id="headline-table"' in page and "1.64x-106.7x" in page
+    assert page.count("Made from sweep <code>quick</code>") == 1 + 8 + 2  # headline, figures, settings tables
+    assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed run is not shown" in page
+    headline = pd.read_csv(report / "headline.csv")
+    assert headline["baseline_seeds"].tolist() == [2, 2]
+    assert (headline["comm_x"] >= 1).all()
+    trials = pd.read_csv(report / "trials.csv")
+    assert len(trials) == 10 and set(trials["clients"]) == {1, 2}
+
+
+def test_the_files_are_attached_to_each_study_run(store, report):
+    _, folder = store
+    attached = sorted(p.name for p in folder.glob("mlruns/*/*/artifacts/report/*"))
+    assert attached.count("index.html") == 2 and attached.count("headline.csv") == 2
+    assert sum(name.endswith("-pareto.png") for name in attached) == 2
+
+
+@pytest.mark.parametrize("name, message", [
+    ("nope", "error: experiment 'nope' not found at sqlite:///.*; existing: Default, broken, quick\n"),
+    ("broken", "error: experiment 'broken' at sqlite:///.* has no finished runs \\(2 runs in all\\)\n"),
+])
+def test_nothing_to_report_is_one_line_and_exit_code_2(store, tmp_path, monkeypatch, capsys, name, message):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])
+    assert cli.main(["--experiment", name, "--out", str(tmp_path / "out")]) == 2
+    assert re.fullmatch(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_store_is_reported_and_not_created(tmp_path, monkeypatch, capsys):
+    uri = f"sqlite:///{tmp_path}/none.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert cli.main(["--experiment", "quick", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: no MLflow store at {uri}; run a sweep first or set MLFLOW_TRACKING_URI\n"
+    assert list(tmp_path.iterdir()) == []
