@@ -80,6 +80,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
+    """The run to attack, one flag per AttackSettings field (with its default), where the data are."""
     from bench.privacy import AttackSettings
 
     d = AttackSettings()
@@ -90,7 +91,8 @@ def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attack-lr", type=float, default=d.lr, help=f"decoder Adam lr (default {d.lr})")
     parser.add_argument("--aux-samples", type=int, default=d.aux_samples,
                         help="auxiliary test images the decoder trains on (default: all)")
-    parser.add_argument("--victims", type=int, default=d.victims, help=f"training images reconstructed (default {d.victims})")
+    parser.add_argument("--victims", type=int, default=d.victims,
+                        help=f"client training images reconstructed (default {d.victims})")
     parser.add_argument("--attack-seed", type=int, default=d.seed, help=f"default {d.seed}")
     parser.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help=f"default {d.device}")
     parser.add_argument("--data-dir", default=None,
