@@ -34,6 +34,8 @@ from PIL import Image
 from torch import nn
 
 from bench import data as datasets
+from bench import models
+from bench.config import DEVICES, RunConfig
 from bench.errors import UsageError
 
 MAX_PSNR = 100.0  # dB; what a perfect reconstruction scores instead of infinity
@@ -62,6 +64,8 @@ class AttackSettings:
             raise UsageError(f"aux_samples: must be an integer >= 1, got {self.aux_samples!r}")
         if not self.lr > 0:
             raise UsageError(f"lr: must be > 0, got {self.lr!r}")
+        if self.device not in DEVICES:
+            raise UsageError(f"device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
 
 @dataclass
@@ -162,7 +166,7 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
               control: bool = False) -> tuple[AttackResult, AttackResult | None]:
     """Attack MLflow run `run_id` (logged with --save-model) and log to that run: the metrics
     privacy/mse, privacy/psnr, privacy/ssim (with `control`, also privacy/shuffled_* from the
-    shuffled-pairs decoder), the settings as tags privacy.<field>, and the artifact
+    shuffled-pairs decoder), the settings and git commit as tags privacy.<field>, and the artifact
     privacy/reconstructions.png. Returns (attack, control or None).
 
     data_dir: where the run's data set is (default: the folder recorded in the run). An unknown run
@@ -184,25 +188,22 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
         floor = attack(client, QUANTIZERS.get(cfg.quant_up)(), dataset, settings, shuffled=True)
         metrics |= floor.metrics("privacy/shuffled_")
     tags = {f"privacy.{k}": str(v) for k, v in dataclasses.asdict(settings).items()}
-    tracking.log_privacy(uri, run_id, metrics, tags, {"reconstructions.png": grid(result.originals,
-                                                                                  result.reconstructions)})
+    tags["privacy.git_commit"] = tracking.git_commit()
+    picture = grid(result.originals, result.reconstructions)
+    tracking.log_privacy(uri, run_id, metrics, tags, {"reconstructions.png": picture})
     return result, floor
 
 
-def config_from_dict(resolved: dict):
+def config_from_dict(resolved: dict) -> RunConfig:
     """The RunConfig that `dataclasses.asdict` turned into `resolved` (config.json: lists for tuples)."""
-    from bench.config import RunConfig
-
     values = dict(resolved)
     values["lr_milestones"] = tuple(values.get("lr_milestones", ()))
     values["policy_args"] = tuple(tuple(pair) for pair in values.get("policy_args", ()))
     return RunConfig(**values)
 
 
-def client_network(cfg, dataset: datasets.Dataset, state: dict) -> nn.Module:
+def client_network(cfg: RunConfig, dataset: datasets.Dataset, state: dict) -> nn.Module:
     """The run's client network (the first `cfg.cut` layers of its model) holding `state`."""
-    from bench import models
-
     model = models.build(cfg.model, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
                          width=cfg.width)
     client, _ = models.split(model, cfg.cut)

@@ -87,7 +87,8 @@ def test_grid_puts_each_row_of_originals_above_its_reconstructions():
     assert [middle(r) for r in range(4)] == [(255, 255, 255), (0, 0, 0)] * 2
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(victims=0), dict(aux_samples=0), dict(lr=0.0)])
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(victims=0), dict(aux_samples=0), dict(lr=0.0),
+                                 dict(device="tpu")])
 def test_settings_are_validated(bad):
     with pytest.raises(UsageError, match=next(iter(bad))):
         privacy.AttackSettings(**bad)
@@ -115,6 +116,7 @@ def test_privacy_command_logs_scores_and_picture_to_the_same_run(tmp_path):
         assert math.isfinite(run.data.metrics[f"privacy/{name}"])
     assert 0 < run.data.metrics["privacy/psnr"] and -1 <= run.data.metrics["privacy/ssim"] <= 1
     assert run.data.tags["privacy.epochs"] == "1" and run.data.tags["privacy.victims"] == "16"
+    assert run.data.tags["privacy.git_commit"]
     assert run.data.metrics["final/test_acc"] >= 0  # the training record is untouched
     (artifact,) = client.list_artifacts(run_id, "privacy")
     assert artifact.path == "privacy/reconstructions.png"
