@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
+    priv = sub.add_parser("privacy", help="model-inversion attack on a logged run; scores go to that run")
+    add_privacy_flags(priv)
+    priv.set_defaults(func=cmd_privacy)
+
     lst = sub.add_parser("list", help="every policy and codec, with where it came from")
     lst.add_argument("--plugin", action="append", help="a plugin .py file or module to load first (repeatable)")
     lst.set_defaults(func=cmd_list)
@@ -73,6 +77,29 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-milestones", default=None, help="epochs where lr is multiplied by lr-gamma, e.g. 60,120,160")
     parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V", help="a policy parameter (repeatable)")
     parser.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+
+
+def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
+    """The run to attack, one flag per AttackSettings field (with its default), where the data are."""
+    from bench.privacy import AttackSettings
+
+    d = AttackSettings()
+    parser.add_argument("--run", required=True, metavar="RUN_ID", help="an MLflow run logged with --save-model")
+    parser.add_argument("--attack-epochs", type=int, default=d.epochs, help=f"decoder epochs (default {d.epochs})")
+    parser.add_argument("--decoder-width", type=int, default=d.width, help=f"decoder channels (default {d.width})")
+    parser.add_argument("--attack-batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    parser.add_argument("--attack-lr", type=float, default=d.lr, help=f"decoder Adam lr (default {d.lr})")
+    parser.add_argument("--aux-samples", type=int, default=d.aux_samples,
+                        help="auxiliary test images the decoder trains on (default: all)")
+    parser.add_argument("--victims", type=int, default=d.victims,
+                        help=f"client training images reconstructed (default {d.victims})")
+    parser.add_argument("--attack-seed", type=int, default=d.seed, help=f"default {d.seed}")
+    parser.add_argument("--device", default=d.device, help=f"auto, cpu or cuda (default {d.device})")
+    parser.add_argument("--data-dir", default=None,
+                        help="data folder (default: $SPLITBENCH_DATA, then the one the run recorded)")
+    parser.add_argument("--control", action="store_true",
+                        help="also train a decoder on shuffled pairs and log its scores as privacy/shuffled_*")
+    parser.add_argument("--plugin", action="append", default=[], help="a plugin the run used (repeatable)")
 
 
 def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
@@ -116,6 +143,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=not args.quiet)
         if args.save_model:
             run.log_weights({"client": result.client, "server": result.server})
+    return 0
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from bench import privacy, tracking
+
+    settings = privacy.AttackSettings(
+        epochs=args.attack_epochs, width=args.decoder_width, batch_size=args.attack_batch_size, lr=args.attack_lr,
+        aux_samples=args.aux_samples, victims=args.victims, seed=args.attack_seed, device=args.device,
+    )
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+    tracking.check_reachable(uri)
+    data_dir = args.data_dir or os.environ.get("SPLITBENCH_DATA") or None
+    result, control = privacy.score_run(uri, args.run, settings, data_dir=data_dir, control=args.control)
+    for label, r in (("attack", result), ("shuffled-pairs control", control)):
+        if r is not None:
+            print(f"{label}: ssim {r.ssim:.4f}  psnr {r.psnr:.2f} dB  mse {r.mse:.5f}")
+    print(f"logged privacy/* metrics and privacy/reconstructions.png to run {args.run}", file=sys.stderr)
     return 0
 
 

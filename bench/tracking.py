@@ -5,10 +5,13 @@ One run = one MLflow run: params from RunConfig.to_params(), one batched log cal
 package versions, device, seed), the resolved config as config.json, and on request the client
 and server weights. A run that fails is ended as FAILED with its reason in the tag
 `failure_reason`.
+Privacy attacks (bench/privacy.py) read a run's config and client weights back and add their
+scores, settings and pictures to the same run.
 """
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import tempfile
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from bench.errors import UsageError
 
@@ -181,3 +185,41 @@ def log_artifacts(uri: str, run_id: str, files: list[Path], artifact_path: str) 
     client = MlflowClient(uri)
     for path in files:
         client.log_artifact(run_id, str(path), artifact_path)
+
+
+def fetch_client(uri: str, run_id: str, dst: Path) -> tuple[dict, Path]:
+    """Run `run_id`'s config.json (as a dict) and its weights/client.pt, downloaded into `dst`.
+
+    A missing store, an unknown run or a run logged without --save-model is a UsageError.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        # MlflowClient would create an empty store here.
+        raise UsageError(f"run {run_id}: no MLflow store at {uri}; set MLFLOW_TRACKING_URI or cd to the runs' folder")
+    client = MlflowClient(uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise UsageError(f"run {run_id}: not found in {uri}") from None
+    if "weights/client.pt" not in {a.path for a in client.list_artifacts(run_id, "weights")}:
+        raise UsageError(f"run {run_id} has no weights/client.pt: rerun with --save-model")
+    resolved = json.loads(Path(client.download_artifacts(run_id, "config.json", str(dst))).read_text())
+    return resolved, Path(client.download_artifacts(run_id, "weights/client.pt", str(dst)))
+
+
+def log_privacy(uri: str, run_id: str, metrics: dict[str, float], tags: dict[str, str],
+                images: dict[str, Image.Image]) -> None:
+    """Add an attack's scores (step 0), its settings (tags) and its pictures (privacy/<name>) to a run."""
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, image in images.items():
+            image.save(Path(tmp) / name)
+            client.log_artifact(run_id, str(Path(tmp) / name), "privacy")
