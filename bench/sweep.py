@@ -61,11 +61,11 @@ def run(spec: SweepSpec, target: Target, workers: int = 1, console=None) -> Outc
     if workers < 1:
         raise UsageError(f"workers: must be >= 1, got {workers}")
     started = time.perf_counter()
-    parents = prepare(spec, target)
+    parents, pending = prepare(spec, target)
     console = console or SweepConsole(spec, target, workers)
     code = 0
     try:
-        if workers == 1:
+        if workers == 1 or not pending:  # nothing left: no processes to start
             work(spec, target, parents, 0, console.handle)
         else:
             code = _run_processes(spec, target, parents, workers, console)
@@ -77,21 +77,21 @@ def run(spec: SweepSpec, target: Target, workers: int = 1, console=None) -> Outc
     return outcome
 
 
-def prepare(spec: SweepSpec, target: Target) -> dict[str, str]:
+def prepare(spec: SweepSpec, target: Target) -> tuple[dict[str, str], int]:
     """Check what can be checked before writing anything, then create each cell's study and parent run.
 
-    Returns the parent run id of every study.
+    Returns the parent run id of every study and the number of cells not yet done.
     """
     for key in {_data_key(cell.config(target.data_dir)) for cell in spec.cells}:
         data.load(*key[:2], train_subset=key[2], test_subset=key[3], seed=key[4])
     tracking.check_reachable(target.tracking_uri)
     storage = tuning.open_storage(target.storage, target.heartbeat)
-    parents = {}
+    parents, pending = {}, 0
     for cell in spec.cells:
-        tuning.open_study(storage, cell)
+        pending += tuning.next_step(tuning.open_study(storage, cell), spec.trials) is not tuning.Next.DONE
         tags = {"n_trials": str(spec.trials), "sampler": spec.sampler, "sampler_seed": str(spec.seed)}
         parents[cell.study] = tracking.study_run(target.tracking_uri, spec.name, cell.study, cell.params(), tags, spec.text)
-    return parents
+    return parents, pending
 
 
 def finish(spec: SweepSpec, target: Target, parents: dict[str, str], interrupted: bool) -> tuple[tuning.Summary, ...]:
