@@ -44,7 +44,7 @@ bench: $(STAMP)
 	$(PY) -m bench.benchmark $(ARGS)
 
 sweep: $(STAMP)
-	@echo "make sweep: not yet available (the sweep runner is being built); try: make run ARGS='--epochs 3 --train-subset 5000'"
+	$(PY) -m bench sweep --spec $(SPEC) --workers $(WORKERS) $(ARGS)
 
 clean:
 	rm -rf reports/out .pytest_cache build *.egg-info

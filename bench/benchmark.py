@@ -4,25 +4,30 @@
                       same unsplit network on the same batches (target: <= 1.10)
     CACHED / FULL     wall time of a CACHED epoch relative to a FULL one
     fp8 codec         encode + decode throughput of the scaled FP8 codecs, GB/s of fp32 input
+    sweep trials/h    the quick sweep, cut to --sweep-trials trials per cell, with 1 and with 2
+                      workers (one thread each) on fresh SQLite stores (target: 2 workers >= 1.6x)
 
-Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3]
+Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3] [--sweep-trials 2]
 Writes the table to stdout and bench-results/bench.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from bench import data, models
+from bench import data, models, spec, sweep
 from bench.config import RunConfig
 from bench.engine import train
 from quantizers import QUANTIZERS
@@ -71,6 +76,17 @@ def codec_throughput(name: str, numel: int = 1 << 24, repeats: int = 5) -> float
     return x.numel() * x.element_size() / best / 1e9
 
 
+def sweep_trials_per_hour(workers: int, trials: int, data_dir: str | None) -> float:
+    """Trials per hour of the quick spec (`trials` per cell) run start to end by `workers` workers."""
+    quick = dataclasses.replace(spec.load("quick"), trials=trials)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = sweep.Target(storage=f"sqlite:///{tmp}/optuna.db", tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+                              data_dir=data_dir)
+        with contextlib.redirect_stdout(io.StringIO()):
+            outcome = sweep.run(quick, target, workers=workers)
+    return outcome.trials / outcome.seconds * 3600
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="cifar10")
@@ -78,6 +94,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cut", type=int, default=2)
     parser.add_argument("--train-subset", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep-trials", type=int, default=2, help="trials per cell of the timed sweeps (0: skip)")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args(argv)
     data_dir = os.environ.get("SPLITBENCH_DATA")
@@ -92,6 +109,11 @@ def main(argv=None) -> int:
     ]
     for name in ("fp8_e4m3", "fp8_e5m2"):
         rows.append((f"{name} encode+decode", f"{codec_throughput(name):.2f} GB/s", "64 MB fp32 tensor", ""))
+    if args.sweep_trials:
+        one, two = (sweep_trials_per_hour(w, args.sweep_trials, data_dir) for w in (1, 2))
+        detail = f"quick spec, {args.sweep_trials} trials per cell"
+        rows.append(("sweep, 1 worker", f"{one:.0f} trials/h", detail, ""))
+        rows.append(("sweep, 2 workers", f"{two:.0f} trials/h", f"{two / one:.2f}x 1 worker", ">= 1.6x"))
     header = ("measure", "value", "detail", "target")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "
