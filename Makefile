@@ -18,11 +18,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages the tests use (Fashion-MNIST's files); skipped where apt-get or root is missing.
+# Debian packages the tests use: Fashion-MNIST's files, the PostgreSQL server the sweep tests start,
+# the headless Chromium the report's browser test drives. Skipped where apt-get or root is missing
+# (those tests then skip, saying why).
+DEBIAN_PACKAGES := dataset-fashion-mnist postgresql chromium
 system-packages:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  fi; \
 	else echo "skipping Debian packages (needs apt-get as root)"; fi
 
@@ -45,7 +49,7 @@ bench: $(STAMP)
 	$(PY) -m bench.benchmark $(ARGS)
 
 sweep: $(STAMP)
-	@echo "make sweep: not yet available (the sweep runner is being built); try: make run ARGS='--epochs 3 --train-subset 5000'"
+	$(PY) -m bench sweep --spec $(SPEC) --workers $(WORKERS) $(ARGS)
 
 report: $(STAMP)
 	$(PY) -m reports --experiment $(EXPERIMENT) $(ARGS)

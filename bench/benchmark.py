@@ -7,27 +7,32 @@
     peak memory       peak resident memory of a 1-client and a 10-client run of the same data:
                       N clients cost N client networks and N caches that together hold one
                       data set's activations, nothing that grows with N x the whole model
+    sweep trials/h    the quick sweep, cut to --sweep-trials trials per cell, with 1 and with 2
+                      workers (one thread each) on fresh SQLite stores (target: 2 workers >= 1.6x)
 
-Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3]
+Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3] [--sweep-trials 2]
 Writes the table to stdout and bench-results/bench.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import multiprocessing
 import os
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from bench import data, models
+from bench import data, models, spec, sweep
 from bench.config import RunConfig
 from bench.engine import train
 from quantizers import QUANTIZERS
@@ -86,6 +91,15 @@ def peak_memory(cfg: RunConfig, clients: int) -> int:
     one_epoch = dataclasses.replace(cfg, clients=clients, epochs=1)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_peak_rss_of_run, (one_epoch,))
+def sweep_trials_per_hour(workers: int, trials: int, data_dir: str | None) -> float:
+    """Trials per hour of the quick spec (`trials` per cell) run start to end by `workers` workers."""
+    quick = dataclasses.replace(spec.load("quick"), trials=trials)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = sweep.Target(storage=f"sqlite:///{tmp}/optuna.db", tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+                              data_dir=data_dir)
+        with contextlib.redirect_stdout(io.StringIO()):
+            outcome = sweep.run(quick, target, workers=workers)
+    return outcome.trials / outcome.seconds * 3600
 
 
 def main(argv=None) -> int:
@@ -95,6 +109,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cut", type=int, default=2)
     parser.add_argument("--train-subset", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep-trials", type=int, default=2, help="trials per cell of the timed sweeps (0: skip)")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args(argv)
     data_dir = os.environ.get("SPLITBENCH_DATA")
@@ -111,6 +126,11 @@ def main(argv=None) -> int:
     rows.append(("peak memory, 10 clients / 1", f"{ten / one:.3f}", f"{ten / 2**20:.0f} MiB vs {one / 2**20:.0f} MiB", ""))
     for name in ("fp8_e4m3", "fp8_e5m2"):
         rows.append((f"{name} encode+decode", f"{codec_throughput(name):.2f} GB/s", "64 MB fp32 tensor", ""))
+    if args.sweep_trials:
+        one, two = (sweep_trials_per_hour(w, args.sweep_trials, data_dir) for w in (1, 2))
+        detail = f"quick spec, {args.sweep_trials} trials per cell"
+        rows.append(("sweep, 1 worker", f"{one:.0f} trials/h", detail, ""))
+        rows.append(("sweep, 2 workers", f"{two:.0f} trials/h", f"{two / one:.2f}x 1 worker", ">= 1.6x"))
     header = ("measure", "value", "detail", "target")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "

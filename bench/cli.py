@@ -1,7 +1,8 @@
 """`python -m bench ...`: argument parsing and exit codes only; the work lives in the modules.
 
 Exit codes: 0 done, 1 a run failed (recorded as FAILED), 2 bad input (nothing written).
-The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI).
+The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
+OPTUNA_STORAGE).
 """
 
 from __future__ import annotations
@@ -54,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     priv = sub.add_parser("privacy", help="model-inversion attack on a logged run; scores go to that run")
     add_privacy_flags(priv)
     priv.set_defaults(func=cmd_privacy)
+
+    sweep = sub.add_parser("sweep", help="Optuna studies over a spec's cells; every trial an MLflow run")
+    sweep.add_argument("--spec", required=True, metavar="NAME_OR_PATH",
+                       help="a spec shipped in bench/sweeps/ (smoke, quick, paper) or a .toml file")
+    sweep.add_argument("--storage", default=None, metavar="URL",
+                       help="Optuna storage: an SQLAlchemy URL (postgresql://...) or journal:PATH "
+                            "(default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one thread each")
+    sweep.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
+                       help="a running trial beats this often; after 3 missed beats another worker retries it")
+    sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
+    sweep.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+    sweep.set_defaults(func=cmd_sweep)
 
     lst = sub.add_parser("list", help="every policy and codec, with where it came from")
     lst.add_argument("--plugin", action="append", help="a plugin .py file or module to load first (repeatable)")
@@ -162,6 +176,19 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             print(f"{label}: ssim {r.ssim:.4f}  psnr {r.psnr:.2f} dB  mse {r.mse:.5f}")
     print(f"logged privacy/* metrics and privacy/reconstructions.png to run {args.run}", file=sys.stderr)
     return 0
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bench import spec, sweep, tracking, tuning
+
+    if args.heartbeat < 1:
+        raise UsageError(f"heartbeat: must be >= 1 second, got {args.heartbeat}")
+    target = sweep.Target(
+        storage=args.storage or os.environ.get("OPTUNA_STORAGE") or tuning.DEFAULT_STORAGE,
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI,
+        data_dir=args.data_dir or os.environ.get("SPLITBENCH_DATA") or None,
+        heartbeat=args.heartbeat,
+        plugins=tuple(args.plugin),
+    )
+    return sweep.run(spec.load(args.spec), target, workers=args.workers).code
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -43,3 +43,47 @@ class Tee:
     def log_final(self, metrics: dict[str, float]) -> None:
         for s in self.sinks:
             s.log_final(metrics)
+
+
+class SweepConsole:
+    """A sweep's console: a live line per worker (cell, trial, epoch), a line per ended trial, a summary.
+
+    Fed with the workers' events (dicts: kind start / epoch / end / wait). Live lines show only on a
+    terminal; the ended trials and the summary always print.
+    """
+
+    def __init__(self, spec, target, workers: int):
+        from bench.tuning import redact
+
+        self.spec = spec
+        self.ended = 0
+        self.lines = [tqdm(total=0, position=i, bar_format="{desc}", leave=False, disable=None) for i in range(workers)]
+        tqdm.write(f"sweep {spec.name}: {len(spec.cells)} cells x {spec.trials} trials, {workers} worker(s); "
+                   f"storage {redact(target.storage)}, tracking {redact(target.tracking_uri)}")
+
+    def handle(self, e: dict) -> None:
+        head = f"w{e['worker']} {e['study']}"
+        if e["kind"] == "wait":
+            self.lines[e["worker"]].set_description_str(f"{head}: waiting for trials running elsewhere")
+        elif e["kind"] in ("start", "epoch"):
+            epoch = f"epoch {e['epoch'] + 1}/{e['epochs']} acc {e['acc']:.1%}" if e["kind"] == "epoch" else "starting"
+            self.lines[e["worker"]].set_description_str(f"{head} trial {e['trial']} [{e['choice']}] {epoch}")
+        elif e["kind"] == "end":
+            self.ended += 1
+            result = (f"acc {e['acc']:.2%}, {e['bytes'] / 1e6:.2f} MB" if e["state"] == "COMPLETE"
+                      else f"FAILED: {e['reason']}")
+            tqdm.write(f"{head} trial {e['trial']} [{e['choice']}]: {result}")
+
+    def close(self, outcome) -> None:
+        for line in self.lines:
+            line.close()
+        rows = [("cell", "done", "failed", "running", "best acc", "Pareto min MB", "front")]
+        for s in outcome.summaries:
+            rows.append((s.study, str(s.done), str(s.failed), str(s.running),
+                         "-" if s.best_acc is None else f"{s.best_acc:.2%}",
+                         "-" if s.front_min_bytes is None else f"{s.front_min_bytes / 1e6:.3f}", str(s.front_size)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        state = {0: "done", 130: "interrupted", 1: "a worker crashed"}.get(outcome.code, f"exit {outcome.code}")
+        print(f"{state}: {outcome.trials} trial(s) run in {outcome.seconds:.0f} s")

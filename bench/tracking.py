@@ -223,3 +223,78 @@ def log_privacy(uri: str, run_id: str, metrics: dict[str, float], tags: dict[str
         for name, image in images.items():
             image.save(Path(tmp) / name)
             client.log_artifact(run_id, str(Path(tmp) / name), "privacy")
+# ---- sweeps: a parent run per study, a nested child run per trial ------------------------------
+
+
+def study_run(uri: str, sweep: str, study: str, params: dict, tags: dict[str, str], spec_text: str) -> str:
+    """The id of `study`'s parent run in experiment `sweep`, created (RUNNING) on first use.
+
+    Found again by its tags, so every command and machine working on the study shares it. Its
+    params are the cell's fixed fields; the spec file is logged as spec.toml.
+    """
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(sweep)
+    if exp is None:
+        try:
+            client.create_experiment(sweep)
+        except MlflowException:  # another machine created it first
+            pass
+        exp = client.get_experiment_by_name(sweep)
+    found = client.search_runs([exp.experiment_id], _role_filter("study", study), max_results=1)
+    if found:
+        client.update_run(found[0].info.run_id, status="RUNNING")
+        return found[0].info.run_id
+    all_tags = tags | {"splitbench.role": "study", "study": study, "sweep": sweep}
+    run_id = client.create_run(exp.experiment_id, run_name=study, tags=all_tags).info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    client.log_text(run_id, spec_text, "spec.toml")
+    return run_id
+
+
+def end_study_run(uri: str, run_id: str, status: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(uri).update_run(run_id, status=status)
+
+
+def trial_tags(sweep: str, study: str, trial: int, config_key: str) -> dict[str, str]:
+    """The tags that tie a child run to its Optuna trial (reports group and join on them)."""
+    return {"splitbench.role": "trial", "sweep": sweep, "study": study, "trial": str(trial), "config_key": config_key}
+
+
+def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int) -> None:
+    """Delete the runs of earlier attempts of a trial (their worker died or was interrupted).
+
+    A retried trial is a new Optuna trial with the same params; its run replaces theirs, so that
+    every finished trial has exactly one run. Deleted runs stay in MLflow's trash, tagged.
+    """
+    if not attempts:
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(sweep)
+    for run in client.search_runs([exp.experiment_id], _role_filter("trial", study)):
+        if int(run.data.tags.get("trial", -1)) in attempts:
+            client.set_tag(run.info.run_id, "superseded_by", str(by))
+            client.delete_run(run.info.run_id)
+
+
+def trial_runs(uri: str, sweep: str, study: str) -> list:
+    """The (active) child runs of `study`, oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(sweep)
+    if exp is None:
+        return []
+    return client.search_runs([exp.experiment_id], _role_filter("trial", study), order_by=["attributes.start_time ASC"])
+
+
+def _role_filter(role: str, study: str) -> str:
+    escaped = study.replace("'", "\\'")
+    return f"tags.`splitbench.role` = '{role}' and tags.study = '{escaped}'"

@@ -1,0 +1,283 @@
+"""SweepSpec: a sweep as one frozen, validated value, read from a TOML file.
+
+A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
+
+    [sweep]
+    name = "quick"              # MLflow experiment and study prefix (default: the file's stem)
+    trials = 6                  # per cell, the always/fp32 baseline included
+    sampler = "tpe"             # "tpe" (multi-objective TPE) or "nsga2" (NSGA-II)
+    seed = 0                    # the samplers' seed (the runs' own seed is a fixed field)
+    save_model = false          # every trial logs its client and server weights
+
+    [sweep.cells]               # the grid: one cell (one Optuna study) per model x clients
+    models = ["smallcnn", "vgg11"]
+    clients = [1, 2]
+
+    [sweep.fixed]               # RunConfig fields of every trial (dataset, cut, epochs, subsets, ...)
+    [sweep.models.vgg11]        # RunConfig fields of one model's cells, over [sweep.fixed]
+
+    [sweep.search]              # what a trial may choose
+    policies = ["always", "periodic", "loss_threshold"]
+    quant_up = ["fp32", "fp8_e4m3"]
+    quant_down = ["fp32", "fp8_e5m2"]
+    [sweep.search.ranges.loss_threshold]   # overrides of a policy's declared search_space
+    threshold = { low = 0.01, high = 0.3, log = true }
+
+The baseline (policy always, fp32 both ways) is always part of the search space: it is the first
+trial of every study. Everything is checked here, before any trial starts: a bad value is a
+UsageError of one line naming the field by its path in the file, e.g.
+`sweep.cells.models: unknown name 'vgg12'; did you mean 'vgg11'?`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig
+from bench.errors import UsageError
+from bench.registry import unknown_name_message
+
+SHIPPED = Path(__file__).parent / "sweeps"
+SAMPLERS = ("tpe", "nsga2")
+BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
+# Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
+_DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_down", "data_dir")
+_FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECIDED]
+_KEYS = {
+    "sweep": ["name", "description", "trials", "sampler", "seed", "save_model", "cells", "fixed", "models", "search"],
+    "sweep.cells": ["models", "clients"],
+    "sweep.search": ["policies", "quant_up", "quant_down", "ranges"],
+}
+
+
+@dataclass(frozen=True)
+class Range:
+    """One policy field's search range: a float/int interval (log-scaled or not), or choices."""
+
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    choices: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: its study name and the RunConfig fields every one of its trials shares."""
+
+    study: str
+    fields: tuple[tuple[str, Any], ...]
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+    def config(self, data_dir: str | None = None, **choice) -> RunConfig:
+        """The run of one trial: the cell's fields plus what the trial chose (the baseline by default)."""
+        return RunConfig(**self.params(), **(BASELINE | choice), data_dir=data_dir)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    source: str  # the file it was read from
+    text: str  # the file's text, logged with every study
+    trials: int
+    sampler: str
+    seed: int
+    save_model: bool
+    cells: tuple[Cell, ...]
+    policies: tuple[str, ...]
+    quant_up: tuple[str, ...]
+    quant_down: tuple[str, ...]
+    ranges: tuple[tuple[str, tuple[tuple[str, Range], ...]], ...]  # policy -> its fields' ranges
+
+    def space(self, policy: str) -> dict[str, Range]:
+        return dict(dict(self.ranges)[policy])
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in SHIPPED.glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A path to an existing file, or the name of a spec shipped in bench/sweeps/."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.suffix == ".toml" or "/" in name_or_path:
+        raise UsageError(f"spec: no such file {name_or_path!r}")
+    if not (SHIPPED / f"{name_or_path}.toml").is_file():
+        raise UsageError(unknown_name_message("spec", name_or_path, shipped()))
+    return SHIPPED / f"{name_or_path}.toml"
+
+
+def load(name_or_path: str) -> SweepSpec:
+    """The validated spec; the policy and codec registries must hold every plugin it names."""
+    path = resolve(name_or_path)
+    text = path.read_text()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"spec {path}: not valid TOML ({exc})") from None
+    if set(raw) != {"sweep"}:
+        raise UsageError(f"spec {path}: expected one table [sweep], found {', '.join(sorted(raw)) or 'nothing'}")
+    return parse(raw["sweep"], name=path.stem, source=str(path), text=text)
+
+
+def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepSpec:
+    _known_keys("sweep", table)
+    name = _get(table, "sweep", "name", str, name)
+    if not name or "/" in name:
+        raise UsageError(f"sweep.name: must be a non-empty name without '/', got {name!r}")
+    trials = _get(table, "sweep", "trials", int, None)
+    if trials is None or trials < 1:
+        raise UsageError(f"sweep.trials: must be an integer >= 1, got {trials!r}")
+    sampler = _get(table, "sweep", "sampler", str, "tpe")
+    if sampler not in SAMPLERS:
+        raise UsageError(unknown_name_message("sweep.sampler", sampler, list(SAMPLERS)))
+    policies, ups, downs, ranges = _search(_table(table, "sweep", "search"))
+    return SweepSpec(
+        name=name, source=source, text=text, trials=trials, sampler=sampler,
+        seed=_get(table, "sweep", "seed", int, 0), save_model=_get(table, "sweep", "save_model", bool, False),
+        cells=_cells(name, table), policies=policies, quant_up=ups, quant_down=downs, ranges=ranges,
+    )
+
+
+def _cells(sweep: str, table: dict) -> tuple[Cell, ...]:
+    from bench import models
+
+    grid = _table(table, "sweep", "cells")
+    _known_keys("sweep.cells", grid)
+    names = _list(grid, "sweep.cells", "models", str)
+    for m in names:
+        if m not in models.MODELS:
+            raise UsageError(unknown_name_message("sweep.cells.models", m, list(models.MODELS)))
+    clients = _list(grid, "sweep.cells", "clients", int)
+    if any(c < 1 for c in clients):
+        raise UsageError(f"sweep.cells.clients: every count must be >= 1, got {clients}")
+    fixed = _fields("sweep.fixed", _table(table, "sweep", "fixed"))
+    per_model = _table(table, "sweep", "models")
+    for m in per_model:
+        if m not in names:
+            raise UsageError(unknown_name_message("sweep.models", m, names) + "; a model's table needs it in sweep.cells.models")
+    cells = []
+    for model, n in itertools.product(names, clients):
+        origin = {k: "sweep.fixed" for k in fixed}
+        own = _fields(f"sweep.models.{model}", _table(per_model, "sweep.models", model))
+        origin |= {k: f"sweep.models.{model}" for k in own}
+        fields = {"model": model, "clients": n} | fixed | own
+        cell = Cell(f"{sweep}/{model}-c{n}", tuple(sorted(fields.items())))
+        try:
+            cell.config()
+        except UsageError as exc:
+            raise located(exc, origin) from None
+        cells.append(cell)
+    return tuple(cells)
+
+
+def _fields(path: str, table: dict) -> dict[str, Any]:
+    """RunConfig fields from a table, TOML lists turned into the tuples RunConfig holds."""
+    for key in table:
+        if key not in _FIXABLE:
+            hint = " (a cell or trial decides it)" if key in _DECIDED else ""
+            raise UsageError(unknown_name_message(f"{path}.{key}", key, _FIXABLE) + hint)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+
+
+def located(exc: UsageError, origin: dict[str, str]) -> UsageError:
+    """RunConfig's `field: ...` message with the field named by where the spec set it."""
+    field, sep, rest = str(exc).partition(":")
+    return UsageError(f"{origin[field]}.{field}:{rest}") if sep and field in origin else exc
+
+
+def _search(table: dict):
+    from policies import POLICIES
+    from quantizers import QUANTIZERS
+
+    _known_keys("sweep.search", table)
+    picked = {}
+    for key, registry, base in (("policies", POLICIES, "always"), ("quant_up", QUANTIZERS, "fp32"),
+                                ("quant_down", QUANTIZERS, "fp32")):
+        names = _list(table, "sweep.search", key, str)
+        for n in names:
+            if n not in registry:
+                raise UsageError(unknown_name_message(f"sweep.search.{key}", n, registry.names()))
+        picked[key] = tuple(dict.fromkeys([base, *names]))  # the baseline is always in the space
+    overrides = _table(table, "sweep.search", "ranges")
+    for policy in overrides:
+        if policy not in picked["policies"]:
+            raise UsageError(unknown_name_message("sweep.search.ranges", policy, list(picked["policies"])))
+    ranges = tuple((p, _policy_ranges(p, POLICIES.get(p), _table(overrides, "sweep.search.ranges", p)))
+                   for p in picked["policies"])
+    return picked["policies"], picked["quant_up"], picked["quant_down"], ranges
+
+
+def _policy_ranges(name: str, cls, overrides: dict) -> tuple[tuple[str, Range], ...]:
+    """The policy's declared search_space with the spec's overrides, every bound checked by the policy."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    out = {}
+    for field, raw in (dict(cls.search_space) | overrides).items():
+        path = f"sweep.search.ranges.{name}.{field}"
+        if field not in fields:
+            raise UsageError(unknown_name_message(path, field, fields))
+        rng = _range(path, raw)
+        for value in rng.choices or (rng.low, rng.high):
+            try:
+                cls(**{field: value})
+            except UsageError as exc:
+                raise UsageError(f"{path}: {value!r} is not allowed ({exc})") from None
+        out[field] = rng
+    return tuple(sorted(out.items()))
+
+
+def _range(path: str, raw: Any) -> Range:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a table {{low, high, log}} or {{choices}}, got {raw!r}")
+    for key in raw:
+        if key not in ("low", "high", "log", "choices"):
+            raise UsageError(unknown_name_message(f"{path}.{key}", key, ["low", "high", "log", "choices"]))
+    if "choices" in raw:
+        if set(raw) != {"choices"} or not isinstance(raw["choices"], list) or not raw["choices"]:
+            raise UsageError(f"{path}: choices must be a non-empty list, alone, got {raw!r}")
+        return Range(choices=tuple(raw["choices"]))
+    low, high, log = raw.get("low"), raw.get("high"), raw.get("log", False)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        raise UsageError(f"{path}: low and high must both be numbers, got low={low!r} high={high!r}")
+    if not low <= high:
+        raise UsageError(f"{path}: low must be <= high, got low={low!r} high={high!r}")
+    if not isinstance(log, bool) or (log and low <= 0):
+        raise UsageError(f"{path}: log must be true or false, and a log range needs low > 0, got log={log!r} low={low!r}")
+    return Range(low=low, high=high, log=log)
+
+
+def _known_keys(path: str, table: dict) -> None:
+    for key in table:
+        if key not in _KEYS[path]:
+            raise UsageError(unknown_name_message(f"{path}.{key}", key, _KEYS[path]))
+
+
+def _table(table: dict, path: str, key: str) -> dict:
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}.{key}: expected a table, got {value!r}")
+    return value
+
+
+def _list(table: dict, path: str, key: str, kind: type) -> list:
+    value = table.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise UsageError(f"{path}.{key}: expected a non-empty list of {kind.__name__}, got {value!r}")
+    if len(set(value)) != len(value):
+        raise UsageError(f"{path}.{key}: lists a value twice, got {value!r}")
+    return value
+
+
+def _get(table: dict, path: str, key: str, kind: type, default: Any) -> Any:
+    value = table.get(key, default)
+    if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise UsageError(f"{path}.{key}: expected {kind.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,249 @@
+"""Optuna, and nothing else in the project imports it.
+
+One multi-objective study per cell: maximize final/test_acc, minimize final/comm_bytes. What a
+trial's state means for a sweep (the resume rule):
+
+    COMPLETE                          finished: counts towards the cell's `trials`
+    FAIL, user attr failure=diverged  finished (a NaN loss is a result of its config): counts
+    RUNNING, WAITING                  claimed: counts; a RUNNING trial whose worker stops beating
+                                      is failed by the next worker and re-queued as WAITING with
+                                      the same params (RetryHeartbeatStaleTrialCallback, up to MAX_RETRY)
+    FAIL, anything else               did not finish (worker died, Ctrl-C, surplus): does not count
+
+So running a sweep again only adds what is missing, and a trial is never run twice to completion.
+Storages: any SQLAlchemy URL Optuna accepts (sqlite:///optuna.db, postgresql://...), or
+`journal:PATH` for a journal file on a shared file system (no heartbeats there: a trial of a dead
+worker stays RUNNING and must be failed by hand).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from bench.errors import UsageError
+from bench.spec import BASELINE, Cell, SweepSpec
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+DIRECTIONS = ("maximize", "minimize")  # final/test_acc, final/comm_bytes
+MAX_RETRY = 2  # re-queues of a trial whose worker died; a config that kills workers stops there
+DIVERGED = "diverged"
+SURPLUS = "surplus"
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class Surplus(Exception):
+    """Raised by a trial that found its cell already full (two workers asked at the same time)."""
+
+
+class Next(enum.Enum):
+    RUN = "run"  # a trial is waiting or there is room for a new one
+    BUSY = "busy"  # every remaining trial is running on some worker
+    DONE = "done"
+
+
+def open_storage(url: str, heartbeat: int | None):
+    """The storage at `url`, or a one-line UsageError when it cannot be opened."""
+    try:
+        if url.startswith("journal:"):
+            return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        connect = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+        storage = RDBStorage(url, engine_kwargs=connect, heartbeat_interval=heartbeat,
+                             grace_period=heartbeat and 3 * heartbeat,
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    except Exception as exc:  # SQLAlchemy's and the drivers' errors share no base class we can name here
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"storage: cannot open {redact(url)} ({type(exc).__name__}: {reason})") from None
+    if storage.engine.name == "sqlite":
+        _serialize(storage.engine)
+    return storage
+
+
+def _serialize(engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins.
+
+    Python's sqlite3 defers BEGIN to the first write, so two workers can both read a WAITING trial
+    before either marks it RUNNING, and both run it (the row lock Optuna asks for exists only in
+    PostgreSQL and MySQL). BEGIN IMMEDIATE makes the read and the write one step.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners existed
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':')[0]}:***@{tail}" if ":" in user else url
+
+
+def has_heartbeat(storage) -> bool:
+    return isinstance(storage, RDBStorage) and storage.heartbeat_interval is not None
+
+
+def open_study(storage, cell: Cell, sampler=None) -> optuna.Study:
+    """The cell's study, created on first use with the baseline enqueued as its first trial.
+
+    A study that exists with other fixed fields (the spec changed) is a UsageError: its trials
+    would not be comparable.
+    """
+    study = optuna.create_study(storage=storage, study_name=cell.study, directions=list(DIRECTIONS),
+                                sampler=sampler, load_if_exists=True)
+    fields = json.dumps(cell.params(), sort_keys=True, default=list)
+    stored = study.user_attrs.get("cell")
+    if stored is None:
+        study.set_user_attr("cell", fields)
+        # skip_if_exists: two commands starting together enqueue the baseline once.
+        study.enqueue_trial(BASELINE, skip_if_exists=True)
+    elif stored != fields:
+        raise UsageError(f"sweep: study {cell.study} exists with other fixed fields ({stored}); "
+                         "give the sweep another name or use another storage")
+    return study
+
+
+def make_sampler(spec: SweepSpec, seed: int):
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    # constant_liar: running trials count as bad guesses, so parallel workers spread out.
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether the trial holds or will hold one of the cell's `trials` slots."""
+    if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
+        return True
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("failure", "").startswith(DIVERGED)
+
+
+def finished(trial: FrozenTrial) -> bool:
+    return counts(trial) and trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+
+
+def next_step(study: optuna.Study, n_trials: int) -> Next:
+    optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
+    trials = study.get_trials(deepcopy=False)
+    if sum(finished(t) for t in trials) >= n_trials:
+        return Next.DONE
+    if any(t.state == TrialState.WAITING for t in trials) or sum(counts(t) for t in trials) < n_trials:
+        return Next.RUN
+    return Next.BUSY
+
+
+def run_one(study: optuna.Study, objective) -> None:
+    """Ask for one trial (a waiting one first), run `objective` on it and tell its outcome.
+
+    A RunFailed or Surplus fails the trial and returns; Ctrl-C fails it, re-queues its params and
+    re-raises; the heartbeat of a trial is kept while it runs.
+    """
+    from bench.errors import RunFailed
+
+    numbers = []
+    try:
+        study.optimize(lambda t: numbers.append(t.number) or objective(t), n_trials=1, catch=(RunFailed, Surplus))
+    except KeyboardInterrupt:
+        if numbers:
+            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, study.get_trials(deepcopy=False)[numbers[0]])
+        raise
+
+
+def frozen(trial: Trial) -> FrozenTrial:
+    return next(t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number == trial.number)
+
+
+def retried(trial: Trial) -> list[int]:
+    """Numbers of the earlier attempts this trial repeats (their worker died or was interrupted)."""
+    return RetryHeartbeatStaleTrialCallback.retry_history(frozen(trial))
+
+
+def check_room(trial: Trial, n_trials: int) -> None:
+    """Raise Surplus when workers asking at once created more new trials than the cell holds.
+
+    The lower trial number wins; a trial re-queued from the waiting list always runs.
+    """
+    me = frozen(trial)
+    if "fixed_params" in me.system_attrs or "failed_trial" in me.system_attrs:
+        return
+    before = sum(counts(t) for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number)
+    if before >= n_trials:
+        trial.set_user_attr("failure", f"{SURPLUS}: the cell already had {n_trials} trials")
+        raise Surplus
+
+
+def suggest(trial: Trial, spec: SweepSpec) -> dict:
+    """The trial's choice: policy, its arguments, codecs; policy fields are named `<policy>.<field>`."""
+    policy = trial.suggest_categorical("policy", list(spec.policies))
+    args = []
+    for field, rng in spec.space(policy).items():
+        name = f"{policy}.{field}"
+        if rng.choices is not None:
+            value = trial.suggest_categorical(name, list(rng.choices))
+        elif isinstance(rng.low, int) and isinstance(rng.high, int):
+            value = trial.suggest_int(name, rng.low, rng.high, log=rng.log)
+        else:
+            value = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+        args.append((field, value))
+    return {
+        "policy": policy,
+        "policy_args": tuple(args),
+        "quant_up": trial.suggest_categorical("quant_up", list(spec.quant_up)),
+        "quant_down": trial.suggest_categorical("quant_down", list(spec.quant_down)),
+    }
+
+
+def config_key(params: dict) -> str:
+    """A stable hash of a run's resolved params (the data folder, which is per machine, left out)."""
+    text = json.dumps({k: v for k, v in params.items() if k != "data_dir"}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One cell's standing: finished trials, diverged ones, and the Pareto front's extremes."""
+
+    study: str
+    done: int
+    failed: int
+    running: int
+    best_acc: float | None
+    front_min_bytes: float | None
+    front_size: int
+
+
+def summarize(storage, cell: Cell) -> Summary:
+    try:
+        study = optuna.load_study(study_name=cell.study, storage=storage)
+    except KeyError:
+        return Summary(cell.study, 0, 0, 0, None, None, 0)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    front = study.best_trials if complete else []
+    return Summary(
+        study=cell.study,
+        done=len(complete),
+        failed=sum(finished(t) and t.state == TrialState.FAIL for t in trials),
+        running=sum(t.state == TrialState.RUNNING for t in trials),
+        best_acc=max((t.values[0] for t in complete), default=None),
+        front_min_bytes=min((t.values[1] for t in front), default=None),
+        front_size=len(front),
+    )
