@@ -29,7 +29,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from bench.errors import UsageError
+from bench.errors import RunFailed, UsageError
 from bench.spec import BASELINE, Cell, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -102,14 +102,14 @@ def has_heartbeat(storage) -> bool:
     return isinstance(storage, RDBStorage) and storage.heartbeat_interval is not None
 
 
-def open_study(storage, cell: Cell, sampler=None) -> optuna.Study:
+def open_study(storage, cell: Cell) -> optuna.Study:
     """The cell's study, created on first use with the baseline enqueued as its first trial.
 
     A study that exists with other fixed fields (the spec changed) is a UsageError: its trials
     would not be comparable.
     """
     study = optuna.create_study(storage=storage, study_name=cell.study, directions=list(DIRECTIONS),
-                                sampler=sampler, load_if_exists=True)
+                                load_if_exists=True)
     fields = json.dumps(cell.params(), sort_keys=True, default=list)
     stored = study.user_attrs.get("cell")
     if stored is None:
@@ -156,13 +156,11 @@ def run_one(study: optuna.Study, objective) -> None:
     A RunFailed or Surplus fails the trial and returns; Ctrl-C fails it, re-queues its params and
     re-raises; the heartbeat of a trial is kept while it runs.
     """
-    from bench.errors import RunFailed
-
     numbers = []
     try:
         study.optimize(lambda t: numbers.append(t.number) or objective(t), n_trials=1, catch=(RunFailed, Surplus))
     except KeyboardInterrupt:
-        if numbers:
+        if numbers:  # queued again exactly as a trial whose heartbeat stopped
             RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, study.get_trials(deepcopy=False)[numbers[0]])
         raise
 

@@ -125,7 +125,7 @@ def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_lost
     # One cell of two trials, long enough to stop the first one midway.
     path = write_spec(tmp_path, "epochs = 2\nbatch_size", "epochs = 5\nbatch_size")
     text = (tmp_path / "spec.toml").read_text().replace("clients = [1, 2]", "clients = [1]")
-    (tmp_path / "spec.toml").write_text(text.replace("trials = 3", "trials = 2"))
+    (tmp_path / "spec.toml").write_text(text.replace("trials = 3", "trials = 2\nsave_model = true"))
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     env = {"PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "bench", "sweep", "--spec", path, "--heartbeat", "1"]
@@ -155,7 +155,11 @@ def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_lost
     (retry,) = [t for t in first if t.system_attrs.get("retry_history") == [0]]
     assert retry.state == TrialState.COMPLETE and retry.params == first[0].params  # the baseline, again
     assert [t.state for t in first] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
-    assert_each_finished_trial_has_one_run(trials, child_runs(client, "spec"), 2)
+    runs = child_runs(client, "spec")
+    assert_each_finished_trial_has_one_run(trials, runs, 2)
+    for run in runs:  # save_model: the weights, for the privacy attack
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "weights")} == {"weights/client.pt",
+                                                                                      "weights/server.pt"}
     gone = client.get_run(stopped_run.info.run_id)
     assert gone.info.lifecycle_stage == "deleted" and gone.data.tags["superseded_by"] == str(retry.number)
 
