@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     cfg = RunConfig(model=args.model, cut=args.cut, dataset=args.dataset, data_dir=data_dir,
                     train_subset=args.train_subset, test_subset=1000, epochs=1)
     ds = data.load(cfg.dataset, data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset)
+    threads = torch.get_num_threads()  # before the sweep rows, whose in-process worker pins one thread
     split, plain = split_vs_plain(cfg, ds, args.repeats)
     full, cached = cached_vs_full(cfg, ds)
     rows = [
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
     header = ("measure", "value", "detail", "target")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "
-          f"{torch.get_num_threads()} threads")
+          f"{threads} threads (sweep workers: 1 each)")
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
     Path(args.out).mkdir(exist_ok=True)
