@@ -133,6 +133,11 @@ class MlflowRun:
 # Reading runs back, for reports: plain data out, so that readers never import mlflow.
 
 
+def _store_missing(uri: str) -> bool:
+    """A SQLite store whose file does not exist: opening it would create an empty one, and reading must not write."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()
+
+
 def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[dict]:
     """Every run of `experiment`, as plain dicts.
 
@@ -145,8 +150,7 @@ def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[
     from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
-    # Opening a missing SQLite file would create an empty store; reading must not write.
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if _store_missing(uri):
         raise UsageError(f"no MLflow store at {uri}; run a sweep first or set MLFLOW_TRACKING_URI")
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
@@ -195,8 +199,7 @@ def fetch_client(uri: str, run_id: str, dst: Path) -> tuple[dict, Path]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        # MlflowClient would create an empty store here.
+    if _store_missing(uri):
         raise UsageError(f"run {run_id}: no MLflow store at {uri}; set MLFLOW_TRACKING_URI or cd to the runs' folder")
     client = MlflowClient(uri)
     try:

@@ -10,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # CI and developers keep CIFAR-10 in ../shared/data beside the clone; SPLITBENCH_DATA overrides.
 DATA_DIR = Path(os.environ.get("SPLITBENCH_DATA") or ROOT.parent / "shared" / "data")
+# A `bench run` that takes seconds: synthetic data, a narrow small CNN.
+SMALL = ["--model", "smallcnn", "--width", "0.5", "--dataset", "synthetic", "--train-subset", "300",
+         "--test-subset", "100", "--epochs", "3", "--batch-size", "64", "--quiet"]
 
 
 @pytest.fixture(scope="session")

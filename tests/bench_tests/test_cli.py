@@ -6,10 +6,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
-
-SMALL = ["--model", "smallcnn", "--width", "0.5", "--dataset", "synthetic", "--train-subset", "300",
-         "--test-subset", "100", "--epochs", "3", "--batch-size", "64", "--quiet"]
+from tests.conftest import SMALL, run_cli
 
 
 def runs_of(tmp_path, experiment="runs"):

@@ -11,12 +11,9 @@ import pytest
 
 from bench.registry import Registry
 from policies import Mode
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, SMALL, run_cli
 
 EXAMPLE = ROOT / "examples" / "splitbench-every-other"
-SMALL = ["--model", "smallcnn", "--width", "0.5", "--dataset", "synthetic", "--train-subset", "300",
-         "--test-subset", "100", "--epochs", "3", "--batch-size", "64", "--quiet"]
-
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
