@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     data_dir = os.environ.get("SPLITBENCH_DATA")
     cfg = RunConfig(model=args.model, cut=args.cut, dataset=args.dataset, data_dir=data_dir,
                     train_subset=args.train_subset, test_subset=1000, epochs=1)
-    ds = data.load(cfg.dataset, data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset)
+    ds = cfg.load_data()
     threads = torch.get_num_threads()  # before the sweep rows, whose in-process worker pins one thread
     split, plain = split_vs_plain(cfg, ds, args.repeats)
     full, cached = cached_vs_full(cfg, ds)

@@ -140,13 +140,13 @@ def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench import data, tracking
+    from bench import tracking
     from bench.console import EpochPrinter, Tee
     from bench.engine import resolve_device, train
 
     cfg = config_from_args(args)
     device = resolve_device(cfg.device)
-    ds = data.load(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
+    ds = cfg.load_data()
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     tracking.check_reachable(uri)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"

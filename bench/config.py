@@ -88,6 +88,11 @@ class RunConfig:
         object.__setattr__(self, "policy_args", _typed_policy_args(POLICIES.get(self.policy), self.policy_args))
         self.make_policy()  # the policy validates its own fields
 
+    def load_data(self) -> "data.Dataset":
+        """The data set this run trains and tests on, subsets drawn with the run's seed."""
+        return data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
+                         seed=self.seed)
+
     def make_policy(self):
         """A fresh policy instance (one per run, or one per client with per-client gating)."""
         from policies import POLICIES

@@ -110,9 +110,7 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
     """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss."""
     sink = sink or ListSink()
     device = resolve_device(cfg.device)
-    ds = dataset or datasets.load(
-        cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed
-    )
+    ds = dataset or cfg.load_data()
     torch.manual_seed(cfg.seed)
     client_net, server = models.split(
         models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width), cfg.cut

@@ -178,8 +178,7 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
     with tempfile.TemporaryDirectory() as tmp:
         resolved, weights = tracking.fetch_client(uri, run_id, Path(tmp))
         cfg = config_from_dict(resolved)
-        dataset = datasets.load(cfg.dataset, data_dir or cfg.data_dir, train_subset=cfg.train_subset,
-                                test_subset=cfg.test_subset, seed=cfg.seed)
+        dataset = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir).load_data()
         client = client_network(cfg, dataset, torch.load(weights, weights_only=True, map_location="cpu"))
     result = attack(client, QUANTIZERS.get(cfg.quant_up)(), dataset, settings)
     metrics = result.metrics()

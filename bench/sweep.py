@@ -82,8 +82,8 @@ def prepare(spec: SweepSpec, target: Target) -> tuple[dict[str, str], int]:
 
     Returns the parent run id of every study and the number of cells not yet done.
     """
-    for key in {_data_key(cell.config(target.data_dir)) for cell in spec.cells}:
-        data.load(*key[:2], train_subset=key[2], test_subset=key[3], seed=key[4])
+    for cfg in {_data_key(cfg): cfg for cfg in (cell.config(target.data_dir) for cell in spec.cells)}.values():
+        cfg.load_data()
     tracking.check_reachable(target.tracking_uri)
     storage = tuning.open_storage(target.storage, target.heartbeat)
     parents, pending = {}, 0
@@ -184,7 +184,7 @@ class Objective:
     def _dataset(self, cfg) -> data.Dataset:
         key = _data_key(cfg)
         if key not in self.datasets:
-            self.datasets[key] = data.load(*key[:2], train_subset=key[2], test_subset=key[3], seed=key[4])
+            self.datasets[key] = cfg.load_data()
         return self.datasets[key]
 
 
