@@ -20,13 +20,26 @@ from bench.registry import Registry
 
 @dataclass(frozen=True)
 class Payload:
-    """The tensors that cross the wire for one message, by name (e.g. {"q": ..., "scale": ...})."""
+    """The tensors that cross the wire for one message, by name (e.g. {"q": ..., "scale": ...}).
+
+    `meta` names the tensors that describe the values rather than carry them (scales, indices,
+    bitmaps): they cross and count in `nbytes` like the rest, and `meta_nbytes` counts them apart.
+    """
 
     tensors: dict[str, torch.Tensor]
+    meta: tuple[str, ...] = ()
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+        return sum(_size(t) for t in self.tensors.values())
+
+    @property
+    def meta_nbytes(self) -> int:
+        return sum(_size(self.tensors[name]) for name in self.meta)
+
+
+def _size(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 class Codec(Protocol):

@@ -42,7 +42,7 @@ class ScaledFP8(Cast):
         x = x.detach().float()
         scale = x.abs().max() / torch.finfo(self.dtype).max
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # no host sync, unlike `if`
-        return Payload({"q": (x / scale).to(self.dtype), "scale": scale})
+        return Payload({"q": (x / scale).to(self.dtype), "scale": scale}, meta=("scale",))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         x = p.tensors["q"].float() * p.tensors["scale"]
