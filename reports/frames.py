@@ -118,7 +118,7 @@ def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
     trial that repeats a seed already counted for the setting is left out. Columns: SETTING,
     baseline, seeds (how many), seed_list, run_ids (the trials counted), the mean of each FINAL
     column and its sample std (`<column>_std`, NaN for one seed), acc_ci_low / acc_ci_high (the 95%
-    confidence interval of the mean accuracy; NaN for one seed), comm_x / total_x / flops_x
+    confidence interval of the mean accuracy, within [0, 1]; NaN for one seed), comm_x / total_x / flops_x
     (baseline cost / cost; NaN where the cell has no baseline), delta_pp (mean accuracy minus the
     baseline's, percentage points) with delta_ci_low / delta_ci_high (Welch, NaN with one seed on
     either side; 0 for the baseline itself), verdict (noise.verdict's words, "reference" for the
@@ -142,7 +142,8 @@ def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
     columns = [*SETTING, "baseline", "seeds", "seed_list", "run_ids",
                *(c for col in FINAL.values() for c in (col, f"{col}_std"))]
     out = pd.DataFrame(rows, columns=columns)
-    out["acc_ci_low"], out["acc_ci_high"] = noise.mean_interval(out["acc"], out["acc_std"], out["seeds"])
+    low, high = noise.mean_interval(out["acc"], out["acc_std"], out["seeds"])
+    out["acc_ci_low"], out["acc_ci_high"] = np.clip(low, 0, 1), np.clip(high, 0, 1)  # a mean accuracy lies in [0, 1]
     base = out[out["baseline"]].set_index("study")
     for cost, factor in (("comm_bytes", "comm_x"), ("total_bytes", "total_x"), ("client_flops", "flops_x")):
         ref = out["study"].map(base[cost])

@@ -119,3 +119,9 @@ def test_histories_keep_each_seed_apart_from_the_trial_means():
     modes = history[history["metric"] == "mode"].groupby("seed")["value"].apply(list)
     assert modes.to_dict() == {0: [0, 1, 2], 1: [0, 0, 1]}
     assert set(history["trial_run"]) == {runs[0]["run_id"]}
+
+
+def test_an_accuracy_interval_stops_at_zero_and_one():
+    # 0.02, 0.20: mean 0.11, std 0.127279; t_{0.975,1} = 12.706 -> 0.11 -/+ 1.1435, beyond both ends
+    s = frames.settings(frames.trials(trial(accs=(0.02, 0.20)))).iloc[0]
+    assert (s["acc_ci_low"], s["acc_ci_high"]) == (0.0, 1.0)
