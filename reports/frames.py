@@ -58,7 +58,7 @@ def trials(runs: list[dict]) -> pd.DataFrame:
             continue
         row = {"run_id": run["run_id"], "name": run["name"], "trial": tags.get("trial")}
         row |= {k: params.get(k) for k in CELL + ["policy", "quant_up", "quant_down"]}
-        seeds = [int(s) for s in str(params.get("seeds") or params.get("seed", "nan")).split(",") if s.strip().isdigit()]
+        seeds = _seeds(params)
         row |= {"seed": seeds[0] if seeds else np.nan, "seeds": len(seeds) or 1, "seed_list": ",".join(map(str, seeds))}
         # A run logged outside a sweep has no study tag: its cell is named from its fixed fields.
         row["study"] = tags.get("study") or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
@@ -82,6 +82,12 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     # MLflow lists the newest run first; cells by their fields (1 client before 10), trials as enqueued.
     frame["trial"] = pd.to_numeric(frame["trial"], errors="coerce")
     return frame.sort_values([*CELL, "study", "trial", "seed"]).reset_index(drop=True)
+
+
+def _seeds(params: dict) -> list[int]:
+    """The seeds a run trained: param `seeds` ("0,1,2"), else (a run from before seeds) its one `seed`."""
+    text = params.get("seeds") or params.get("seed") or ""
+    return [int(s) for s in text.split(",") if s.strip().isdigit()]
 
 
 def histories(runs: list[dict], trial_frame: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +180,8 @@ def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:
         row = {"study": study, **{k: first[k] for k in CELL}}
         row["title"] = title(first)
         row["runs"] = len(group)
-        row["seeds"] = ", ".join(map(str, sorted({int(s) for seeds in group["seed_list"] for s in seeds.split(",") if s})))
+        used = {int(s) for seeds in group["seed_list"] for s in seeds.split(",") if s}
+        row["seeds"] = ", ".join(map(str, sorted(used)))
         row |= {k: "; ".join(dict.fromkeys(group[k].astype(str))) for k in PROVENANCE}
         rows.append(row)
     out = pd.DataFrame(rows, columns=["study", *CELL, "title", "runs", "seeds", *PROVENANCE])

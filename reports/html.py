@@ -63,7 +63,8 @@ def render(page: Page) -> str:
                f"trial's setting {'is' if page.repeats == 1 else 'are'} counted once")
     body = [
         f"<h1>splitbench report: {escape(page.experiment)}</h1>",
-        f'<p class="lede">{len(page.cells)} cells, {runs} finished trials{failed}{repeats}. Read from MLflow experiment '
+        f'<p class="lede">{len(page.cells)} cells, {runs} finished trials{failed}{repeats}. Read from MLflow '
+        "experiment "
         f"<code>{escape(page.experiment)}</code> at <code>{escape(page.source)}</code>.</p>",
         f"<nav>{nav}</nav>",
         _headline(page),
@@ -130,7 +131,8 @@ def _headline(page: Page) -> str:
                f"achieved it; the change in mean accuracy in percentage points with its 95% confidence interval "
                f"(Welch), and whether it is within the noise (the interval contains 0) or a real loss or gain. "
                f"With one seed on either side the noise is unknown: no interval can be given. Baseline: mean "
-               f"accuracy &plusmn; half its 95% confidence interval (t-distribution). Activations + gradients is the paper's definition "
+               f"accuracy and its 95% confidence interval (t-distribution). Activations + gradients is the paper's "
+               f"definition "
                f"(codec scales included); everything adds labels and client-weight averaging. The paper's "
                f"figures (Chen et al., SiPS 2021) are shown where it published one for the cell's model and "
                f"number of clients.{differ_text} {provenance(page, page.cells)}")
@@ -199,11 +201,12 @@ def _settings(page: Page, cell, number: int, prov: str) -> str:
     for s in group.itertuples(index=False):
         modes = f"{s.full_epochs:g} / {s.forward_epochs:g} / {s.cached_epochs:g}"
         delta = ("reference" if s.baseline else "" if math.isnan(s.delta_pp)
-                 else f"{s.delta_pp:+.1f}" + (" ✓" if s.within else "") + f'<div class="by">{_interval(s)}</div>')
+                 else f"{s.delta_pp:+.1f}" + (" ✓" if s.within else "") + _interval(s))
         rows.append(
             f"<tr{' class=base' if s.baseline else ''}><td>{escape(s.setting)}</td>"
             f"<td class='nowrap'>{escape(s.codec)}</td>"
-            f"<td class='num'>{s.seeds}</td><td class='num'>{_pct(s.acc, s.acc_ci_low, s.acc_ci_high)}</td><td class='num'>{delta}</td>"
+            f"<td class='num'>{s.seeds}</td><td class='num'>{_pct(s.acc, s.acc_ci_low, s.acc_ci_high)}</td>"
+            f"<td class='num'>{delta}</td>"
             f"<td class='num'>{s.comm_bytes / 1e6:,.2f}</td><td class='num'>{_x(s.comm_x)}</td>"
             f"<td class='num'>{s.total_bytes / 1e6:,.2f}</td><td class='num'>{_x(s.total_x)}</td>"
             f"<td class='num'>{s.client_flops / 1e9:,.2f}</td><td class='num'>{_x(s.flops_x)}</td>"
@@ -213,7 +216,7 @@ def _settings(page: Page, cell, number: int, prov: str) -> str:
             "<th></th></tr><tr><th>Setting</th><th>Codec</th><th>Seeds</th><th>Accuracy</th><th>&Delta; pp</th>"
             "<th>MB</th><th>reduction</th><th>MB</th><th>reduction</th><th>GFLOP</th><th>reduction</th>"
             "<th>Epochs F / B / C</th></tr>")
-    caption = (f"Table {number + 2}. Every setting of the cell, seeds averaged (accuracy &plusmn; half its 95% "
+    caption = (f"Table {number + 2}. Every setting of the cell, seeds averaged (under the accuracy its 95% "
                f"confidence interval, t-distribution, where there are several seeds); the baseline first (shaded), "
                f"then by bytes. &Delta; pp: change in mean accuracy against the baseline, ✓ within {TOLERANCE_PP:g} "
                f"pp, under it the 95% Welch interval and whether the change is within the noise; with one seed on "
@@ -224,16 +227,21 @@ def _settings(page: Page, cell, number: int, prov: str) -> str:
 
 
 def _pct(acc: float, low: float, high: float) -> str:
-    """Mean accuracy &plusmn; half its confidence interval; the mean alone when the noise is unknown."""
+    """Mean accuracy and under it its confidence interval (not always symmetric: it stops at 0 and
+    100%); the mean alone when the noise is unknown."""
     if math.isnan(acc):
         return '<span class="none">n/a</span>'
-    return f"{acc * 100:.1f}%" + ("" if math.isnan(low) else f" &plusmn; {(high - low) * 50:.1f}")
+    interval = "" if math.isnan(low) else f'<div class="by">CI {low * 100:.1f} to {high * 100:.1f}</div>'
+    return f"{acc * 100:.1f}%{interval}"
 
 
 def _interval(s) -> str:
+    """Under a setting's accuracy change: its interval and verdict, on two short lines (the column is narrow)."""
     if math.isnan(s.delta_ci_low):
-        return noise.UNKNOWN
-    return f"CI {s.delta_ci_low:+.1f} to {s.delta_ci_high:+.1f}: {escape(s.verdict)}"
+        return f'<div class="by">{noise.UNKNOWN}</div>'
+    return (f'<div class="by">CI {s.delta_ci_low:+.1f} to {s.delta_ci_high:+.1f}</div>'
+            f'<div class="by">{escape(s.verdict)}</div>')
+
 
 
 def _x(factor: float) -> str:

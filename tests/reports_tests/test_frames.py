@@ -115,7 +115,8 @@ def test_histories_keep_each_seed_apart_from_the_trial_means():
     runs = trial(accs=(0.6, 0.9), seed_modes=[(0, 1, 2), (0, 0, 1)])
     history = frames.histories(runs, frames.trials(runs))
     means = history[~history["per_seed"]]
-    assert means["metric"].unique().tolist() == ["test/acc"] and means["value"].tolist() == pytest.approx([.25, .5, .75])
+    assert means["metric"].unique().tolist() == ["test/acc"]
+    assert means["value"].tolist() == pytest.approx([0.25, 0.5, 0.75])  # (0.6 + 0.9) / 2 * (epoch + 1) / 3
     modes = history[history["metric"] == "mode"].groupby("seed")["value"].apply(list)
     assert modes.to_dict() == {0: [0, 1, 2], 1: [0, 0, 1]}
     assert set(history["trial_run"]) == {runs[0]["run_id"]}
