@@ -207,10 +207,13 @@ def _front_runs(cell: pd.DataFrame, history: pd.DataFrame) -> list[tuple[str, st
         runs = modes[modes["trial_run"].isin(s.run_ids)]
         first = runs.loc[runs["seed"].idxmin()] if len(runs) else {"run_id": s.run_ids[0], "seed": np.nan}
         run, seed = first["run_id"], first["seed"]
-        out.append((run, f"{s.setting}, {s.codec}" + (f", seed {seed:g} of {s.seeds}" if s.seeds > 1 else "")))
+        which = f", seed {seed:g} of {s.seeds}" if s.seeds > 1 and not np.isnan(seed) else ""
+        out.append((run, f"{s.setting}, {s.codec}{which}"))
     return out
 
 
 def _interval(values) -> tuple[float, float]:
-    """The 95% confidence interval of the mean of `values` (seaborn's errorbar callable)."""
+    """The 95% confidence interval of the mean of `values` (seaborn's errorbar callable); none for one value."""
+    if len(values) < 2:
+        return np.nan, np.nan
     return noise.mean_interval(np.mean(values), np.std(values, ddof=1), len(values))

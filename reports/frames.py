@@ -133,12 +133,12 @@ def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in trial_frame.groupby(SETTING + ["baseline"], sort=False, dropna=False):
         taken, counted = set(), []
-        for trial in group.itertuples(index=False):
-            seeds = set(trial.seed_list.split(",")) - {""}
+        for index, seed_list in group["seed_list"].items():
+            seeds = set(seed_list.split(",")) - {""}
             if not seeds & taken:
                 taken |= seeds
-                counted.append(trial)
-        kept = pd.DataFrame(counted)
+                counted.append(index)
+        kept = group.loc[counted]
         row = dict(zip(SETTING + ["baseline"], key))
         row |= {"seeds": int(kept["seeds"].sum()), "seed_list": ",".join(kept["seed_list"]),
                 "run_ids": kept["run_id"].tolist()}
