@@ -32,5 +32,5 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"report of {built.runs} runs in {built.cells} cells written to {built.index} in {built.seconds:.1f} s")
+    print(f"report of {built.runs} trials in {built.cells} cells written to {built.index} in {built.seconds:.1f} s")
     return 0

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from reports import noise  # noqa: E402
 from reports.frames import TOLERANCE_PP  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
@@ -98,9 +99,9 @@ def flops(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
 
 
 def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
-    """FULL / FORWARD / CACHED per epoch for each run of the communication front, baseline on top
-    (the first MAX_TIMELINE_ROWS runs)."""
-    runs = _front_runs(cell)[:MAX_TIMELINE_ROWS]
+    """FULL / FORWARD / CACHED per epoch for each setting of the communication front, baseline on top
+    (the first MAX_TIMELINE_ROWS); a setting of several seeds shows its first seed's run."""
+    runs = _front_runs(cell, history)[:MAX_TIMELINE_ROWS]
     table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * len(runs)), layout="constrained")
@@ -121,20 +122,20 @@ def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
-    """Test accuracy per epoch: the baseline and the most accurate settings of the front (seeds averaged)."""
+    """Test accuracy per epoch: the baseline and the most accurate settings of the front, the mean
+    over seeds with its 95% confidence band (t-distribution) where there are several."""
     on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
     chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
-    rows = [(run, f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else ""))
-            for s in chosen.itertuples() for run in s.run_ids]
-    label = dict(rows)
-    data = history[(history["metric"] == "test/acc") & history["run_id"].isin(label)].copy()
-    data["run"] = data["run_id"].map(label)
+    label = {run: f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else "")
+             for s in chosen.itertuples() for run in s.run_ids}
+    data = history[(history["metric"] == "test/acc") & history["per_seed"] & history["trial_run"].isin(label)].copy()
+    data["run"] = data["trial_run"].map(label)
     data["value"] *= 100
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
     order = list(dict.fromkeys(label.values()))
     marker = "o" if data["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
     sns.lineplot(data=data, x="epoch", y="value", hue="run", hue_order=order, marker=marker, ax=ax,
-                 errorbar=("sd") if chosen["seeds"].max() > 1 else None, palette="dark")
+                 errorbar=_interval if chosen["seeds"].max() > 1 else None, palette="dark")
     low, high = ax.get_ylim()
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -160,9 +161,10 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
     order = np.argsort(fx)
     # The last step runs on to the costliest point: the best accuracy any larger budget buys.
     ax.plot([*fx[order], x.max()], [*fy[order], fy.max()], drawstyle="steps-post", **FRONT_STYLE)
-    for i in np.flatnonzero(cell["seeds"] > 1):  # one call per point: caps take a single colour
-        ax.errorbar(x.iloc[i], y.iloc[i], yerr=cell["acc_std"].iloc[i] * 100, fmt="none", capsize=3, lw=1,
-                    ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
+    low, high = cell["acc_ci_low"] * 100, cell["acc_ci_high"] * 100
+    for i in np.flatnonzero(low.notna()):  # one call per point: caps take a single colour
+        ax.errorbar(x.iloc[i], y.iloc[i], yerr=[[y.iloc[i] - low.iloc[i]], [high.iloc[i] - y.iloc[i]]], fmt="none",
+                    capsize=3, lw=1, ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
     sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"], palette=legend.colours,
                     markers=legend.markers, s=70, ax=ax, legend=False, zorder=3, edgecolor="white")
     base = cell[cell["baseline"]]
@@ -179,8 +181,9 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
 def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
     handles, labels = legend.handles(cell)
     handles += [Line2D([], [], **FRONT_STYLE), Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="black"),
-                Line2D([], [], ls=":", color="0.45")]
-    labels += ["Pareto front", "baseline (always, fp32/fp32)", f"baseline - {TOLERANCE_PP:g} pp"]
+                Line2D([], [], ls=":", color="0.45"), Line2D([], [], ls="", marker="|", ms=14, mew=1.2, color="0.35")]
+    labels += ["Pareto front (means)", "baseline (always, fp32/fp32)", f"baseline - {TOLERANCE_PP:g} pp",
+               "95% CI over seeds"]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     for text in box.get_texts():
         if text.get_text() in ("policy", "codec (up/down)"):
@@ -193,9 +196,24 @@ def _title(fig: plt.Figure, what: str, cell_title: str) -> None:
     fig.suptitle(f"{what}\n{cell_lines}", fontweight="bold", linespacing=1.4)
 
 
-def _front_runs(cell: pd.DataFrame) -> list[tuple[str, str]]:
-    """(run_id, label) of the baseline's runs, then of the communication front's, cheapest first."""
+def _front_runs(cell: pd.DataFrame, history: pd.DataFrame) -> list[tuple[str, str]]:
+    """(run_id, label) of the baseline's, then the communication front's settings, cheapest first: the
+    run holding the `mode` history of each setting's first seed."""
     chosen = pd.concat([cell[cell["baseline"]],
                         cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
-    return [(run, f"{s.setting}, {s.codec}" + (f", seed {seed:g}" if len(s.run_ids) > 1 else ""))
-            for s in chosen.itertuples() for run, seed in zip(s.run_ids, s.run_seeds)]
+    modes = history[(history["metric"] == "mode") & history["per_seed"]]
+    out = []
+    for s in chosen.itertuples():
+        runs = modes[modes["trial_run"].isin(s.run_ids)]
+        first = runs.loc[runs["seed"].idxmin()] if len(runs) else {"run_id": s.run_ids[0], "seed": np.nan}
+        run, seed = first["run_id"], first["seed"]
+        which = f", seed {seed:g} of {s.seeds}" if s.seeds > 1 and not np.isnan(seed) else ""
+        out.append((run, f"{s.setting}, {s.codec}{which}"))
+    return out
+
+
+def _interval(values) -> tuple[float, float]:
+    """The 95% confidence interval of the mean of `values` (seaborn's errorbar callable); none for one value."""
+    if len(values) < 2:
+        return np.nan, np.nan
+    return noise.mean_interval(np.mean(values), np.std(values, ddof=1), len(values))
