@@ -52,4 +52,4 @@ class Codec(Protocol):
 
 QUANTIZERS: Registry[type] = Registry("codec", "splitbench.quantizers")
 
-from quantizers import builtin  # noqa: E402,F401  (registers the built-in codecs)
+from quantizers import casts, scaled  # noqa: E402,F401  (register the built-in codecs)
