@@ -1,16 +1,29 @@
-"""Per-tensor scaled FP8: one float32 scale maps max|x| onto the format's largest finite value."""
+"""Per-tensor scaled casts: one float32 scale per message, counted as meta bytes.
+
+`fp8_e4m3` / `fp8_e5m2` map max|x| onto the format's largest finite value. `fp16_scaled` scales by
+a power of two that puts max|x| in [2**14, 2**15): cut-layer gradients (~1e-6) then sit among
+FP16's normal numbers instead of its subnormals, and the scaling itself adds no rounding.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
-from quantizers import QUANTIZERS, Payload
+from quantizers import Payload, QUANTIZERS, elements
 from quantizers.casts import Cast
 
+# The exponent of fp16_scaled's target binade for max|x|: one binade below FP16's largest (max
+# 65504 < 2**16), a factor-of-2 margin, so that no value rounds up to inf.
+FP16_TOP = 14
 
+
+@dataclass
 class ScaledFP8(Cast):
     """Encode: scale = max|x| / max_finite(dtype) (float32, 0-dim; 1 when x is all zeros),
-    q = x / scale cast to `dtype`, as Payload {"q", "scale"} (the scale's 4 bytes are counted).
+    q = x / scale cast to `dtype`, as Payload {"q", "scale"} (the scale's 4 bytes are meta).
     Decode: q * scale, cast to `like`'s dtype, device and shape. A NaN or inf anywhere in x
     makes the whole decoded tensor NaN (max|x| is then not finite)."""
 
@@ -19,9 +32,16 @@ class ScaledFP8(Cast):
     # client silently stops learning (PAPER.md, "FP8").
     def encode(self, x: torch.Tensor) -> Payload:
         x = x.detach().float()
-        scale = x.abs().max() / torch.finfo(self.dtype).max
+        scale = x.abs().max() / self.fmt.max
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # no host sync, unlike `if`
-        return Payload({"q": (x / scale).to(self.dtype), "scale": scale}, meta=("scale",))
+        return Payload({"q": self._cast(x / scale), "scale": scale}, meta=("scale",))
+
+    def _cast(self, v: torch.Tensor) -> torch.Tensor:
+        generator = self.generator(v.device)
+        if generator is not None:  # x / scale may exceed max by an ulp: never round that past it
+            v = torch.where(v.isinf(), v, v.clamp(-self.fmt.max, self.fmt.max))
+            v = elements.round_values(v, self.fmt, generator)
+        return v.to(self.dtype)
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         x = p.tensors["q"].float() * p.tensors["scale"]
@@ -29,12 +49,37 @@ class ScaledFP8(Cast):
 
 
 @QUANTIZERS.register("fp8_e4m3")
+@dataclass
 class FP8E4M3(ScaledFP8):
     dtype = torch.float8_e4m3fn
+    fmt = elements.E4M3
     tolerance = 2.0**-4
 
 
 @QUANTIZERS.register("fp8_e5m2")
+@dataclass
 class FP8E5M2(ScaledFP8):
     dtype = torch.float8_e5m2
+    fmt = elements.E5M2
     tolerance = 2.0**-3
+
+
+@QUANTIZERS.register("fp16_scaled")
+@dataclass
+class FP16Scaled(ScaledFP8):
+    """Encode: scale = 2**(floor(log2 max|x|) - 14), float32, so x / scale is exact and max|x| / scale
+    lies in [2**14, 2**15); q = x / scale cast to FP16, as Payload {"q", "scale"} (meta). The scale
+    is 1 when max|x| is 0, inf or NaN (those then cross as FP16 carries them), and its exponent
+    stays within [-126, 127] (max|x| below 2**-112 loses precision). Decode: q * scale."""
+
+    dtype = torch.float16
+    fmt = elements.FP16
+    tolerance = 2.0**-11
+
+    def encode(self, x: torch.Tensor) -> Payload:
+        x = x.detach().float()
+        amax = x.abs().max()
+        exponent = (elements.floor_log2(amax) - FP16_TOP).clamp(-126, 127)
+        exponent = torch.where((amax > 0) & amax.isfinite(), exponent, 0)
+        scale = elements.ldexp(torch.ones_like(amax), exponent)
+        return Payload({"q": self._cast(elements.ldexp(x, -exponent)), "scale": scale}, meta=("scale",))
