@@ -22,6 +22,7 @@ class Cast(Rounding):
     torch); stochastic rounding rounds onto the format's grid first, then casts exactly."""
 
     stateful: ClassVar[bool] = False
+    gradient_scale_exempt: ClassVar[bool] = False
     dtype: ClassVar[torch.dtype]
     fmt: ClassVar[elements.FloatFormat]
     tolerance: ClassVar[float]
@@ -58,6 +59,7 @@ class FP32:
 class FP16(Cast):
     """Plain FP16: cut-layer gradients (~1e-6) land among its subnormals; `fp16_scaled` avoids that."""
 
+    gradient_scale_exempt = True  # its point: small values lost
     dtype = torch.float16
     fmt = elements.FP16
     tolerance = 2.0**-11
@@ -76,6 +78,7 @@ class BF16(Cast):
 class FP8E4M3Unscaled(Cast):
     """Ablation: FP8 E4M3 without a scale (saturates at +-448, inf included)."""
 
+    gradient_scale_exempt = True  # its point: small values lost
     dtype = torch.float8_e4m3fn
     fmt = elements.E4M3
     tolerance = 2.0**-4
@@ -86,6 +89,7 @@ class FP8E4M3Unscaled(Cast):
 class FP8E5M2Unscaled(Cast):
     """Ablation: FP8 E5M2 without a scale (overflows to inf beyond 57344)."""
 
+    gradient_scale_exempt = True  # its point: small values lost
     dtype = torch.float8_e5m2
     fmt = elements.E5M2
     tolerance = 2.0**-3

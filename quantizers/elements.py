@@ -39,6 +39,11 @@ class FloatFormat:
         return int(torch.tensor(self.max).log2().floor().item())
 
     @property
+    def wide(self) -> bool:
+        """Whether its grid steps reach below 2**-126 (BF16's do), needing `ldexp(wide=True)`."""
+        return self.emin - self.mbits < -126
+
+    @property
     def max_code(self) -> int:
         """The code of `max`: where rounding saturates."""
         mantissa = self.max / 2.0**self.emax - 1
@@ -60,34 +65,36 @@ E4M3 = FloatFormat(ebits=4, mbits=3, bias=7, max=448.0)  # torch.float8_e4m3fn
 E5M2 = FloatFormat(ebits=5, mbits=2, bias=15, max=57344.0)  # torch.float8_e5m2
 FP16 = FloatFormat(ebits=5, mbits=10, bias=15, max=65504.0)
 BF16 = FloatFormat(ebits=8, mbits=7, bias=127, max=float(torch.finfo(torch.bfloat16).max))
-TINIEST = 2.0**-149  # float32's smallest subnormal
 FP8_DTYPES = {E4M3: torch.float8_e4m3fn, E5M2: torch.float8_e5m2}
 
 
-def ldexp(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """x * 2**k, exact whenever the result is representable, for integer k in [-252, 252].
+def ldexp(x: torch.Tensor, k: torch.Tensor | int, wide: bool = False) -> torch.Tensor:
+    """x * 2**k, exact whenever the result is representable, for integer k in [-126, 127], or in
+    [-252, 254] when `wide`. 2**k is built from its float32 bits (no pow() rounding); `wide` uses two
+    such factors, each a normal number, as one below 2**-126 would not be."""
+    if not wide:
+        return x * pow2(k)
+    half = torch.div(k, 2, rounding_mode="floor")
+    return x * pow2(half) * pow2(k - half)
 
-    2**k is built from its float32 bits in two halves, each a normal number, so no pow() rounding
-    and no intermediate underflow (a single factor below 2**-126 would be subnormal).
-    """
-    half = torch.div(k, 2, rounding_mode="floor").int()
-    return x * _pow2(half) * _pow2(k.int() - half)
 
-
-def _pow2(k: torch.Tensor) -> torch.Tensor:
-    return ((k + 127) << 23).view(torch.float32)
+def pow2(k: torch.Tensor | int) -> torch.Tensor:
+    """2**k as float32 for integer k in [-126, 127] (a tensor, or an int as a 0-dim tensor)."""
+    k = torch.as_tensor(k, dtype=torch.int32)
+    return ((k.int() + 127) << 23).view(torch.float32)
 
 
 def floor_log2(a: torch.Tensor) -> torch.Tensor:
-    """floor(log2 a) as int32 for finite a > 0 (exact, from frexp); meaningless for 0, inf, NaN."""
-    return torch.frexp(a).exponent - 1
+    """floor(log2 a) (int32) for float32 a > 0 normal, read from its exponent bits; -127 for 0 and
+    float32 subnormals, 128 for inf and NaN. The sign bit is ignored."""
+    return ((a.view(torch.int32) >> 23) & 0xFF) - 127
 
 
 def round_to_grid(a: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None):
-    """(r, binade) with |a| ~ r * 2**(binade - mbits): `a` (float32, >= 0) rounded onto the format's
-    grid by `round_integers` (stochastic rounding is unbiased). No saturation here."""
-    binade = floor_log2(a.clamp(min=TINIEST)).clamp(min=fmt.emin)  # zeros in the lowest binade
-    return round_integers(ldexp(a, fmt.mbits - binade), generator), binade
+    """(r, binade) with a ~ r * 2**(binade - mbits): float32 `a` >= 0 rounded onto the format's grid by
+    `round_integers` (stochastic rounding is unbiased). No saturation here; inf gives r = inf."""
+    binade = floor_log2(a).clamp(fmt.emin, 127)  # zeros and subnormals share the lowest binade
+    return round_integers(ldexp(a, fmt.mbits - binade, fmt.wide), generator), binade
 
 
 def round_integers(y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -102,16 +109,18 @@ def round_integers(y: torch.Tensor, generator: torch.Generator | None) -> torch.
 def round_values(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None) -> torch.Tensor:
     """x (float32) rounded onto the format's grid, signs kept; NaN stays NaN, no saturation."""
     r, binade = round_to_grid(x.abs(), fmt, generator)
-    return ldexp(r, binade - fmt.mbits).copysign(x)
+    return ldexp(r, binade - fmt.mbits, fmt.wide).copysign(x)
 
 
 def encode(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None) -> torch.Tensor:
-    """Codes (uint8) of finite float32 `x` rounded onto the format, saturating at +-max (inf too).
+    """Codes (uint8) of float32 `x` rounded onto the format, saturating at +-max (inf too).
 
     NaN must be replaced before; its code would be meaningless."""
+    if generator is None and fmt in FP8_DTYPES:  # torch's cast rounds to nearest even, faster
+        return x.clamp(-fmt.max, fmt.max).to(FP8_DTYPES[fmt]).view(torch.uint8)
     r, binade = round_to_grid(x.abs(), fmt, generator)
     magnitude = ((binade - fmt.emin) * 2**fmt.mbits + r).clamp(max=fmt.max_code).to(torch.uint8)
-    return magnitude | (torch.signbit(x).to(torch.uint8) << (fmt.bits - 1))
+    return torch.where(x < 0, magnitude | (1 << (fmt.bits - 1)), magnitude)
 
 
 @functools.lru_cache(maxsize=None)
@@ -124,6 +133,8 @@ def decoder(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
 
 def decode(codes: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """The float32 values of `codes` (uint8)."""
+    if fmt in FP8_DTYPES:
+        return codes.view(FP8_DTYPES[fmt]).float()
     return decoder(fmt, codes.device)[codes.long()]
 
 

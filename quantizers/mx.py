@@ -64,23 +64,23 @@ class MX(Rounding):
         exponent = self.shared_exponent(amax)
         finite = amax.isfinite()
         scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
-        scaled = elements.ldexp(torch.where(finite[:, None], blocks, 0.0), -exponent[:, None])
+        scaled = torch.where(finite[:, None], blocks, 0.0) * elements.ldexp(1.0, -exponent, wide=True)[:, None]
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
         return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
 
     def shared_exponent(self, amax: torch.Tensor) -> torch.Tensor:
-        """The exponent of X per block (int32, in [-127, 127]) for finite block maxima."""
+        """The exponent of X per block (int32, in [-127, 127]); meaningless where amax is not finite."""
         exponent = elements.floor_log2(amax) - self.emax
         if self.scale_rounding == "up":
-            exponent = exponent + (amax > elements.ldexp(torch.full_like(amax, self.max), exponent)).int()
-        exponent = torch.where(amax > 0, exponent, -E8M0_BIAS)
-        return exponent.clamp(-E8M0_BIAS, E8M0_BIAS)
+            exponent = exponent + (amax > elements.ldexp(self.max, exponent, wide=True)).int()
+        return exponent.clamp(-E8M0_BIAS, E8M0_BIAS)  # zeros too: floor_log2(0) is -127
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         scale = p.tensors["scale"]
+        factor = elements.ldexp(1.0, scale.int() - E8M0_BIAS, wide=True)
+        factor = torch.where(scale == E8M0_NAN, torch.nan, factor)
         values = self.decode_elements(elements.unpack(p.tensors["elements"], self.bits)).view(scale.numel(), -1)
-        x = elements.ldexp(values, scale.int()[:, None] - E8M0_BIAS)
-        x = torch.where((scale == E8M0_NAN)[:, None], torch.nan, x)
+        x = values * factor[:, None]
         return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -70,7 +70,7 @@ class FP16Scaled(ScaledFP8):
     """Encode: scale = 2**(floor(log2 max|x|) - 14), float32, so x / scale is exact and max|x| / scale
     lies in [2**14, 2**15); q = x / scale cast to FP16, as Payload {"q", "scale"} (meta). The scale
     is 1 when max|x| is 0, inf or NaN (those then cross as FP16 carries them), and its exponent
-    stays within [-126, 127] (max|x| below 2**-112 loses precision). Decode: q * scale."""
+    stays within [-126, 126] (max|x| below 2**-112 loses precision). Decode: q * scale."""
 
     dtype = torch.float16
     fmt = elements.FP16
@@ -79,7 +79,7 @@ class FP16Scaled(ScaledFP8):
     def encode(self, x: torch.Tensor) -> Payload:
         x = x.detach().float()
         amax = x.abs().max()
-        exponent = (elements.floor_log2(amax) - FP16_TOP).clamp(-126, 127)
+        exponent = (elements.floor_log2(amax) - FP16_TOP).clamp(-126, 126)
         exponent = torch.where((amax > 0) & amax.isfinite(), exponent, 0)
-        scale = elements.ldexp(torch.ones_like(amax), exponent)
+        scale = elements.pow2(exponent)
         return Payload({"q": self._cast(elements.ldexp(x, -exponent)), "scale": scale}, meta=("scale",))
