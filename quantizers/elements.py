@@ -118,9 +118,28 @@ def encode(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None)
     NaN must be replaced before; its code would be meaningless."""
     if generator is None and fmt in FP8_DTYPES:  # torch's cast rounds to nearest even, faster
         return x.clamp(-fmt.max, fmt.max).to(FP8_DTYPES[fmt]).view(torch.uint8)
+    if generator is None:  # few codes: a binary search among the midpoints, then the code, is faster
+        boundaries, codes = signed_grid(fmt, x.device)
+        return codes[torch.bucketize(x, boundaries, right=True)]
     r, binade = round_to_grid(x.abs(), fmt, generator)
     magnitude = ((binade - fmt.emin) * 2**fmt.mbits + r).clamp(max=fmt.max_code).to(torch.uint8)
     return torch.where(x < 0, magnitude | (1 << (fmt.bits - 1)), magnitude)
+
+
+@functools.lru_cache(maxsize=None)
+def signed_grid(fmt: FloatFormat, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(boundaries, codes): the codes from -max through -0 and +0 to max, ordered by value, and the
+    midpoints between neighbours, so that codes[bucketize(x, boundaries, right=True)] rounds x to
+    nearest, saturating, with the codes the arithmetic path gives (negatives that round to zero
+    are -0). A value on a midpoint goes up unless the code below is even (ties to even): that
+    midpoint is nudged up one float32 ulp; the one between -0 and +0 stays 0."""
+    sign = 1 << (fmt.bits - 1)
+    order = [sign | c for c in range(fmt.max_code, -1, -1)] + list(range(fmt.max_code + 1))
+    values = torch.tensor([fmt.value(c) for c in order], dtype=torch.float64)
+    mids = ((values[:-1] + values[1:]) / 2).float()  # exact: one bit more than the format has
+    nudge = torch.tensor([c % 2 == 0 for c in order[:-1]]) & (mids != 0)
+    boundaries = torch.where(nudge, torch.nextafter(mids, torch.tensor(torch.inf)), mids)
+    return boundaries.to(device), torch.tensor(order, dtype=torch.uint8, device=device)
 
 
 @functools.lru_cache(maxsize=None)
