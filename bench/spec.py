@@ -22,8 +22,8 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     quant_down = ["fp32", "fp8_e5m2"]
     [sweep.search.ranges.loss_threshold]   # overrides of a policy's declared search_space
     threshold = { low = 0.01, high = 0.3, log = true }
-    [sweep.search.codec_ranges.fp8_e4m3]   # overrides of a codec's declared search_space
-    rounding = { choices = ["nearest"] }
+    [sweep.search.codec_ranges.fp8_e4m3]   # additions to or overrides of a codec's declared search_space
+    rounding = { choices = ["nearest", "stochastic"] }
 
 A codec's arguments are searched like a policy's fields, in both directions where it is listed.
 The baseline (policy always, fp32 both ways) is always part of the search space: it is the first

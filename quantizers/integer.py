@@ -27,7 +27,7 @@ class Integer(Rounding):
     stateful: ClassVar[bool] = False
     bits: ClassVar[int]
     tolerance: ClassVar[float]
-    search_space: ClassVar[dict] = Rounding.search_space | {"granularity": {"choices": list(GRANULARITIES)}}
+    search_space: ClassVar[dict] = {"granularity": {"choices": list(GRANULARITIES)}}
 
     def __post_init__(self):
         super().__post_init__()

@@ -45,7 +45,7 @@ class MX(Rounding):
     emax: ClassVar[int]  # emax_elem
     max: ClassVar[float]  # the element format's largest normal value
     tolerance: ClassVar[float]
-    search_space: ClassVar[dict] = Rounding.search_space | {
+    search_space: ClassVar[dict] = {
         "block": {"choices": [16, 32, 64]},
         "scale_rounding": {"choices": list(SCALE_ROUNDINGS)},
     }

@@ -37,7 +37,9 @@ class Rounding:
     seed: int = 0
     _generators: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    search_space: ClassVar[dict] = {"rounding": {"choices": list(ROUNDINGS)}}
+    # Sweeps search `rounding` only where a spec asks (sweep.search.codec_ranges), so that listing
+    # a codec does not double its share of the trials.
+    search_space: ClassVar[dict] = {}
 
     def __post_init__(self):
         check_choice("rounding", self.rounding, ROUNDINGS)

@@ -59,14 +59,15 @@ def search(**table):
 
 
 def test_a_spec_searches_a_codecs_declared_arguments_with_its_overrides():
-    s = search(quant_up=["mxfp4_e2m1"], quant_down=["int8"],
-               codec_ranges={"mxfp4_e2m1": {"block": {"choices": [16, 32]}}})
+    s = search(quant_up=["mxfp4_e2m1", "fp16"], quant_down=["int8"],
+               codec_ranges={"mxfp4_e2m1": {"block": {"choices": [16, 32]}},
+                             "fp16": {"rounding": {"choices": ["nearest", "stochastic"]}}})
     assert s.codec_space("mxfp4_e2m1") == {
         "block": spec.Range(choices=(16, 32)),
-        "rounding": spec.Range(choices=("nearest", "stochastic")),
-        "scale_rounding": spec.Range(choices=("floor", "up")),
+        "scale_rounding": spec.Range(choices=("floor", "up")),  # declared
     }
-    assert s.codec_space("int8")["granularity"] == spec.Range(choices=("tensor", "channel"))
+    assert s.codec_space("int8") == {"granularity": spec.Range(choices=("tensor", "channel"))}
+    assert s.codec_space("fp16") == {"rounding": spec.Range(choices=("nearest", "stochastic"))}  # asked for
     assert s.codec_space("fp32") == {}
 
 
