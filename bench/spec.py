@@ -220,17 +220,17 @@ def _search(table: dict):
     for policy in overrides:
         if policy not in picked["policies"]:
             raise UsageError(unknown_name_message("sweep.search.ranges", policy, list(picked["policies"])))
-    ranges = tuple((p, _ranges(f"sweep.search.ranges.{p}", POLICIES.get(p), _table(overrides, "sweep.search.ranges", p)))
+    ranges = tuple((p, _ranges(f"sweep.search.ranges.{p}", POLICIES.get(p),
+                               _table(overrides, "sweep.search.ranges", p)))
                    for p in picked["policies"])
     codecs = list(dict.fromkeys(picked["quant_up"] + picked["quant_down"]))
     codec_overrides = _table(table, "sweep.search", "codec_ranges")
     for codec in codec_overrides:
         if codec not in codecs:
             raise UsageError(unknown_name_message("sweep.search.codec_ranges", codec, codecs))
-    codec_ranges = tuple(
-        (c, _ranges(f"sweep.search.codec_ranges.{c}", QUANTIZERS.get(c), _table(codec_overrides, "sweep.search.codec_ranges", c)))
-        for c in codecs
-    )
+    codec_ranges = tuple((c, _ranges(f"sweep.search.codec_ranges.{c}", QUANTIZERS.get(c),
+                                     _table(codec_overrides, "sweep.search.codec_ranges", c)))
+                         for c in codecs)
     return picked["policies"], picked["quant_up"], picked["quant_down"], ranges, codec_ranges
 
 
