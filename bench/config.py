@@ -59,7 +59,7 @@ class RunConfig:
 
     def __post_init__(self):
         from policies import POLICIES
-        from quantizers import QUANTIZERS
+        from quantizers import QUANTIZERS, arguments
 
         _choice("model", self.model, models.MODELS)
         _choice("dataset", self.dataset, data.DATASETS)
@@ -89,9 +89,13 @@ class RunConfig:
             raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
         object.__setattr__(self, "policy_args", _typed_args("policy", POLICIES.get(self.policy), self.policy_args))
         self.make_policy()  # the policy validates its own fields
-        for direction in ("quant_up", "quant_down"):
-            codec, args = getattr(self, direction), getattr(self, f"{direction}_args")
-            object.__setattr__(self, f"{direction}_args", _typed_args(direction, QUANTIZERS.get(codec), args))
+        for stream, direction in enumerate(("quant_up", "quant_down")):
+            codec, args = QUANTIZERS.get(getattr(self, direction)), getattr(self, f"{direction}_args")
+            args = _typed_args(direction, codec, args)
+            if "seed" in [f.name for f in arguments(codec)] and "seed" not in dict(args):
+                # Stochastic rounding draws follow the run's seed, up and down apart.
+                args = tuple(sorted(args + (("seed", 2 * self.seed + stream),)))
+            object.__setattr__(self, f"{direction}_args", args)
             try:
                 self.make_codec(direction)  # the codec validates its own arguments
             except UsageError as exc:

@@ -3,8 +3,10 @@
 rounding = "nearest" rounds to the nearest representable value, ties to even. "stochastic" rounds
 up with probability equal to the distance from the value below, in steps, so that a value's
 encodings average to it. The draws come from a torch.Generator per codec instance and device,
-seeded with `seed`: a run repeats its draws exactly. The engine passes the argument unchanged, so
-every client's codec draws the same sequence; set `seed` to draw another.
+seeded with `seed`: a run repeats its draws exactly. A run's config sets `seed` from the run's
+seed unless given (2 * seed for quant_up, 2 * seed + 1 for quant_down, so the two directions draw
+apart; logged as quant_up.seed and quant_down.seed); every client's codec of one direction draws
+the same sequence.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
     assert weights == {"weights/client.pt", "weights/server.pt"}
     config = json.loads(open(client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))).read())
     assert config["policy_args"] == [["threshold", 0.02]]
-    assert config["quant_down_args"] == [["block", 16], ["rounding", "stochastic"]]
+    assert config["quant_down_args"] == [["block", 16], ["rounding", "stochastic"], ["seed", 1]]
 
 
 @pytest.mark.parametrize(

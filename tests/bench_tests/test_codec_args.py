@@ -21,14 +21,20 @@ def config(*flags: str) -> RunConfig:
 def test_flags_give_typed_arguments_logged_with_every_default():
     cfg = config("--quant-up", "mxfp4_e2m1", "--quant-up-arg", "block=16", "--quant-up-arg", "scale_rounding=up",
                  "--quant-down", "int8", "--quant-down-arg", "granularity=channel")
-    assert cfg.quant_up_args == (("block", 16), ("scale_rounding", "up"))
+    assert cfg.quant_up_args == (("block", 16), ("scale_rounding", "up"), ("seed", 0))
     params = cfg.to_params()
     assert {k: v for k, v in params.items() if k.startswith("quant_")} == {
         "quant_up": "mxfp4_e2m1", "quant_up.block": 16, "quant_up.scale_rounding": "up",
         "quant_up.rounding": "nearest", "quant_up.seed": 0,
         "quant_down": "int8", "quant_down.granularity": "channel", "quant_down.rounding": "nearest",
-        "quant_down.seed": 0,
+        "quant_down.seed": 1,
     }
+
+
+def test_rounding_seeds_follow_the_run_seed_unless_given():
+    cfg = config("--seed", "3", "--quant-up", "fp16", "--quant-down", "bf16", "--quant-down-arg", "seed=11")
+    assert (cfg.quant_up_args, cfg.quant_down_args) == ((("seed", 6),), (("seed", 11),))
+    assert config("--seed", "3").quant_up_args == ()  # fp32 has no seed
 
 
 def test_the_codec_is_built_with_its_arguments():
@@ -97,6 +103,7 @@ def test_a_trial_chooses_codec_arguments_per_codec_and_direction():
     assert {k for k in trial.params if k.startswith("quant_up.")} == {
         "quant_up.mxfp4_e2m1.block", "quant_up.mxfp4_e2m1.rounding", "quant_up.mxfp4_e2m1.scale_rounding"}
     assert choice["quant_down_args"] == ()
+    assert "seed" not in dict(choice["quant_up_args"])  # the run's seed decides it
     cfg = s.cells[0].config(**choice)
     assert cfg.to_params()["quant_up.rounding"] == "stochastic"
     assert cfg.to_params()["quant_up.block"] in (16, 32, 64)
