@@ -10,6 +10,7 @@ mantissa moving into the next binade exactly as the bit pattern does.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,7 @@ class FloatFormat:
     @property
     def emax(self) -> int:
         """The exponent of the largest normal value (OCP MX's emax_elem)."""
-        return int(torch.tensor(self.max).log2().floor().item())
+        return math.floor(math.log2(self.max))
 
     @property
     def wide(self) -> bool:
