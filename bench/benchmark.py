@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from bench import data, models, spec, sweep
 from bench.config import RunConfig
 from bench.engine import train
-from quantizers import QUANTIZERS
+from quantizers import make_codec
 
 
 def plain_epoch(cfg: RunConfig, ds) -> float:
@@ -71,7 +71,7 @@ def cached_vs_full(cfg: RunConfig, ds) -> tuple[float, float]:
 
 def codec_throughput(name: str, numel: int = 1 << 24, repeats: int = 5) -> float:
     """GB/s of fp32 input through encode + decode (best of `repeats`)."""
-    codec = QUANTIZERS.get(name)()
+    codec = make_codec(name)
     x = torch.randn(numel)
     best = float("inf")
     for _ in range(repeats):

@@ -17,7 +17,7 @@ from bench.config import RunConfig
 from bench.errors import RunFailed, UsageError
 
 # RunConfig fields that get their own, hand-written flag.
-_SPECIAL = {"policy_args", "lr_milestones", "data_dir"}
+_SPECIAL = {"policy_args", "quant_up_args", "quant_down_args", "lr_milestones", "data_dir"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +90,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     parser.add_argument("--lr-milestones", default=None, help="epochs where lr is multiplied by lr-gamma, e.g. 60,120,160")
     parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V", help="a policy parameter (repeatable)")
+    parser.add_argument("--quant-up-arg", action="append", default=[], metavar="K=V",
+                        help="an argument of the up codec, e.g. block=16 (repeatable)")
+    parser.add_argument("--quant-down-arg", action="append", default=[], metavar="K=V",
+                        help="an argument of the down codec, e.g. rounding=stochastic (repeatable)")
     parser.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
 
 
@@ -129,14 +133,20 @@ def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
             kwargs["lr_milestones"] = tuple(int(m) for m in args.lr_milestones.split(",") if m.strip())
         except ValueError:
             raise UsageError(f"lr_milestones: expected comma-separated epochs, got {args.lr_milestones!r}") from None
+    for field in ("policy_args", "quant_up_args", "quant_down_args"):
+        kwargs[field] = _pairs(field.replace("_args", "-arg").replace("_", "-"), getattr(args, field[:-1]))
+    return RunConfig(**kwargs)
+
+
+def _pairs(flag: str, items: list[str]) -> tuple[tuple[str, str], ...]:
+    """K=V flag values as (K, V) pairs, still strings (RunConfig types them)."""
     pairs = []
-    for item in args.policy_arg:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"policy-arg: expected K=V, got {item!r}")
+            raise UsageError(f"{flag}: expected K=V, got {item!r}")
         pairs.append((key.strip(), value.strip()))
-    kwargs["policy_args"] = tuple(pairs)
-    return RunConfig(**kwargs)
+    return tuple(pairs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

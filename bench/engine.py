@@ -33,7 +33,7 @@ from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.wire import Ledger, Link, exchanged_state
 from policies import Mode
-from quantizers import QUANTIZERS, Payload
+from quantizers import Payload
 
 
 class Sink(Protocol):
@@ -125,7 +125,7 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
     server_opt = _sgd(cfg, server)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
-    eval_codec = QUANTIZERS.get(cfg.quant_up)()
+    eval_codec = cfg.make_codec("quant_up")
     version, records, modes_seen = 0, [], []
 
     for epoch in range(cfg.epochs):
@@ -175,7 +175,7 @@ def _sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
 
 def _make_client(cfg, k, shard, client_net, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
-    link = Link(k, QUANTIZERS.get(cfg.quant_up)(), QUANTIZERS.get(cfg.quant_down)(), ledger, num_classes)
+    link = Link(k, cfg.make_codec("quant_up"), cfg.make_codec("quant_down"), ledger, num_classes)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + k + 1)
     return Client(k, shard, net, _sgd(cfg, net), link, generator)
 

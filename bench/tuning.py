@@ -189,11 +189,21 @@ def check_room(trial: Trial, n_trials: int) -> None:
 
 
 def suggest(trial: Trial, spec: SweepSpec) -> dict:
-    """The trial's choice: policy, its arguments, codecs; policy fields are named `<policy>.<field>`."""
+    """The trial's choice: policy, its arguments, codecs and theirs; a policy's fields are named
+    `<policy>.<field>`, a codec's arguments `quant_up.<codec>.<arg>` (and quant_down)."""
     policy = trial.suggest_categorical("policy", list(spec.policies))
+    choice = {"policy": policy, "policy_args": _suggest_args(trial, policy, spec.space(policy))}
+    for direction in ("quant_up", "quant_down"):
+        codec = trial.suggest_categorical(direction, list(getattr(spec, direction)))
+        choice[direction] = codec
+        choice[f"{direction}_args"] = _suggest_args(trial, f"{direction}.{codec}", spec.codec_space(codec))
+    return choice
+
+
+def _suggest_args(trial: Trial, prefix: str, space: dict) -> tuple:
     args = []
-    for field, rng in spec.space(policy).items():
-        name = f"{policy}.{field}"
+    for field, rng in space.items():
+        name = f"{prefix}.{field}"
         if rng.choices is not None:
             value = trial.suggest_categorical(name, list(rng.choices))
         elif isinstance(rng.low, int) and isinstance(rng.high, int):
@@ -201,12 +211,7 @@ def suggest(trial: Trial, spec: SweepSpec) -> dict:
         else:
             value = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
         args.append((field, value))
-    return {
-        "policy": policy,
-        "policy_args": tuple(args),
-        "quant_up": trial.suggest_categorical("quant_up", list(spec.quant_up)),
-        "quant_down": trial.suggest_categorical("quant_down", list(spec.quant_down)),
-    }
+    return tuple(args)
 
 
 def config_key(params: dict) -> str:

@@ -6,12 +6,18 @@ Contract (one codec instance per direction, and per client when the codec keeps 
 Payload.nbytes is measured from the payload's tensors; a codec cannot declare it.
 A codec is stateless unless it says otherwise (`stateful = True`, e.g. error feedback); the
 engine then gives every client its own instance.
+
+A codec's arguments are the init fields of its dataclass, with defaults, validated in
+__post_init__ (a bad value raises UsageError starting with the argument's name); its
+`search_space` gives sweeps their ranges, as for policies. A codec that is not a dataclass takes
+no arguments. `make_codec(name, args)` is the one place codecs are built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -52,4 +58,14 @@ class Codec(Protocol):
 
 QUANTIZERS: Registry[type] = Registry("codec", "splitbench.quantizers")
 
-from quantizers import builtin  # noqa: E402,F401  (registers the built-in codecs)
+
+def arguments(cls: type) -> list[dataclasses.Field]:
+    """The codec class's arguments: its dataclass init fields (none for other classes)."""
+    return [f for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
+
+
+def make_codec(name: str, args: tuple[tuple[str, Any], ...] = ()) -> Codec:
+    """A fresh instance of the codec registered as `name`, built with its typed `args` (name, value)."""
+    return QUANTIZERS.get(name)(**dict(args))
+
+from quantizers import casts, integer, mx, nvfp4, scaled  # noqa: E402,F401  (register the built-in codecs)
