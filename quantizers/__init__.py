@@ -5,7 +5,9 @@ Contract (one codec instance per direction, and per client when the codec keeps 
     decode(p: Payload, like: Tensor) -> Tensor   # same shape/dtype/device as `like`
 Payload.nbytes is measured from the payload's tensors; a codec cannot declare it.
 A codec is stateless unless it says otherwise (`stateful = True`, e.g. error feedback); the
-engine then gives every client its own instance.
+engine then gives every client its own instance. A stateful codec may define `reset()`, which
+clears its state; `reset(codec)` calls it where there is one (quantizers/feedback.py says when
+the engine does).
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ class Codec(Protocol):
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor: ...
 
 
+def reset(codec: Codec) -> None:
+    """Clear the state `codec` keeps between messages; a no-op for a codec without `reset()`."""
+    hook = getattr(codec, "reset", None)
+    if hook is not None:
+        hook()
+
+
 QUANTIZERS: Registry[type] = Registry("codec", "splitbench.quantizers")
 
-from quantizers import builtin  # noqa: E402,F401  (registers the built-in codecs)
+from quantizers import builtin, topk  # noqa: E402,F401  (registers the built-in codecs)
