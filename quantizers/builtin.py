@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 
 from quantizers import QUANTIZERS, Payload
+from quantizers.lookup import scaled_values
 
 
 class Cast:
@@ -40,12 +41,13 @@ class ScaledFP8(Cast):
     # client silently stops learning (PAPER.md, "FP8").
     def encode(self, x: torch.Tensor) -> Payload:
         x = x.detach().float()
-        scale = x.abs().max() / torch.finfo(self.dtype).max
+        low, high = torch.aminmax(x)  # one pass, no |x| temporary; NaN propagates as with abs().max()
+        scale = torch.maximum(high, -low) / torch.finfo(self.dtype).max
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # no host sync, unlike `if`
         return Payload({"q": (x / scale).to(self.dtype), "scale": scale}, meta=("scale",))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        x = p.tensors["q"].float() * p.tensors["scale"]
+        x = scaled_values(p.tensors["q"], p.tensors["scale"])
         return x.to(like.device, like.dtype).reshape(like.shape)
 
 
