@@ -102,7 +102,7 @@ class TopK:
         if "index" in p.tensors:
             out.scatter_(1, p.tensors["index"].to(like.device).long(), values)
         else:
-            out[unpack_bits(p.tensors["bitmap"].to(like.device), n)] = values.reshape(-1)
+            out.masked_scatter_(unpack_bits(p.tensors["bitmap"].to(like.device), n), values)
         return out.reshape(like.shape)
 
 
