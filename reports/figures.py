@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from reports.codecs import family_label, short_label  # noqa: E402
 from reports.frames import TOLERANCE_PP  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
@@ -29,6 +30,7 @@ MB, GFLOP = 1e6, 1e9
 MODES = {0: ("FULL", "#1b4f8a"), 1: ("FORWARD", "#f2a541"), 2: ("CACHED", "#dcdcdc")}
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h"]
 FRONT_STYLE = dict(color="0.25", lw=1.3, zorder=1)
+CODEC_HEADING = "codec family (up/down)"
 MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
 MAX_TIMELINE_ROWS = 16
 MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
@@ -36,7 +38,7 @@ MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn i
 
 @dataclass(frozen=True)
 class Legend:
-    """The sweep-wide encoding: policy -> colour, codec -> marker."""
+    """The sweep-wide encoding: policy -> colour, codec family (reports/codecs.py) -> marker."""
 
     colours: dict[str, tuple]
     markers: dict[str, str]
@@ -45,18 +47,18 @@ class Legend:
     def of(cls, settings: pd.DataFrame) -> "Legend":
         # The baseline's policy and codec first, so that they get the first colour and marker.
         policies = list(dict.fromkeys(["always", *sorted(settings["policy"].unique())]))
-        codecs = list(dict.fromkeys(["fp32/fp32", *sorted(settings["codec"].unique())]))
+        codecs = list(dict.fromkeys(["cast", *sorted(settings["codec"].map(family_label).unique())]))
         palette = sns.color_palette("colorblind", len(policies))
         return cls(dict(zip(policies, palette)), {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(codecs)})
 
     def handles(self, settings: pd.DataFrame) -> tuple[list, list]:
-        """Legend entries for the policies and codecs present in `settings`, under two headings."""
+        """Legend entries for the policies and codec families present in `settings`, under two headings."""
         handles, labels = [Line2D([], [], ls="")], ["policy"]
         for policy in (p for p in self.colours if p in set(settings["policy"])):
             handles.append(Line2D([], [], ls="", marker="o", color=self.colours[policy]))
             labels.append(policy)
-        handles.append(Line2D([], [], ls="")), labels.append("codec (up/down)")
-        for codec in (c for c in self.markers if c in set(settings["codec"])):
+        handles.append(Line2D([], [], ls="")), labels.append(CODEC_HEADING)
+        for codec in (c for c in self.markers if c in set(settings["codec"].map(family_label))):
             handles.append(Line2D([], [], ls="", marker=self.markers[codec], color="0.35", mfc="none"))
             labels.append(codec)
         return handles, labels
@@ -124,7 +126,7 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     """Test accuracy per epoch: the baseline and the most accurate settings of the front (seeds averaged)."""
     on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
     chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
-    rows = [(run, f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else ""))
+    rows = [(run, f"{s.setting}, {short_label(s.codec)}" + (" (baseline)" if s.baseline else ""))
             for s in chosen.itertuples() for run in s.run_ids]
     label = dict(rows)
     data = history[(history["metric"] == "test/acc") & history["run_id"].isin(label)].copy()
@@ -163,7 +165,7 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
     for i in np.flatnonzero(cell["seeds"] > 1):  # one call per point: caps take a single colour
         ax.errorbar(x.iloc[i], y.iloc[i], yerr=cell["acc_std"].iloc[i] * 100, fmt="none", capsize=3, lw=1,
                     ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
-    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"], palette=legend.colours,
+    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"].map(family_label), palette=legend.colours,
                     markers=legend.markers, s=70, ax=ax, legend=False, zorder=3, edgecolor="white")
     base = cell[cell["baseline"]]
     if len(base):
@@ -183,7 +185,7 @@ def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
     labels += ["Pareto front", "baseline (always, fp32/fp32)", f"baseline - {TOLERANCE_PP:g} pp"]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     for text in box.get_texts():
-        if text.get_text() in ("policy", "codec (up/down)"):
+        if text.get_text() in ("policy", CODEC_HEADING):
             text.set_fontweight("bold")
 
 
@@ -197,5 +199,5 @@ def _front_runs(cell: pd.DataFrame) -> list[tuple[str, str]]:
     """(run_id, label) of the baseline's runs, then of the communication front's, cheapest first."""
     chosen = pd.concat([cell[cell["baseline"]],
                         cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
-    return [(run, f"{s.setting}, {s.codec}" + (f", seed {seed:g}" if len(s.run_ids) > 1 else ""))
+    return [(run, f"{s.setting}, {short_label(s.codec)}" + (f", seed {seed:g}" if len(s.run_ids) > 1 else ""))
             for s in chosen.itertuples() for run, seed in zip(s.run_ids, s.run_seeds)]

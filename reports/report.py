@@ -22,7 +22,7 @@ ARTIFACT_PATH = "report"
 HISTORY = ("test/acc", "mode")
 # figure kind -> caption (what it shows; html adds how it was made)
 CAPTIONS = {
-    "pareto": "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec up/down; error "
+    "pareto": "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec family up/down; error "
               "bars: standard deviation over seeds). Left: activations + gradients, the paper's definition; right: "
               "everything that crossed. Line: the Pareto front; star: the baseline; dotted: 0.5 pp below it.",
     "flops": "Final test accuracy against the client's computation over the run (FULL = forward + backward, "
