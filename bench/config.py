@@ -91,7 +91,7 @@ class RunConfig:
         self.make_policy()  # the policy validates its own fields
         for stream, direction in enumerate(("quant_up", "quant_down")):
             codec, args = QUANTIZERS.get(getattr(self, direction)), getattr(self, f"{direction}_args")
-            args = _typed_args(direction, codec, args)
+            args = _typed_args(direction, codec, args, stages=True)
             if "seed" in [f.name for f in arguments(codec)] and "seed" not in dict(args):
                 # Stochastic rounding draws follow the run's seed, up and down apart.
                 args = tuple(sorted(args + (("seed", 2 * self.seed + stream),)))
@@ -122,7 +122,7 @@ class RunConfig:
         """Flat name -> value map: the params logged to MLflow and read back by reports. Policy and
         codec arguments appear as `policy.<field>`, `quant_up.<arg>` and `quant_down.<arg>`, every
         one with its resolved value, defaults included."""
-        from quantizers import arguments
+        from quantizers import codec_params
 
         nested = ("policy_args", "quant_up_args", "quant_down_args")
         params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in nested}
@@ -131,9 +131,8 @@ class RunConfig:
         for f in dataclasses.fields(policy):
             params[f"policy.{f.name}"] = getattr(policy, f.name)
         for direction in ("quant_up", "quant_down"):
-            codec = self.make_codec(direction)
-            for f in arguments(type(codec)):
-                params[f"{direction}.{f.name}"] = getattr(codec, f.name)
+            for name, value in codec_params(getattr(self, direction), getattr(self, f"{direction}_args")).items():
+                params[f"{direction}.{name}"] = value
         return params
 
 
@@ -148,13 +147,18 @@ def _at_least(name: str, value: Any, low: float, strict: bool = False) -> None:
         raise UsageError(f"{name}: must be a number {'>' if strict else '>='} {low}, got {value!r}")
 
 
-def _typed_args(prefix: str, cls: type, args) -> tuple[tuple[str, Any], ...]:
-    """Check the names against the arguments of a policy or codec class and convert strings ("3",
-    "0.02") to their types; errors name the argument `<prefix>.<name>`."""
+def _typed_args(prefix: str, cls: type, args, stages: bool = False) -> tuple[tuple[str, Any], ...]:
+    """Check the names against the arguments of a policy or codec class (with `stages`, also the
+    stage arguments every codec takes) and convert strings ("3", "0.02") to their types; errors
+    name the argument `<prefix>.<name>`."""
     from quantizers import arguments
+    from quantizers.wrappers import Stages
 
     fields = {f.name for f in arguments(cls)}
     hints = typing.get_type_hints(cls) if fields else {}
+    if stages:
+        fields |= {f.name for f in arguments(Stages)}
+        hints |= typing.get_type_hints(Stages)
     out = []
     for name, value in (args.items() if isinstance(args, dict) else args):
         if not fields:

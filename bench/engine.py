@@ -33,7 +33,7 @@ from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.wire import Ledger, Link, exchanged_state
 from policies import Mode
-from quantizers import Payload
+from quantizers import Payload, reset
 
 
 class Sink(Protocol):
@@ -189,6 +189,7 @@ def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device) -> list:
         return [(client, mode, client.cache[i]) for i in order]
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
     client.cache = []  # refreshed by what this epoch sends
+    client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
     return [
         (client, mode, (x.to(device), y.to(device)))
@@ -268,6 +269,7 @@ def evaluate(client_net, server, ds, codec, device) -> float:
     for x, y in datasets.batches(ds, "test", everything, 1000, augment=False, shuffle=False):
         x, y = x.to(device), y.to(device)
         acts = client_net(x)
+        reset(codec)  # test batches are independent: no error-feedback residual crosses between them
         correct += (server(codec.decode(codec.encode(acts), acts)).argmax(1) == y).sum().item()
     server.train()
     return correct / len(ds.test_y)
@@ -287,6 +289,7 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
         "comm/down_bytes": float(sum(c["down"] for c in counts)),
         "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
         "comm/label_bytes": float(sum(c["labels"] for c in counts)),
+        "comm/meta_bytes": float(sum(c["meta"] for c in counts)),
         "client/flops": float(sum(per_client_flops)),
         "time/epoch_s": train_s,
         "lr": lr,
@@ -294,7 +297,7 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
             record[f"mode/client_{k}"] = float(mode)
-            for kind in ("up", "down", "sync", "label"):
+            for kind in ("up", "down", "sync", "label", "meta"):
                 record[f"comm/{kind}_bytes/client_{k}"] = float(c["labels" if kind == "label" else kind])
             record[f"client/flops/client_{k}"] = float(fl)
     return record
@@ -312,6 +315,7 @@ def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
         "final/down_bytes": float(down),
         "final/label_bytes": float(totals["labels"]),
         "final/sync_bytes": float(totals["sync"]),
+        "final/meta_bytes": float(ledger.run_total("meta")),
         "final/client_flops": sum(r["client/flops"] for r in records),
         "final/full_epochs": float(modes.count(Mode.FULL)),
         "final/forward_epochs": float(modes.count(Mode.FORWARD)),

@@ -8,6 +8,8 @@ Kinds of traffic, one counter each (the metric names in DESIGN.md):
             the class index (uint8 for CIFAR-10: 1 byte per sample)
     sync    client-network weights exchanged for averaging (fp32 parameters and batch-norm
             running statistics, each way)
+    meta    the part of up and down that describes values rather than carries them (scales,
+            indices, bitmaps: Payload.meta_nbytes); counted in up and down as well
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from collections import Counter
 
 import torch
 
-from quantizers import Payload
+from quantizers import Payload, reset
 
-KINDS = ("up", "down", "labels", "sync")
+KINDS = ("up", "down", "labels", "sync", "meta")
 
 
 class Ledger:
@@ -57,7 +59,7 @@ class Link:
 
     def send_up(self, activations: torch.Tensor) -> Payload:
         payload = self.up.encode(activations.detach())
-        self.ledger.add(self.client, "up", payload.nbytes)
+        self._count("up", payload)
         return payload
 
     def receive_up(self, payload: Payload, like: torch.Tensor) -> torch.Tensor:
@@ -66,8 +68,18 @@ class Link:
 
     def send_down(self, grad: torch.Tensor) -> torch.Tensor:
         payload = self.down.encode(grad)
-        self.ledger.add(self.client, "down", payload.nbytes)
+        self._count("down", payload)
         return self.down.decode(payload, grad)
+
+    def _count(self, kind: str, payload: Payload) -> None:
+        self.ledger.add(self.client, kind, payload.nbytes)
+        self.ledger.add(self.client, "meta", payload.meta_nbytes)
+
+    def reset(self) -> None:
+        """Clear both codecs' state (error-feedback residuals): the engine calls it when the
+        client's cache is refreshed, at the start of each epoch in which the client sends."""
+        reset(self.up)
+        reset(self.down)
 
     def send_labels(self, labels: torch.Tensor) -> torch.Tensor:
         wire = labels.to(self.label_dtype)

@@ -14,6 +14,7 @@ import torch
 
 from quantizers import Payload, QUANTIZERS, elements
 from quantizers.casts import Cast
+from quantizers.lookup import scaled_values
 
 # The exponent of fp16_scaled's target binade for max|x|: one binade below FP16's largest (max
 # 65504 < 2**16), a factor-of-2 margin, so that no value rounds up to inf.
@@ -32,7 +33,8 @@ class ScaledFP8(Cast):
     # client silently stops learning (PAPER.md, "FP8").
     def encode(self, x: torch.Tensor) -> Payload:
         x = x.detach().float()
-        scale = x.abs().max() / self.fmt.max
+        low, high = torch.aminmax(x)  # one pass, no |x| temporary; NaN propagates as with abs().max()
+        scale = torch.maximum(high, -low) / self.fmt.max
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # no host sync, unlike `if`
         return Payload({"q": self._cast(x / scale), "scale": scale}, meta=("scale",))
 
@@ -44,7 +46,7 @@ class ScaledFP8(Cast):
         return v.to(self.dtype)
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        x = p.tensors["q"].float() * p.tensors["scale"]
+        x = scaled_values(p.tensors["q"], p.tensors["scale"])
         return x.to(like.device, like.dtype).reshape(like.shape)
 
 

@@ -28,6 +28,9 @@ def test_flags_give_typed_arguments_logged_with_every_default():
         "quant_up.rounding": "nearest", "quant_up.seed": 0,
         "quant_down": "int8", "quant_down.granularity": "channel", "quant_down.rounding": "nearest",
         "quant_down.seed": 1,
+        # the stages every codec takes (quantizers/wrappers.py), off by default
+        "quant_up.error_feedback": False, "quant_up.entropy": "none",
+        "quant_down.error_feedback": False, "quant_down.entropy": "none",
     }
 
 
@@ -48,8 +51,9 @@ def test_the_codec_is_built_with_its_arguments():
         (["--quant-up", "mxfp4_e2m1", "--quant-up-arg", "block=7"], "quant_up.block: must be a positive multiple of 2, got 7"),
         (["--quant-up", "mxfp4_e2m1", "--quant-up-arg", "block=x"], "quant_up.block: expected int, got 'x'"),
         (["--quant-down", "int8", "--quant-down-arg", "granularty=channel"],
-         "quant_down.granularty: unknown name 'granularty'; did you mean 'granularity'? (allowed: granularity, rounding, seed)"),
-        (["--quant-up-arg", "block=16"], "quant_up.block: FP32 takes no arguments"),
+         "quant_down.granularty: unknown name 'granularty'; did you mean 'granularity'? (allowed: entropy, error_feedback, granularity, rounding, seed)"),
+        (["--quant-up-arg", "block=16"], "quant_up.block: unknown name 'block' (allowed: entropy, error_feedback)"),
+        (["--quant-up-arg", "entropy=gzip"], "quant_up.entropy: must be one of none, zstd, got 'gzip'"),
         (["--quant-down", "bf16", "--quant-down-arg", "rounding=up"], "quant_down.rounding: unknown name 'up'"),
         (["--quant-up-arg", "oops"], "quant-up-arg: expected K=V, got 'oops'"),
     ],

@@ -21,7 +21,8 @@ def decoded(name: str, rounding: str) -> torch.Tensor:
 
 
 def test_every_float_mx_and_integer_codec_rounds_stochastically():
-    assert set(QUANTIZERS.names()) - set(STOCHASTIC) == {"fp32"}
+    # fp32 does not round; topk is a sparsifier whose kept values round as its inner codec does.
+    assert set(QUANTIZERS.names()) - set(STOCHASTIC) == {"fp32", "topk"}
 
 
 @pytest.mark.parametrize("name", STOCHASTIC)
