@@ -48,7 +48,7 @@ def repair(uri: str) -> str:
             _copy(backup, path)
             raise StoreFault(f"store {shown(uri)}: repair failed ({exc}); the store is unchanged, "
                              f"its copy is {backup}") from exc
-    what = f"settled {', '.join(fixed)}; " if fixed else ""
+    what = "".join(f"{step}; " for step in fixed)
     runs = after.get("runs", after.get("trials", 0))
     noun = "runs" if kind == "mlflow" else "trials"
     return f"repaired {uri}: {what}schema upgraded; {runs} {noun} kept; the store before repair is {backup}"
