@@ -15,6 +15,7 @@ from bench import cli, stores, tracking, tuning
 from bench.errors import StoreFault
 from bench.stores import patience
 from tests.bench_tests import broken_store
+from tests.bench_tests.test_sweep import SMOKE_STUDIES, assert_each_finished_trial_has_one_run, child_runs, studies
 from tests.conftest import ROOT, SMALL, run_cli
 
 # The smallest `bench run`: what is measured here is the store, not the training.
@@ -59,8 +60,8 @@ def simultaneous_runs_on_a_fresh_store(tmp_path, rounds, n):
         assert leftovers(folder / "mlflow.db") == []
 
 
-def test_four_runs_started_together_on_a_fresh_store_are_all_recorded(tmp_path):
-    simultaneous_runs_on_a_fresh_store(tmp_path, rounds=1, n=4)
+def test_two_runs_started_together_on_a_fresh_store_are_both_recorded(tmp_path):
+    simultaneous_runs_on_a_fresh_store(tmp_path, rounds=1, n=2)
 
 
 @pytest.mark.slow
@@ -164,3 +165,56 @@ def test_a_broken_optuna_store_stops_a_sweep_with_exit_1_before_anything_is_writ
     assert "mlflow.db" not in {p.name for p in tmp_path.iterdir()}
     assert stores.repair(url).startswith(f"repaired {url}: dropped _alembic_tmp_trials; schema upgraded; 0 trials kept")
     assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["kept"]
+
+
+def start_sweep(cwd, env=None):
+    return subprocess.Popen([sys.executable, "-m", "bench", "sweep", "--spec", "smoke"], cwd=cwd,
+                            env={"PYTHONPATH": str(ROOT), **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def assert_smoke_done_once(storage, tracking_uri):
+    """Every smoke cell has exactly its 3 finished trials, each with one finished run."""
+    trials = studies(storage)
+    assert sorted(trials) == SMOKE_STUDIES
+    runs = child_runs(MlflowClient(tracking_uri), "smoke")
+    assert_each_finished_trial_has_one_run(trials, runs, 3)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_two_sweeps_started_together_on_fresh_stores_run_each_trial_once(tmp_path):
+    finish([start_sweep(tmp_path), start_sweep(tmp_path)])
+    assert_smoke_done_once(f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert leftovers(tmp_path / "mlflow.db") == leftovers(tmp_path / "optuna.db") == []
+
+
+@pytest.mark.slow
+def test_a_report_built_while_a_sweep_writes_reads_only_whole_finished_trials(tmp_path):
+    from reports.report import build
+
+    from bench.errors import UsageError
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = start_sweep(tmp_path)
+    seen = []
+    try:
+        while sweep.poll() is None:
+            if (tmp_path / "mlflow.db").is_file():
+                try:
+                    runs = tracking.load_runs(uri, "smoke", history=("test/acc",))
+                    built = build(uri, "smoke", tmp_path / "report", log_artifacts=True)
+                except UsageError:  # the experiment or its first finished trial is not there yet
+                    continue
+                done = [r for r in runs if r["status"] == "FINISHED" and r["tags"].get("splitbench.role") == "trial"]
+                for run in done:  # a finished trial is whole: its final metrics and each epoch
+                    assert "final/test_acc" in run["metrics"] and len(run["history"]["test/acc"]) == 2
+                assert built.runs >= len(done)  # the report read at least what was finished before it
+                seen.append(built.runs)
+            time.sleep(1)
+    finally:
+        out, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err
+    assert seen and seen == sorted(seen) and seen[-1] <= 6
+    assert build(uri, "smoke", tmp_path / "report").runs == 6
+    assert_smoke_done_once(f"sqlite:///{tmp_path / 'optuna.db'}", uri)
