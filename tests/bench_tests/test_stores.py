@@ -218,3 +218,26 @@ def test_a_report_built_while_a_sweep_writes_reads_only_whole_finished_trials(tm
     assert seen and seen == sorted(seen) and seen[-1] <= 6
     assert build(uri, "smoke", tmp_path / "report").runs == 6
     assert_smoke_done_once(f"sqlite:///{tmp_path / 'optuna.db'}", uri)
+
+
+def fresh_database(postgres, name):
+    import psycopg2
+
+    conn = psycopg2.connect(postgres + "postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return postgres + name
+
+
+@pytest.mark.slow
+def test_simultaneous_runs_and_sweeps_on_fresh_postgresql_databases(tmp_path, postgres):
+    tracking_uri = fresh_database(postgres, "runs_fresh")
+    finish(start_runs(tmp_path, 4, env={"MLFLOW_TRACKING_URI": tracking_uri}))
+    assert len(finished_runs(tracking_uri)) == 4
+
+    env = {"MLFLOW_TRACKING_URI": fresh_database(postgres, "sweep_runs_fresh"),
+           "OPTUNA_STORAGE": fresh_database(postgres, "sweep_studies_fresh")}
+    finish([start_sweep(tmp_path, env), start_sweep(tmp_path, env)])
+    assert_smoke_done_once(env["OPTUNA_STORAGE"], env["MLFLOW_TRACKING_URI"])
