@@ -200,6 +200,7 @@ def test_a_report_built_while_a_sweep_writes_reads_only_whole_finished_trials(tm
     seen = []
     try:
         while sweep.poll() is None:
+            time.sleep(1)
             if (tmp_path / "mlflow.db").is_file():
                 try:
                     runs = tracking.load_runs(uri, "smoke", history=("test/acc",))
@@ -211,7 +212,6 @@ def test_a_report_built_while_a_sweep_writes_reads_only_whole_finished_trials(tm
                     assert "final/test_acc" in run["metrics"] and len(run["history"]["test/acc"]) == 2
                 assert built.runs >= len(done)  # the report read at least what was finished before it
                 seen.append(built.runs)
-            time.sleep(1)
     finally:
         out, err = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, err
