@@ -1,10 +1,12 @@
-"""MLflow, and nothing else in the project imports it.
+"""MLflow, and nothing else in the project imports it (but bench/stores, which opens its stores).
 
 One run = one MLflow run: params from RunConfig.to_params(), one batched log call per epoch
 (per-call logging is 40x slower), final metrics, tags saying how the run was made (git commit,
 package versions, device, seed), the resolved config as config.json, and on request the client
 and server weights. A run that fails is ended as FAILED with its reason in the tag
 `failure_reason`.
+Every client comes from stores.tracking_client: the store's schema made by one process at a
+time, a busy SQLite file waited for, storage faults raised as StoreFault.
 Privacy attacks (bench/privacy.py) read a run's config and client weights back and add their
 scores, settings and pictures to the same run.
 """
@@ -92,7 +94,6 @@ class MlflowRun:
 
     def __init__(self, uri: str, experiment: str, run_name: str, *, parent_run_id: str | None = None,
                  tags: dict[str, str] | None = None):
-
         self.client = stores.tracking_client(uri)
         exp_id = experiment_id(self.client, experiment)
         all_tags = dict(tags or {})
@@ -198,7 +199,6 @@ def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[
 
 def log_artifacts(uri: str, run_id: str, files: list[Path], artifact_path: str) -> None:
     """Attach existing files to a finished run (the MLflow UI shows them under `artifact_path`)."""
-
     client = stores.tracking_client(uri)
     for path in files:
         client.log_artifact(run_id, str(path), artifact_path)
@@ -262,7 +262,6 @@ def study_run(uri: str, sweep: str, study: str, params: dict, tags: dict[str, st
 
 
 def end_study_run(uri: str, run_id: str, status: str) -> None:
-
     stores.tracking_client(uri).update_run(run_id, status=status)
 
 
@@ -279,7 +278,6 @@ def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int) ->
     """
     if not attempts:
         return
-
     client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
     for run in client.search_runs([exp.experiment_id], _role_filter("trial", study)):
@@ -290,7 +288,6 @@ def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int) ->
 
 def trial_runs(uri: str, sweep: str, study: str) -> list:
     """The (active) child runs of `study`, oldest first."""
-
     client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
     if exp is None:
