@@ -1,6 +1,6 @@
 """`python -m bench ...`: argument parsing and exit codes only; the work lives in the modules.
 
-Exit codes: 0 done, 1 a run failed (recorded as FAILED), 2 bad input (nothing written).
+Exit codes: 0 done, 1 a run failed (recorded as FAILED) or a store failed, 2 bad input (nothing written).
 The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
 OPTUNA_STORAGE).
 """
@@ -14,7 +14,7 @@ import sys
 import typing
 
 from bench.config import RunConfig
-from bench.errors import RunFailed, UsageError
+from bench.errors import RunFailed, StoreFault, UsageError
 
 # RunConfig fields that get their own, hand-written flag.
 _SPECIAL = {"policy_args", "quant_up_args", "quant_down_args", "lr_milestones", "data_dir"}
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RunFailed as exc:
         print(f"error: run failed: {exc}", file=sys.stderr)
+        return 1
+    except StoreFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -68,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
     sweep.set_defaults(func=cmd_sweep)
+
+    store = sub.add_parser("store", help="check or repair an MLflow or Optuna store")
+    store.add_argument("action", choices=["check", "repair"],
+                       help="check: say whether the store is usable; repair: fix an interrupted upgrade, keeping every run")
+    store.add_argument("uri", metavar="URI", help="sqlite:///PATH or a database URL, e.g. sqlite:///mlflow.db")
+    store.set_defaults(func=cmd_store)
 
     lst = sub.add_parser("list", help="every policy and codec, with where it came from")
     lst.add_argument("--plugin", action="append", help="a plugin .py file or module to load first (repeatable)")
@@ -199,6 +208,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         plugins=tuple(args.plugin),
     )
     return sweep.run(spec.load(args.spec), target, workers=args.workers).code
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from bench import stores
+
+    print(stores.repair(args.uri) if args.action == "repair" else stores.describe(args.uri))
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 from bench import data, tracking, tuning
-from bench.errors import RunFailed, UsageError
+from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import Cell, SweepSpec
 
 Report = Callable[[dict], None]
@@ -260,3 +260,6 @@ def _worker_main(spec, target, parents, index: int, events) -> None:
     except UsageError as exc:
         print(f"error: worker {index}: {exc}", file=sys.stderr)
         sys.exit(2)
+    except StoreFault as exc:
+        print(f"error: worker {index}: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -29,7 +29,8 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from bench.errors import RunFailed, UsageError
+from bench import stores
+from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import BASELINE, Cell, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -53,14 +54,16 @@ class Next(enum.Enum):
 
 
 def open_storage(url: str, heartbeat: int | None):
-    """The storage at `url`, or a one-line UsageError when it cannot be opened."""
+    """The storage at `url`; a one-line UsageError when it cannot be opened, a StoreFault when it is broken."""
     try:
         if url.startswith("journal:"):
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         connect = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
-        storage = RDBStorage(url, engine_kwargs=connect, heartbeat_interval=heartbeat,
-                             grace_period=heartbeat and 3 * heartbeat,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        storage = stores.optuna_storage(
+            url, engine_kwargs=connect, heartbeat_interval=heartbeat, grace_period=heartbeat and 3 * heartbeat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    except StoreFault:
+        raise
     except Exception as exc:  # SQLAlchemy's and the drivers' errors share no base class we can name here
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"storage: cannot open {redact(url)} ({type(exc).__name__}: {reason})") from None
