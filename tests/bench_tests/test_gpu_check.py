@@ -1,0 +1,21 @@
+"""`make gpu-check` without CUDA: the smoke version runs from the source tree without MLflow or Optuna."""
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+# Importing MLflow or Optuna fails in this process, as on a machine with only PyTorch.
+WITHOUT_TRACKING = ("import sys; sys.modules['mlflow'] = sys.modules['optuna'] = None; "
+                    "from bench.gpu_check import main; raise SystemExit(main(['--smoke']))")
+
+
+def test_smoke_mode_prints_the_rows_and_an_accuracy(tmp_path):
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TRACKING], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "no CUDA" in out and "smoke version on the CPU" in out
+    assert "vgg11 split/plain images/s" in out and "resnet18 split/plain images/s" in out
+    assert "fp8_e4m3 on device" in out and "GB/s" in out
+    assert "epoch   1" in out and "final test accuracy" in out and out.rstrip().endswith(")")
