@@ -59,7 +59,8 @@ class Epoch:
             if self.offsets is not None:
                 x = crop_and_flip(x, self.offsets[:, start : start + size], self.flips[start : start + size])
             start += size
-            yield x.to(self.device).float().div_(255).sub_(self.mean).div_(self.std), self.labels[batch.to(self.labels.device)].to(self.device)
+            y = self.labels[batch.to(self.labels.device)].to(self.device)
+            yield x.to(self.device).float().div_(255).sub_(self.mean).div_(self.std), y
 
 
 def crop_and_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

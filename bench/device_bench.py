@@ -71,7 +71,7 @@ def rows(device: torch.device, ds: data.Dataset, *, codecs: tuple[str, str] = ("
          force: bool = False, codec_numel: int = 1 << 24, **overrides) -> list[tuple[str, str, str, str]]:
     """The device's rows; on a CPU, unless `force`, one row per measure saying it needs CUDA.
 
-    overrides: RunConfig fields of the timed runs (e.g. width, amp, channels_last).
+    overrides: RunConfig fields of the timed runs (e.g. width, batch_size, amp, channels_last).
     """
     names = [f"{m} split/plain images/s" for m, _ in MODELS] + [f"{c} on device" for c in QUANTIZERS.names()]
     if device.type != "cuda" and not force:
@@ -79,12 +79,13 @@ def rows(device: torch.device, ds: data.Dataset, *, codecs: tuple[str, str] = ("
     out = []
     on_device = ds.to(device)
     for model, cut in MODELS:
-        cfg = RunConfig(model=model, cut=cut, dataset=ds.name, batch_size=128, quant_up=codecs[0],
-                        quant_down=codecs[1], device=device.type, **overrides)
+        cfg = RunConfig(**(dict(model=model, cut=cut, dataset=ds.name, batch_size=128, quant_up=codecs[0],
+                                quant_down=codecs[1], device=device.type) | overrides))
         split, plain = split_images_per_s(cfg, on_device), plain_images_per_s(cfg, on_device, device)
         out.append((f"{model} split/plain images/s", f"{split / plain:.3f}",
                     f"{split:.0f} vs {plain:.0f} img/s, cut {cut}, {codecs[0]}/{codecs[1]}", SPLIT_TARGET))
     for name in QUANTIZERS.names():
         gb_per_s = codec_gb_per_s(name, device, codec_numel)
-        out.append((f"{name} on device", f"{gb_per_s:.2f} GB/s", f"{codec_numel * 4 / 2**20:g} MiB fp32, encode+decode", ""))
+        detail = f"{codec_numel * 4 / 2**20:g} MiB fp32, encode+decode"
+        out.append((f"{name} on device", f"{gb_per_s:.2f} GB/s", detail, ""))
     return out

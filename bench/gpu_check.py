@@ -79,10 +79,11 @@ def main(argv=None) -> int:
         acc = check(cfg, cfg.load_data(), torch.device("cuda"), {}, 1 << 24)
     else:
         why = "asked for" if torch.cuda.is_available() else "no CUDA device"
-        print(f"{why}: smoke version on the CPU (synthetic data, width 1/8; figures not representative)")
-        cfg = recipe(2, dataset="synthetic", width=0.125, train_subset=256, test_subset=100, warmup_epochs=0,
-                     device="cpu")
-        acc = check(cfg, cfg.load_data(), torch.device("cpu"), {"width": cfg.width}, 1 << 16)
+        print(f"{why}: smoke version on the CPU (64 synthetic images, width 1/16, batch 32; figures not representative)")
+        cfg = recipe(2, dataset="synthetic", width=0.0625, train_subset=64, test_subset=20, batch_size=32,
+                     warmup_epochs=0, device="cpu")
+        small = {"width": cfg.width, "batch_size": cfg.batch_size}
+        acc = check(cfg, cfg.load_data(), torch.device("cpu"), small, 1 << 16)
     print(f"gpu-check done in {time.perf_counter() - started:.0f} s (final test accuracy {acc:.4f})")
     return 0
 
