@@ -67,16 +67,33 @@ def codec_gb_per_s(name: str, device: torch.device, numel: int = 1 << 24, repeat
     return x.numel() * x.element_size() / best / 1e9
 
 
+def syncs_per_step(device: torch.device) -> float:
+    """Host synchronisations per training step of the engine on CUDA (target 0).
+
+    Two runs with 20 and 40 steps per epoch do the same per-epoch work (draws copied over, losses
+    and accuracy read back), so their difference counts what each step adds.
+    """
+    cfg = dict(model="smallcnn", dataset="synthetic", test_subset=100, epochs=2, batch_size=32,
+               device=device.type, quant_up="fp8_e4m3", quant_down="fp8_e5m2")
+    runs = {n: RunConfig(**cfg, train_subset=n) for n in (640, 1280)}
+    train(runs[640], progress=False)  # warm-up: cuDNN, the allocator
+    short, long = (timing.host_syncs(lambda r=r: train(r, progress=False)) for r in runs.values())
+    return (long - short) / (2 * 20)
+
+
 def rows(device: torch.device, ds: data.Dataset, *, codecs: tuple[str, str] = ("fp8_e4m3", "fp8_e5m2"),
          force: bool = False, codec_numel: int = 1 << 24, **overrides) -> list[tuple[str, str, str, str]]:
     """The device's rows; on a CPU, unless `force`, one row per measure saying it needs CUDA.
 
     overrides: RunConfig fields of the timed runs (e.g. width, batch_size, amp, channels_last).
     """
-    names = [f"{m} split/plain images/s" for m, _ in MODELS] + [f"{c} on device" for c in QUANTIZERS.names()]
+    names = (["host syncs per training step"] + [f"{m} split/plain images/s" for m, _ in MODELS]
+             + [f"{c} on device" for c in QUANTIZERS.names()])
     if device.type != "cuda" and not force:
         return [(name, "needs CUDA", f"device is {device}", "") for name in names]
     out = []
+    if device.type == "cuda":
+        out.append(("host syncs per training step", f"{syncs_per_step(device):.2f}", "engine, smallcnn, fp8", "0"))
     on_device = ds.to(device)
     for model, cut in MODELS:
         cfg = RunConfig(**(dict(model=model, cut=cut, dataset=ds.name, batch_size=128, quant_up=codecs[0],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import warnings
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -52,3 +54,15 @@ def step_seconds(cfg, shape: tuple[int, int, int], num_classes: int, device: tor
     with torch.no_grad(), accel.autocast():
         test = timed(lambda: net(accel.input(x)))
     return train, test
+
+
+def host_syncs(fn: Callable[[], object]) -> int:
+    """How many synchronising CUDA calls fn() makes, as torch's sync debug mode reports them."""
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fn()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)

@@ -11,8 +11,10 @@ WITHOUT_TRACKING = ("import sys; sys.modules['mlflow'] = sys.modules['optuna'] =
 
 
 def test_smoke_mode_prints_the_rows_and_an_accuracy(tmp_path):
+    # One thread: two OpenMP threads on a shared 2-core machine run this several times slower.
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", WITHOUT_TRACKING], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}, timeout=300)
+                            env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "no CUDA" in out and "smoke version on the CPU" in out
