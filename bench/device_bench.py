@@ -81,9 +81,10 @@ def syncs_per_step(device: torch.device) -> float:
     return (long - short) / (2 * 20)
 
 
-def rows(device: torch.device, ds: data.Dataset, *, codecs: tuple[str, str] = ("fp8_e4m3", "fp8_e5m2"),
+def rows(device: torch.device, ds: data.Dataset | None, *, codecs: tuple[str, str] = ("fp8_e4m3", "fp8_e5m2"),
          force: bool = False, codec_numel: int = 1 << 24, **overrides) -> list[tuple[str, str, str, str]]:
-    """The device's rows; on a CPU, unless `force`, one row per measure saying it needs CUDA.
+    """The device's rows (`ds`: the data set to train on); on a CPU, unless `force`, one row per measure
+    saying it needs CUDA (and `ds` is not used).
 
     overrides: RunConfig fields of the timed runs (e.g. width, batch_size, amp, channels_last).
     """
