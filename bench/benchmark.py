@@ -13,6 +13,9 @@
                       data set's activations, nothing that grows with N x the whole model
     sweep trials/h    the quick sweep, cut to --sweep-trials trials per cell, with 1 and with 2
                       workers (one thread each) on fresh SQLite stores (target: 2 workers >= 1.6x)
+    device rows       with CUDA: plain vs split images/s of VGG11 and ResNet18 at batch 128 on the
+                      whole data set (target: split/plain <= 1.05) and each codec's GB/s on the
+                      device (bench/device_bench.py); without CUDA they say they need it
 
 Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3] [--sweep-trials 2]
                                 [--codecs-only]
@@ -39,8 +42,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from bench import data, models, spec, sweep
+from bench import data, device_bench, models, spec, sweep
 from bench.config import RunConfig
+from bench.devices import resolve_device
 from bench.engine import train
 from quantizers import QUANTIZERS, make_codec
 
@@ -177,6 +181,7 @@ def main(argv=None) -> int:
         detail = f"quick spec, {args.sweep_trials} trials per cell"
         rows.append(("sweep, 1 worker", f"{one:.0f} trials/h", detail, ""))
         rows.append(("sweep, 2 workers", f"{two:.0f} trials/h", f"{two / one:.2f}x 1 worker", ">= 1.6x"))
+    rows += device_bench.rows(resolve_device("auto"), RunConfig(dataset=args.dataset, data_dir=data_dir).load_data())
     header = ("measure", "value", "detail", "target")
     if rows:
         _print_table(header, rows)

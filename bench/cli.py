@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a running trial beats this often; after 3 missed beats another worker retries it")
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+    sweep.add_argument("--plan", action="store_true",
+                       help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
     sweep.set_defaults(func=cmd_sweep)
 
     store = sub.add_parser("store", help="check or repair an MLflow or Optuna store")
@@ -207,6 +209,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
     )
+    if args.plan:
+        from bench.plan import print_plan
+
+        print_plan(spec.load(args.spec), target.data_dir)
+        return 0
     return sweep.run(spec.load(args.spec), target, workers=args.workers).code
 
 

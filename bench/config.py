@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import data, models
+from bench.acceleration import AMP
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
 
@@ -56,6 +57,10 @@ class RunConfig:
     cache_augment: str = "view"
     frozen_bn: str = "eval"
     device: str = "auto"
+    # How the device computes (bench/acceleration.py); the defaults are plain fp32 eager PyTorch.
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         from policies import POLICIES
@@ -67,6 +72,7 @@ class RunConfig:
         _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
         _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
         _choice("device", self.device, DEVICES)
+        _choice("amp", self.amp, AMP)
         for name in ("quant_up", "quant_down"):
             if getattr(self, name) not in QUANTIZERS:
                 raise UsageError(unknown_name_message(name, getattr(self, name), QUANTIZERS.names()))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,9 +27,12 @@ from tqdm import tqdm
 
 from bench import data as datasets
 from bench import flops, models
+from bench.acceleration import Acceleration
 from bench.config import RunConfig
-from bench.errors import RunFailed, UsageError
+from bench.devices import resolve_device
+from bench.errors import RunFailed
 from bench.gating import Gate
+from bench.losses import StepLosses
 from bench.wire import Ledger, Link, exchanged_state
 from policies import Mode
 from quantizers import Payload, reset
@@ -90,15 +92,6 @@ class Client:
     version: int = 0  # the number of the average this client holds
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` is CUDA when there is one; asking for CUDA where there is none is a UsageError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device: cuda is not available on this machine (use --device cpu or auto)")
-    return torch.device(name)
-
-
 def lr_at(cfg: RunConfig, epoch: float) -> float:
     """PAPER.md's schedule: linear warm-up over `warmup_epochs`, then x lr_gamma at each milestone."""
     warm = min(1.0, (epoch + 1e-9) / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
@@ -106,16 +99,24 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
     return cfg.lr * warm * cfg.lr_gamma**decays
 
 
-def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True) -> RunResult:
-    """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss."""
+def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True,
+          check_every: int | None = None) -> RunResult:
+    """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss.
+
+    The data set and its augmentation live on the run's device, and no step reads anything back to
+    the host: losses stay on the device and are checked at the end of each epoch, and also every
+    `check_every` steps if given (a diverging run then stops sooner). Either way RunFailed names
+    the epoch, step and client of the first non-finite loss.
+    """
     sink = sink or ListSink()
     device = resolve_device(cfg.device)
-    ds = dataset or cfg.load_data()
+    accel = Acceleration.of(cfg, device)
+    ds = (dataset or cfg.load_data()).to(device)
     torch.manual_seed(cfg.seed)
     client_net, server = models.split(
         models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width), cfg.cut
     )
-    client_net, server = client_net.to(device), server.to(device)
+    client_net, server = accel.place(client_net), accel.place(server)
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
     clients = [
@@ -124,6 +125,7 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
     ]
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
     server_opt = _sgd(cfg, server)
+    accel.compile_all(*(c.net for c in clients), average, server)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
     eval_codec = cfg.make_codec("quant_up")
     version, records, modes_seen = 0, [], []
@@ -136,30 +138,33 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
             if mode != Mode.CACHED and client.version < version:
                 _fetch_average(client, average)
                 client.version = version
-            streams.append(_stream(cfg, ds, client, mode, epoch, device))
-        steps = sum(len(s) for s in streams)
-        losses = [[0.0, 0] for _ in clients]
+            streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, device)))
+        steps = sum(len(batches) for _, _, batches in streams)
+        step_losses = StepLosses(cfg.clients, epoch)
         bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
-        schedule = itertools.chain.from_iterable(itertools.zip_longest(*[iter(s) for s in streams]))
+        tagged = [zip(itertools.repeat(c), itertools.repeat(m), batches) for c, m, batches in streams]
+        schedule = itertools.chain.from_iterable(itertools.zip_longest(*tagged))
         for step, item in enumerate(x for x in schedule if x is not None):
             client, mode, batch = item
             lr = lr_at(cfg, epoch + step / steps)
             for opt in (server_opt, client.opt):
                 for group in opt.param_groups:
                     group["lr"] = lr
-            loss, n = _step(cfg, client, mode, batch, server, server_opt, epoch)
-            losses[client.index][0] += loss * n
-            losses[client.index][1] += n
+            step_losses.add(step, client.index, *_step(accel, client, mode, batch, server, server_opt))
+            if check_every and (step + 1) % check_every == 0:
+                step_losses.check()
             bar.update()
         bar.close()
+        step_losses.check()
+        losses = step_losses.totals()
         updated = [c for c, m in zip(clients, modes) if m == Mode.FULL]
         if cfg.clients > 1 and updated:
             version += 1
             _average(updated, average, version)
         train_s = time.perf_counter() - started
-        acc = evaluate(average, server, ds, eval_codec, device)
+        acc = evaluate(average, server, ds, eval_codec, device, accel)
         record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), cost, acc, train_s, lr_at(cfg, epoch))
-        gate.record(modes, [tuple(lo) for lo in losses])
+        gate.record(modes, losses)
         records.append(record)
         modes_seen.append(modes)
         sink.log_epoch(epoch, record)
@@ -180,47 +185,43 @@ def _make_client(cfg, k, shard, client_net, ledger, num_classes) -> Client:
     return Client(k, shard, net, _sgd(cfg, net), link, generator)
 
 
-def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device) -> list:
-    """The client's batches for this epoch, as (client, mode, batch) in serving order."""
+def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
+    """The client's batches for this epoch in serving order (all random draws are taken here)."""
     if mode == Mode.CACHED:
         if not client.cache:
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
         order = torch.randperm(len(client.cache), generator=client.generator).tolist()
-        return [(client, mode, client.cache[i]) for i in order]
+        return [client.cache[i] for i in order]
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
     client.cache = []  # refreshed by what this epoch sends
     client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
-    return [
-        (client, mode, (x.to(device), y.to(device)))
-        for x, y in datasets.batches(
-            ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True, generator=client.generator
-        )
-    ]
+    return datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
+                            generator=client.generator, device=device)
 
 
-def _step(cfg, client: Client, mode: Mode, batch, server, server_opt, epoch: int) -> tuple[float, int]:
-    """One client batch through the cut in `mode`; returns (mean loss, samples)."""
+def _step(accel: Acceleration, client: Client, mode: Mode, batch, server, server_opt) -> tuple[torch.Tensor, int]:
+    """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples)."""
     link = client.link
     if mode == Mode.CACHED:
         like = torch.empty(batch.shape, dtype=batch.dtype, device=batch.labels.device)
-        loss = _server_step(server, server_opt, link.up.decode(batch.payload, like), batch.labels, client, epoch)
+        loss = _server_step(accel, server, server_opt, link.up.decode(batch.payload, like), batch.labels)
         return loss, len(batch.labels)
     x, y = batch
     if mode == Mode.FORWARD:
         with torch.no_grad():
-            acts = client.net(x)
+            acts = _client_forward(accel, client.net, x)
         payload = link.send_up(acts)
         labels = link.send_labels(y)
         client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
-        loss = _server_step(server, server_opt, link.up.decode(payload, acts), labels, client, epoch)
+        loss = _server_step(accel, server, server_opt, link.up.decode(payload, acts), labels)
         return loss, len(y)
-    acts = client.net(x)
+    acts = _client_forward(accel, client.net, x)
     payload = link.send_up(acts)
     labels = link.send_labels(y)
     client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
     received = link.receive_up(payload, acts)
-    loss = _server_step(server, server_opt, received, labels, client, epoch)
+    loss = _server_step(accel, server, server_opt, received, labels)
     grad = link.send_down(received.grad)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
@@ -228,15 +229,20 @@ def _step(cfg, client: Client, mode: Mode, batch, server, server_opt, epoch: int
     return loss, len(y)
 
 
-def _server_step(server, opt, acts, labels, client: Client, epoch: int) -> float:
+def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
+    """The client's activations as they reach the codec: float32 whatever autocast computed them in,
+    so that a codec's bytes mean the same with and without --amp."""
+    with accel.autocast():
+        return net(accel.input(x)).float()
+
+
+def _server_step(accel: Acceleration, server, opt, acts, labels) -> torch.Tensor:
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(server(acts), labels)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise RunFailed(f"train/loss is {value} at epoch {epoch} (client {client.index}): the run diverged")
+    with accel.autocast():
+        loss = F.cross_entropy(server(acts), labels)
     loss.backward()
     opt.step()
-    return value
+    return loss
 
 
 def _fetch_average(client: Client, average: torch.nn.Module) -> None:
@@ -260,19 +266,23 @@ def _average(updated: list[Client], average: torch.nn.Module, version: int) -> N
 
 
 @torch.no_grad()
-def evaluate(client_net, server, ds, codec, device) -> float:
-    """Test accuracy through the deployed path: activations cross the up codec (bytes not counted)."""
+def evaluate(client_net, server, ds, codec, device, accel: Acceleration | None = None) -> float:
+    """Test accuracy through the deployed path: activations cross the up codec (bytes not counted).
+
+    Batches are made where ds's tensors are, then moved to `device`; the count is read back once.
+    """
+    accel = accel or Acceleration(torch.device(device))
     client_net.eval()
     server.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     everything = torch.arange(len(ds.test_y))
-    for x, y in datasets.batches(ds, "test", everything, 1000, augment=False, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        acts = client_net(x)
+    for x, y in datasets.batches(ds, "test", everything, 1000, device=device):
+        acts = _client_forward(accel, client_net, x)
         reset(codec)  # test batches are independent: no error-feedback residual crosses between them
-        correct += (server(codec.decode(codec.encode(acts), acts)).argmax(1) == y).sum().item()
+        with accel.autocast():
+            correct += (server(codec.decode(codec.encode(acts), acts)).argmax(1) == y).sum()
     server.train()
-    return correct / len(ds.test_y)
+    return correct.item() / len(ds.test_y)
 
 
 def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[str, float]:
