@@ -11,7 +11,7 @@ from torch import nn
 
 from bench import data, models, privacy
 from bench.errors import UsageError
-from quantizers import QUANTIZERS
+from quantizers import QUANTIZERS, Payload
 from tests.conftest import run_cli
 
 FAST = privacy.AttackSettings(epochs=4, width=16, batch_size=32, lr=3e-3, aux_samples=200, victims=16,
@@ -66,6 +66,27 @@ def test_identity_cut_is_inverted_and_shuffled_pairs_are_not(synthetic):
     # The victims are client training images, which the decoder never trained on.
     victims = (real.originals * 255).round().byte()
     assert all(any(torch.equal(v, t) for t in synthetic.train_x) for v in victims)
+
+
+class Blank:
+    """A codec that sends nothing of the activations: the server decodes zeros."""
+
+    stateful = False
+
+    def encode(self, x):
+        return Payload({})
+
+    def decode(self, p, like):
+        return torch.zeros_like(like)
+
+
+def test_the_attacker_sees_the_activations_through_the_up_codec(synthetic):
+    """Catches: an attack that ignores the codec (it would invert the clean activations)."""
+    settings = privacy.AttackSettings(epochs=1, width=8, aux_samples=64, victims=8, device="cpu")
+    blind = privacy.attack(nn.Identity(), Blank(), synthetic, settings)
+    # Every victim decodes from the same zeros, so every reconstruction is the same picture.
+    assert all(torch.equal(r, blind.reconstructions[0]) for r in blind.reconstructions)
+    assert not torch.equal(blind.originals[0], blind.originals[1])
 
 
 def test_attack_through_a_cnn_and_fp8_is_deterministic_and_in_range(synthetic):
