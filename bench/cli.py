@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         for plugin in getattr(args, "plugin", None) or []:
-            from bench.registry import load_plugin
+            from bench.plugins import load_plugin
 
             load_plugin(plugin)
         return args.func(args)
