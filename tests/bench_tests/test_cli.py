@@ -6,7 +6,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, run_cli
+from tests.conftest import SMALL, cli, run_cli
 
 
 def runs_of(tmp_path, experiment="runs"):
@@ -16,6 +16,7 @@ def runs_of(tmp_path, experiment="runs"):
 
 
 def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
+    """A real `python -m bench` process, with the default store in the folder it starts in."""
     out = run_cli(["run", *SMALL, "--policy", "loss_threshold", "--policy-arg", "threshold=0.02",
                    "--quant-up", "fp8_e4m3", "--quant-down", "fp8_e5m2", "--save-model"], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -58,7 +59,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
-    out = run_cli(["run", *SMALL, *args], tmp_path)
+    out = cli(["run", *SMALL, *args], tmp_path)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
@@ -68,7 +69,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
 def test_missing_data_set_says_where_it_looked(tmp_path):
     empty = tmp_path / "nothing-here"
     empty.mkdir()
-    out = run_cli(["run", *SMALL, "--dataset", "cifar10", "--data-dir", str(empty)], tmp_path)
+    out = cli(["run", *SMALL, "--dataset", "cifar10", "--data-dir", str(empty)], tmp_path)
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
     assert "cifar10" in line and "nothing-here" in line and "SPLITBENCH_DATA" in line
@@ -76,7 +77,7 @@ def test_missing_data_set_says_where_it_looked(tmp_path):
 
 
 def test_unreachable_tracking_server_is_exit_2(tmp_path):
-    out = run_cli(["run", *SMALL], tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    out = cli(["run", *SMALL], tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
     assert "MLFLOW_TRACKING_URI" in line and "unreachable" in line
@@ -84,7 +85,7 @@ def test_unreachable_tracking_server_is_exit_2(tmp_path):
 
 
 def test_diverging_run_is_failed_with_reason_and_exit_1(tmp_path):
-    out = run_cli(["run", *SMALL, "--lr", "1e12", "--warmup-epochs", "0"], tmp_path)
+    out = cli(["run", *SMALL, "--lr", "1e12", "--warmup-epochs", "0"], tmp_path)
     assert out.returncode == 1, out.stderr
     assert "run failed: train/loss is" in out.stderr
     _, (run,) = runs_of(tmp_path)
@@ -93,7 +94,7 @@ def test_diverging_run_is_failed_with_reason_and_exit_1(tmp_path):
 
 
 def test_list_shows_every_policy_and_codec_with_its_source(tmp_path):
-    out = run_cli(["list"], tmp_path)
+    out = cli(["list"], tmp_path)
     assert out.returncode == 0
     for name in ("always", "periodic", "loss_threshold", "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2",
                  "fp8_e4m3_unscaled", "fp8_e5m2_unscaled"):

@@ -13,7 +13,7 @@ from bench.errors import UsageError
 from bench.registry import Registry
 from policies import POLICIES, Mode
 from policies.builtin import Always
-from tests.conftest import ROOT, SMALL, run_cli
+from tests.conftest import ROOT, SMALL, cli, run_cli
 
 EXAMPLE = ROOT / "examples" / "splitbench-every-other"
 
@@ -53,16 +53,16 @@ def test_plugin_file_adds_a_policy(tmp_path):
         "    def decide(self, obs):\n"
         "        return Mode.FULL if obs.epoch == 0 else Mode.FORWARD\n"
     )
-    listing = run_cli(["list", "--plugin", str(plugin)], tmp_path)
+    listing = cli(["list", "--plugin", str(plugin)], tmp_path)
     assert f"plugin {plugin}" in listing.stdout
-    out = run_cli(["run", *SMALL, "--plugin", str(plugin), "--policy", "forward_after_first"], tmp_path)
+    out = cli(["run", *SMALL, "--plugin", str(plugin), "--policy", "forward_after_first"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert [line.split()[1] for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"])] == [
         "FULL", "FORWARD", "FORWARD"]
 
 
 def test_missing_plugin_file_is_a_usage_error(tmp_path):
-    out = run_cli(["list", "--plugin", "nope.py"], tmp_path)
+    out = cli(["list", "--plugin", "nope.py"], tmp_path)
     assert out.returncode == 2 and "plugin: no such file 'nope.py'" in out.stderr
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from bench import data, models, privacy
 from bench.errors import UsageError
 from quantizers import QUANTIZERS, Payload
-from tests.conftest import run_cli
+from tests.conftest import cli
 
 FAST = privacy.AttackSettings(epochs=4, width=16, batch_size=32, lr=3e-3, aux_samples=200, victims=16,
                               device="cpu")
@@ -127,9 +127,9 @@ def only_run_id(tmp_path):
 
 
 def test_privacy_command_logs_scores_and_picture_to_the_same_run(tmp_path):
-    assert run_cli(["run", *TINY, "--save-model"], tmp_path).returncode == 0
+    assert cli(["run", *TINY, "--save-model"], tmp_path).returncode == 0
     client, run_id = only_run_id(tmp_path)
-    out = run_cli(["privacy", "--run", run_id, *TINY_ATTACK, "--control"], tmp_path)
+    out = cli(["privacy", "--run", run_id, *TINY_ATTACK, "--control"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "attack: ssim" in out.stdout and "shuffled-pairs control: ssim" in out.stdout
     run = client.get_run(run_id)
@@ -146,18 +146,18 @@ def test_privacy_command_logs_scores_and_picture_to_the_same_run(tmp_path):
 
 
 def test_run_without_weights_is_one_line_exit_2(tmp_path):
-    assert run_cli(["run", *TINY], tmp_path).returncode == 0
+    assert cli(["run", *TINY], tmp_path).returncode == 0
     _, run_id = only_run_id(tmp_path)
-    out = run_cli(["privacy", "--run", run_id, *TINY_ATTACK], tmp_path)
+    out = cli(["privacy", "--run", run_id, *TINY_ATTACK], tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"error: run {run_id} has no weights/client.pt: rerun with --save-model"]
-    unknown = run_cli(["privacy", "--run", "0123456789abcdef", *TINY_ATTACK], tmp_path)
+    unknown = cli(["privacy", "--run", "0123456789abcdef", *TINY_ATTACK], tmp_path)
     assert unknown.returncode == 2
     (line,) = unknown.stderr.strip().splitlines()
     assert "run 0123456789abcdef: not found" in line
 
 
 def test_missing_store_is_exit_2_and_writes_nothing(tmp_path):
-    out = run_cli(["privacy", "--run", "abc", *TINY_ATTACK], tmp_path)
+    out = cli(["privacy", "--run", "abc", *TINY_ATTACK], tmp_path)
     assert out.returncode == 2 and "no MLflow store" in out.stderr
     assert list(tmp_path.iterdir()) == []
