@@ -9,6 +9,8 @@ from bench import data
 from bench.config import RunConfig
 from bench.engine import train
 
+pytestmark = pytest.mark.slow
+
 SETTINGS = dict(model="smallcnn", cut=2, dataset="cifar10", train_subset=5000, test_subset=1000, epochs=4,
                 batch_size=64, lr=0.02, lr_milestones=(3,))  # a calmer last epoch steadies the figure
 
