@@ -1,11 +1,16 @@
 """`python -m bench run` end to end: MLflow records, exit codes, and bad input that writes nothing."""
 
+import dataclasses
+import importlib.metadata
 import json
+import re
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from bench.config import RunConfig
+from policies import POLICIES
 from tests.conftest import SMALL, cli, run_cli
 
 
@@ -100,3 +105,45 @@ def test_list_shows_every_policy_and_codec_with_its_source(tmp_path):
                  "fp8_e4m3_unscaled", "fp8_e5m2_unscaled"):
         assert f"  {name} " in out.stdout
     assert "built-in" in out.stdout
+
+
+CHOICES = {
+    "--model": "vgg11, vgg13, resnet18, smallcnn",
+    "--dataset": "cifar10, fashion_mnist, synthetic",
+    "--gating": "global, per-client",
+    "--policy": "always, loss_threshold, periodic, plugged_in",  # plugged_in: an installed plugin
+    "--quant-up": "bf16, fp16, fp32, fp8_e4m3, fp8_e4m3_unscaled, fp8_e5m2, fp8_e5m2_unscaled",
+    "--quant-down": "bf16, fp16, fp32, fp8_e4m3, fp8_e4m3_unscaled, fp8_e5m2, fp8_e5m2_unscaled",
+    "--cache-augment": "view, off",
+    "--frozen-bn": "eval, train",
+    "--device": "auto, cpu, cuda",
+}
+
+
+def test_run_help_explains_every_flag_and_lists_allowed_values(tmp_path, monkeypatch):
+    """Every RunConfig flag says what it means; every choice flag lists the names registered now."""
+    ep = importlib.metadata.EntryPoint("plugged_in", "splitbench_not_imported:Policy", POLICIES.group)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [ep] if group == POLICIES.group else [])
+    monkeypatch.setattr(POLICIES, "_installed", None)
+    out = cli(["run", "--help"], tmp_path, env={"COLUMNS": "1000"})  # one line per flag
+    assert out.returncode == 0
+    helps = dict(re.findall(r"^  (--[a-z-]+)(?: [A-Z_]+|, --no-[a-z-]+)?\s+(.*)$", out.stdout, re.M))
+    for f in dataclasses.fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if flag in helps:
+            assert not helps[flag].startswith("(default"), f"{flag} says only its default"
+    for flag, names in CHOICES.items():
+        assert f"one of: {names}" in helps[flag], helps[flag]
+    assert "(default: fp32)" in helps["--quant-up"] and "--policy-arg" in helps
+
+
+def test_output_to_a_file_is_one_line_per_epoch_and_no_progress_bar(tmp_path):
+    """Catches: a progress bar redrawn with carriage returns into a log file."""
+    args = [a for a in SMALL if a != "--quiet"]
+    out = cli(["run", *args], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1 + 3 + 1  # header, one row per epoch, the final line
+    assert [line.split()[:2] for line in lines[1:4]] == [["0", "FULL"], ["1", "FULL"], ["2", "FULL"]]
+    assert "\r" not in out.stdout + out.stderr
+    assert "epoch 0" not in out.stderr and out.stderr.splitlines()[-1].startswith("run ")
