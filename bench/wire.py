@@ -18,8 +18,6 @@ import torch
 
 from quantizers import Payload
 
-KINDS = ("up", "down", "labels", "sync")
-
 
 class Ledger:
     """Byte counts per client and kind: the current epoch's and the run's totals."""
