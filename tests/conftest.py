@@ -39,8 +39,9 @@ def cli(args, cwd, env=None) -> subprocess.CompletedProcess:
     """`python -m bench ARGS` run in this process (bench.cli.main), as run_cli would run it in `cwd`.
 
     Saves importing torch and MLflow again for every command. The MLflow store is the default
-    `mlflow.db` of `cwd`, named by its absolute path (MLflow caches stores by URI). Names that
-    `--plugin` files register are forgotten afterwards, so tests cannot leak plugins into each other.
+    `mlflow.db` of `cwd`, named by its absolute path (MLflow caches stores by URI). Installed entry
+    points are looked up afresh (sys.path may have changed), and the names plugins register are
+    forgotten afterwards with their modules, so tests cannot leak plugins into each other.
     """
     from bench import cli as bench_cli
     from policies import POLICIES
@@ -49,8 +50,8 @@ def cli(args, cwd, env=None) -> subprocess.CompletedProcess:
     cwd = Path(cwd).resolve()
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"} | (env or {})
     saved_env = {k: os.environ.get(k) for k in (*OUTSIDE, *env)}
-    saved_entries = {r: dict(r._entries) for r in (POLICIES, QUANTIZERS)}
-    saved_modules = set(sys.modules)
+    registries = (POLICIES, QUANTIZERS)
+    saved_entries = {r: dict(r._entries) for r in registries}
     saved_cwd = os.getcwd()
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -58,6 +59,8 @@ def cli(args, cwd, env=None) -> subprocess.CompletedProcess:
             os.environ.pop(k, None)
         os.environ.update(env)
         os.chdir(cwd)
+        for registry in registries:
+            registry._installed = None
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = bench_cli.main([str(a) for a in args])
@@ -71,8 +74,9 @@ def cli(args, cwd, env=None) -> subprocess.CompletedProcess:
             else:
                 os.environ[k] = v
         for registry, entries in saved_entries.items():
+            added = set(registry._entries) - set(entries)
+            for name in added:
+                sys.modules.pop(getattr(registry._entries[name].obj, "__module__", ""), None)
             registry._entries = entries
-        for name in set(sys.modules) - saved_modules:
-            if name.startswith("splitbench_plugin_"):
-                del sys.modules[name]
+            registry._installed = None
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -13,7 +13,7 @@ from bench.errors import UsageError
 from bench.registry import Registry
 from policies import POLICIES, Mode
 from policies.builtin import Always
-from tests.conftest import ROOT, SMALL, cli, run_cli
+from tests.conftest import ROOT, SMALL, cli
 
 EXAMPLE = ROOT / "examples" / "splitbench-every-other"
 
@@ -26,15 +26,15 @@ def installed_example(tmp_path_factory):
     return target
 
 
-def test_installed_plugin_is_listed_and_runs(installed_example, tmp_path):
-    env = {"PYTHONPATH": f"{ROOT}:{installed_example}"}
-    listing = run_cli(["list"], tmp_path, env=env)
+def test_installed_plugin_is_listed_and_runs(installed_example, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(installed_example))
+    listing = cli(["list"], tmp_path)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert any(line.split()[:1] == ["every_other"] and "entry point" in line and "splitbench-every-other" in line
                for line in lines), listing.stdout
     assert any(line.split()[:1] == ["int8_sym"] for line in lines)
-    out = run_cli(["run", *SMALL, "--policy", "every_other", "--quant-up", "int8_sym"], tmp_path, env=env)
+    out = cli(["run", *SMALL, "--policy", "every_other", "--quant-up", "int8_sym"], tmp_path)
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"])]
     assert [r[1] for r in rows] == ["FULL", "CACHED", "FULL"]
