@@ -250,7 +250,7 @@ def _drain(events, console, procs, deadline: float | None) -> None:
 
 
 def _worker_main(spec, target, parents, index: int, events) -> None:
-    from bench.registry import load_plugin
+    from bench.plugins import load_plugin
 
     try:
         for plugin in target.plugins:

@@ -59,15 +59,28 @@ def provenance(device: str, seed: int) -> dict[str, str]:
     }
 
 
-def git_commit() -> str:
+SOURCE = Path(__file__).resolve().parents[1]  # the folder holding bench/, policies/, quantizers/
+
+
+def git_commit(source: Path = SOURCE) -> str:
+    """The commit of the splitbench source that is running (`-dirty` with uncommitted changes),
+    wherever the command was started; 'unknown' when `source` is not the top of a git checkout
+    (an installed copy, even one inside another repository)."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=5)
+
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except OSError:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != source.resolve():
+            return "unknown"
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    if out.returncode != 0:
+    if head.returncode != 0:
         return "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def device_name(device: str) -> str:

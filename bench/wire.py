@@ -20,8 +20,6 @@ import torch
 
 from quantizers import Payload, reset
 
-KINDS = ("up", "down", "labels", "sync", "meta")
-
 
 class Ledger:
     """Byte counts per client and kind: the current epoch's and the run's totals."""
