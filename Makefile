@@ -4,7 +4,7 @@ STAMP := .venv/.installed
 # The data folder: CIFAR-10 in any of the forms bench/data.py accepts.
 export SPLITBENCH_DATA ?= ../shared/data
 SPEC ?= quick
-WORKERS ?= 1
+WORKERS ?=
 EXPERIMENT ?= quick
 ARGS ?=
 
@@ -49,7 +49,7 @@ bench: $(STAMP)
 	$(PY) -m bench.benchmark $(ARGS)
 
 sweep: $(STAMP)
-	$(PY) -m bench sweep --spec $(SPEC) --workers $(WORKERS) $(ARGS)
+	$(PY) -m bench sweep --spec $(SPEC) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 report: $(STAMP)
 	$(PY) -m reports --experiment $(EXPERIMENT) $(ARGS)
