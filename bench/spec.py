@@ -128,9 +128,6 @@ class Setting:
                 "quant_down": self.quant_down}
 
 
-BASELINE_SETTING = Setting("always", (), "fp32", "fp32")
-
-
 @dataclass(frozen=True)
 class Cell:
     """One grid cell: its study name and the RunConfig fields every one of its trials shares."""
@@ -250,7 +247,7 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
     """The explicit settings but the baseline, each checked by building its run; a repeat is rejected."""
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise UsageError(f"sweep.settings: expected [[sweep.settings]] tables, got {raw!r}")
-    out = []
+    out, seen = [], []
     for i, table in enumerate(raw):
         path = f"sweep.settings[{i}]"
         _known_keys("sweep.settings", table, path)
@@ -267,11 +264,13 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
             raise located(exc, {"policy": path, "quant_up": path, "quant_down": path}
                           | {f"policy.{k}": f"{path}.args" for k in args}) from None
         setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down)
-        if setting in out:
+        if cfg.to_params() in seen:  # compared with the policy's defaults filled in
             raise UsageError(f"{path}: repeats an earlier setting, "
                              f"{setting.policy} {dict(setting.args)} {setting.quant_up}/{setting.quant_down}")
-        out.append(setting)
-    return tuple(s for s in out if s != BASELINE_SETTING)  # the baseline runs first anyway
+        seen.append(cfg.to_params())
+        if cfg.to_params() != cell.config().to_params():  # the baseline runs first anyway
+            out.append(setting)
+    return tuple(out)
 
 
 def _cells(sweep: str, table: dict, seeds: tuple[int, ...]) -> tuple[Cell, ...]:
