@@ -14,16 +14,20 @@ def test_shipped_specs_define_their_grids():
     assert spec.shipped() == ["paper", "quick", "smoke"]
     smoke, quick, paper = spec.load("smoke"), spec.load("quick"), spec.load("paper")
     assert [c.study for c in smoke.cells] == ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
-    assert smoke.trials == 3 and smoke.sampler == "tpe"
-    assert [c.study for c in quick.cells] == ["quick/smallcnn-c1", "quick/smallcnn-c2", "quick/vgg11-c1",
-                                              "quick/vgg11-c2"]
-    assert len(quick.cells) * quick.trials >= 20
-    assert quick.cells[0].config().width == 0.5 and quick.cells[2].config().width == 0.25
-    assert quick.cells[0].config().dataset == "cifar10"
+    assert smoke.trials == 3 and smoke.sampler == "tpe" and smoke.seeds == (0, 1)
+    assert [c.study for c in quick.cells] == ["quick/smallcnn-c1", "quick/smallcnn-c2"]
+    assert quick.trials == 8 and quick.seeds == (0, 1)
+    assert [(s.policy, s.quant_up, s.quant_down) for s in quick.settings] == [
+        ("loss_threshold", "fp8_e4m3", "fp8_e5m2")] * 2 + [("periodic", "fp8_e4m3", "fp8_e5m2")]
+    assert quick.cells[0].config().width == 0.5 and quick.cells[0].config().dataset == "cifar10"
     assert len(paper.cells) == 9 and {c.config().model for c in paper.cells} == {"vgg11", "vgg13", "resnet18"}
     assert {c.config().clients for c in paper.cells} == {1, 5, 10}
     base = paper.cells[0].config()
     assert (base.epochs, base.lr, base.lr_milestones, base.batch_size) == (200, 0.05, (60, 120, 160), 128)
+    assert paper.seeds == (0, 1, 2)
+    assert [(s.policy, dict(s.args), s.quant_up, s.quant_down) for s in paper.settings] == [
+        ("loss_threshold", {"threshold": t}, "fp8_e4m3", "fp8_e5m2") for t in (0.01, 0.02, 0.05)] + [
+        ("periodic", {"period": p}, "fp32", "fp32") for p in (5, 20)]
 
 
 def test_the_baseline_is_always_in_the_search_space_and_ranges_merge_with_declared_ones():
