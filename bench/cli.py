@@ -163,8 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     seeds = seeds_from_args(args)
     cfg = config_from_args(args)
-    for seed in seeds:  # everything the data set decides, checked before anything is written
-        dataclasses.replace(cfg, seed=seed).load_data()
+    # everything the data set decides, checked before anything is written
+    loaded = {seed: dataclasses.replace(cfg, seed=seed).load_data() for seed in seeds}
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     tracking.check_reachable(uri)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EpochPrinter()
 
     outcome = record.train_setting(
-        cfg, seeds, dest, watch=watch, progress=not args.quiet,
+        cfg, seeds, dest, load=lambda c: loaded[c.seed], watch=watch, progress=not args.quiet,
         started=lambda run_id: print(f"run {run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr))
     if len(seeds) > 1:
         m = outcome.final

@@ -5,6 +5,9 @@ One run = one MLflow run: params from RunConfig.to_params(), one batched log cal
 package versions, device, seed), the resolved config as config.json, and on request the client
 and server weights. A run that fails is ended as FAILED with its reason in the tag
 `failure_reason`.
+A setting trained over several seeds is one run of means with a nested run per seed
+(bench/record.py writes them through MlflowRun). Experiments are tagged as model training
+(KIND_TAG), so that the MLflow UI opens them on their runs.
 Privacy attacks (bench/privacy.py) read a run's config and client weights back and add their
 scores, settings and pictures to the same run.
 """
