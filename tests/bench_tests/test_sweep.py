@@ -41,7 +41,7 @@ def assert_each_finished_trial_has_one_run(trials_by_study, runs, n_trials):
 
 
 def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(tmp_path):
-    out = run_cli(["sweep", "--spec", "smoke"], tmp_path)
+    out = run_cli(["sweep", "--spec", "smoke", "--workers", "1"], tmp_path)  # one worker: the proposals are reproducible
     assert out.returncode == 0, out.stderr
     trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")
     assert sorted(trials) == SMOKE_STUDIES
@@ -89,7 +89,7 @@ def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(t
     assert out.stdout.strip().splitlines()[-1] == f"runs: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
-    again = run_cli(["sweep", "--spec", "smoke"], tmp_path)
+    again = run_cli(["sweep", "--spec", "smoke", "--workers", "1"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert "done: 0 trial(s) run" in again.stdout
     assert {s: len(t) for s, t in studies(f"sqlite:///{tmp_path / 'optuna.db'}").items()} == {s: 3 for s in SMOKE_STUDIES}
@@ -107,19 +107,23 @@ def write_spec(tmp_path, old, new):
 
 def test_diverging_trials_are_failed_in_optuna_and_mlflow_and_the_sweep_goes_on(tmp_path):
     path = write_spec(tmp_path, "warmup_epochs = 0\n", "warmup_epochs = 0\nlr = 1e12\n")
-    out = run_cli(["sweep", "--spec", path], tmp_path)
+    out = run_cli(["sweep", "--spec", path, "--workers", "1"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("FAILED: train/loss is") == 6
     trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")
     for study in ("spec/smallcnn-c1", "spec/smallcnn-c2"):
-        assert [t.state for t in trials[study]] == [TrialState.FAIL] * 3
-        assert all(t.user_attrs["failure"].startswith("diverged: train/loss is") for t in trials[study])
+        originals = [t for t in trials[study] if t.user_attrs["duplicate_of"] is None]
+        assert [t.state for t in originals] == [TrialState.FAIL] * 3
+        assert all(t.user_attrs["failure"].startswith("diverged: train/loss is") for t in originals)
+        # a proposal that repeats a diverged setting fails at once, as a duplicate (it does not count)
+        assert all(t.state == TrialState.FAIL and t.user_attrs["failure"].startswith("duplicate of trial ")
+                   for t in trials[study] if t not in originals)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = child_runs(client, "spec")
     assert_each_finished_trial_has_one_run(trials, runs, 3)
     assert {r.info.status for r in runs} == {"FAILED"}
     assert all(r.data.tags["failure_reason"].startswith("train/loss is") for r in runs)
-    again = run_cli(["sweep", "--spec", path], tmp_path)
+    again = run_cli(["sweep", "--spec", path, "--workers", "1"], tmp_path)
     assert again.returncode == 0 and "done: 0 trial(s) run" in again.stdout
 
 
