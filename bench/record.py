@@ -27,7 +27,6 @@ from bench.config import RunConfig
 from bench.errors import UsageError
 
 SEED_ROLE = "seed"
-MODE_METRICS = ("mode", "mode/")  # `mode` and `mode/client_K`: per seed only
 
 
 @dataclass(frozen=True)
@@ -136,6 +135,6 @@ def mean_epochs(histories: list[list[dict[str, float]]]) -> list[dict[str, float
     """Per epoch, the mean over the seeds of every metric but the modes."""
     out = []
     for records in zip(*histories):
-        names = [k for k in records[0] if not (k == MODE_METRICS[0] or k.startswith(MODE_METRICS[1]))]
+        names = [k for k in records[0] if k != "mode" and not k.startswith("mode/")]  # mode/client_K too
         out.append({k: statistics.fmean(r[k] for r in records) for k in names})
     return out

@@ -1,4 +1,5 @@
-"""Sweeps: grid cells -> one Optuna study each -> trials, each trial one MLflow run of the engine.
+"""Sweeps: grid cells -> one Optuna study each -> trials, each trial trained over the spec's seeds
+and recorded by bench.record (a trial run of means, a nested run per seed).
 
     outcome = run(spec, Target(storage="sqlite:///optuna.db", tracking_uri="sqlite:///mlflow.db"), workers=2)
 
