@@ -273,8 +273,8 @@ def summarize(storage, cell: Cell) -> Summary:
     except KeyError:
         return Summary(cell.study, 0, 0, 0, None, None, 0)
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    front = study.best_trials if complete else []
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and finished(t)]  # duplicates left out
+    front = [t for t in study.best_trials if finished(t)] if complete else []
     return Summary(
         study=cell.study,
         done=len(complete),
