@@ -108,9 +108,12 @@ class RunConfig:
                 raise UsageError(f"{direction}.{exc}") from None
 
     def load_data(self) -> "data.Dataset":
-        """The data set this run trains and tests on, subsets drawn with the run's seed."""
-        return data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
-                         seed=self.seed)
+        """The data set this run trains and tests on, subsets drawn with the run's seed; a config
+        the data set is too small for (more clients than a class has samples) is a UsageError."""
+        ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
+                       seed=self.seed)
+        data.iid_shards(ds.train_y, self.clients, self.seed)
+        return ds
 
     def make_policy(self):
         """A fresh policy instance (one per run, or one per client with per-client gating)."""
