@@ -144,6 +144,16 @@ def iid_shards(labels: torch.Tensor, n: int, seed: int) -> list[torch.Tensor]:
     return list(torch.cat(dealt, dim=1).sort(dim=1).values.unbind())
 
 
+def hold_out(shard: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation): round(fraction x len(shard)) indices of `shard`, drawn with `seed`, held
+    out of training; both sorted. fraction 0 returns the shard itself and an empty slice."""
+    k = round(fraction * len(shard))
+    picked = torch.randperm(len(shard), generator=_generator(seed, "validation"))[:k]
+    held = torch.zeros(len(shard), dtype=torch.bool)
+    held[picked] = True
+    return shard[~held], shard[held]
+
+
 def batches(
     data: Dataset,
     split: str,
@@ -154,6 +164,7 @@ def batches(
     augment: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    crops: Crops | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch over `indices` of `split` ("train" or "test") as (x, y) on `device`.
 
@@ -162,7 +173,8 @@ def batches(
     image zero-padded by 4 px and a horizontal flip with probability 1/2, as torchvision's
     RandomCrop(size, padding=4) + RandomHorizontalFlip. Shuffling and augmentation draw from
     `generator` only (a CPU generator), so an epoch is reproducible from its state. The images may
-    live on any device; only the selected uint8 batch is moved.
+    live on any device; only the selected uint8 batch is moved. crops: fixed augmentation, one crop
+    per entry of `indices` (in their order; requires shuffle=False), instead of drawn ones.
     """
     if (shuffle or augment) and generator is None:
         raise ValueError("batches: shuffle and augment draw from a generator; pass one")
@@ -170,19 +182,45 @@ def batches(
     order = indices[torch.randperm(len(indices), generator=generator)] if shuffle else indices
     mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
-    for batch in order.split(batch_size):
+    for start, batch in zip(range(0, len(order), batch_size), order.split(batch_size)):
         x = images[batch.to(images.device)]
-        if augment:
+        if crops is not None:
+            x = _apply_crops(x, crops.slice(start, len(batch)))
+        elif augment:
             x = _crop_and_flip(x, generator)
         x = x.to(device).float().div_(255).sub_(mean).div_(std)
         yield x, labels[batch.to(labels.device)].to(device)
 
 
+@dataclass(frozen=True)
+class Crops:
+    """Augmentations fixed in advance, one per image: window offsets [n, 1] and mirror flags [n, 1]."""
+
+    dy: torch.Tensor
+    dx: torch.Tensor
+    flip: torch.Tensor
+
+    def slice(self, start: int, n: int) -> "Crops":
+        return Crops(self.dy[start : start + n], self.dx[start : start + n], self.flip[start : start + n])
+
+    def take(self, index: torch.Tensor) -> "Crops":
+        return Crops(self.dy[index], self.dx[index], self.flip[index])
+
+
+def draw_crops(n: int, generator: torch.Generator) -> Crops:
+    """n random crops and flips, the distribution `batches(augment=True)` draws from."""
+    dy, dx = torch.randint(0, 2 * CROP_PADDING + 1, (2, n, 1), generator=generator)
+    return Crops(dy, dx, torch.rand(n, 1, generator=generator) < 0.5)
+
+
 def _crop_and_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each image: a random window of its zero-padded copy, mirrored with probability 1/2."""
+    return _apply_crops(x, draw_crops(len(x), generator))
+
+
+def _apply_crops(x: torch.Tensor, crops: Crops) -> torch.Tensor:
     b, c, h, w = x.shape
-    dy, dx = torch.randint(0, 2 * CROP_PADDING + 1, (2, b, 1), generator=generator)
-    flip = torch.rand(b, 1, generator=generator) < 0.5
+    dy, dx, flip = crops.dy, crops.dx, crops.flip
     rows = dy + torch.arange(h)  # [b, h]: rows of the padded image that the crop takes
     cols = dx + torch.arange(w)
     cols = torch.where(flip, cols.flip(1), cols)
