@@ -135,6 +135,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
     ]
     val_samples = sum(len(c.val) for c in clients)
+    if cfg.val_fraction and not all(len(c.val) and len(c.shard) for c in clients):
+        raise UsageError(f"val_fraction: {cfg.val_fraction} of shards of {len(clients[0].shard) + len(clients[0].val)} "
+                         "samples leaves a validation slice or a training shard empty")
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
     server_opt = _sgd(cfg, server)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
@@ -172,13 +175,7 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         if cfg.clients > 1 and updated:
             version += 1
             _average(updated, average, version)
-        val_losses = None
-        if val_samples:
-            for client, mode in zip(clients, modes):
-                if mode != Mode.CACHED:
-                    _send_validation(cfg, ds, client, device)
-                    client_flops[client.index] += len(client.val) * cost.forward
-            val_losses = [_validation_loss(server, c) for c in clients]
+        val_losses = _validate(cfg, ds, clients, modes, server, device, cost, client_flops) if val_samples else None
         train_s = time.perf_counter() - started
         acc = evaluate(average, server, ds, eval_codec, device)
         record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), client_flops, acc, train_s, lr_at(cfg, epoch))
@@ -316,6 +313,15 @@ def _server_step(server, opt, batch: Replay, client: Client, epoch: int) -> floa
     loss.backward()
     opt.step()
     return value
+
+
+def _validate(cfg, ds, clients, modes, server, device, cost, client_flops) -> list[tuple[float, int]]:
+    """After the epoch: refreshing clients send their slice; per client, the server's loss on what it holds."""
+    for client, mode in zip(clients, modes):
+        if mode != Mode.CACHED:
+            _send_validation(cfg, ds, client, device)
+            client_flops[client.index] += len(client.val) * cost.forward
+    return [_validation_loss(server, c) for c in clients]
 
 
 @torch.no_grad()

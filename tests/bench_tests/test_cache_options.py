@@ -101,3 +101,8 @@ def test_per_sample_refresh_sends_what_moved_and_the_map(threshold, sent):
 def test_bad_options_name_the_field(fields, field):
     with pytest.raises(UsageError, match=f"^{field}:"):
         config(**fields)
+
+
+def test_a_validation_slice_of_no_sample_is_bad_input():
+    with pytest.raises(UsageError, match="^val_fraction: 0.001 of shards of 200 samples leaves"):
+        train(config(val_fraction=0.001), progress=False)
