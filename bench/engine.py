@@ -168,7 +168,8 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
             losses[client.index][0] += loss * n
             losses[client.index][1] += n
             if mode != Mode.CACHED:
-                client_flops[client.index] += len(batch.y) * (cost.forward_backward if mode == Mode.FULL else cost.forward)
+                per_sample = cost.forward_backward if mode == Mode.FULL else cost.forward
+                client_flops[client.index] += len(batch.y) * per_sample
             bar.update()
         bar.close()
         updated = [c for c, m in zip(clients, modes) if m == Mode.FULL]

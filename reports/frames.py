@@ -1,8 +1,9 @@
 """Runs (plain dicts from bench.tracking.load_runs) -> tidy pandas frames.
 
 trials:    one row per FINISHED trial run: the cell, the setting (policy with its arguments and
-           the engine options it switched on, codec = "quant_up/quant_down"), its gate family, its seeds, the final metrics (means over the seeds,
-           with their standard deviations) and the provenance tags. Seed runs are never trials.
+           the engine options it switched on, codec = "quant_up/quant_down"), its gate family
+           (labels.family), its seeds, the final metrics (means over the seeds, with their standard
+           deviations) and the provenance tags. Seed runs are never trials.
 cells:     one row per cell (study): its fixed fields, a title, and how its runs were made.
 histories: one row per (run, metric, epoch) of the per-epoch metrics of trials and their seed runs.
 settings:  one row per (cell, setting), seeds averaged, with confidence intervals, reduction
