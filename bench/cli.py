@@ -1,6 +1,6 @@
 """`python -m bench ...`: argument parsing and exit codes only; the work lives in the modules.
 
-Exit codes: 0 done, 1 a run failed (recorded as FAILED), 2 bad input (nothing written).
+Exit codes: 0 done, 1 a run failed (recorded as FAILED) or a store failed, 2 bad input (nothing written).
 The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
 OPTUNA_STORAGE).
 """
@@ -14,10 +14,10 @@ import sys
 import typing
 
 from bench.config import RunConfig
-from bench.errors import RunFailed, UsageError
+from bench.errors import RunFailed, StoreFault, UsageError
 
 # RunConfig fields that get their own, hand-written flag.
-_SPECIAL = {"policy_args", "lr_milestones", "data_dir"}
+_SPECIAL = {"policy_args", "quant_up_args", "quant_down_args", "lr_milestones", "data_dir"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RunFailed as exc:
         print(f"error: run failed: {exc}", file=sys.stderr)
+        return 1
+    except StoreFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -67,7 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a running trial beats this often; after 3 missed beats another worker retries it")
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+    sweep.add_argument("--plan", action="store_true",
+                       help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
     sweep.set_defaults(func=cmd_sweep)
+
+    store = sub.add_parser("store", help="check or repair an MLflow or Optuna store")
+    store.add_argument("action", choices=["check", "repair"],
+                       help="check: say whether the store is usable; repair: fix an interrupted upgrade, keeping every run")
+    store.add_argument("uri", metavar="URI", help="sqlite:///PATH or a database URL, e.g. sqlite:///mlflow.db")
+    store.set_defaults(func=cmd_store)
 
     lst = sub.add_parser("list", help="every policy and codec, with where it came from")
     lst.add_argument("--plugin", action="append", help="a plugin .py file or module to load first (repeatable)")
@@ -90,6 +101,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     parser.add_argument("--lr-milestones", default=None, help="epochs where lr is multiplied by lr-gamma, e.g. 60,120,160")
     parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V", help="a policy parameter (repeatable)")
+    parser.add_argument("--quant-up-arg", action="append", default=[], metavar="K=V",
+                        help="an argument of the up codec, e.g. block=16 (repeatable)")
+    parser.add_argument("--quant-down-arg", action="append", default=[], metavar="K=V",
+                        help="an argument of the down codec, e.g. rounding=stochastic (repeatable)")
     parser.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
 
 
@@ -129,14 +144,20 @@ def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
             kwargs["lr_milestones"] = tuple(int(m) for m in args.lr_milestones.split(",") if m.strip())
         except ValueError:
             raise UsageError(f"lr_milestones: expected comma-separated epochs, got {args.lr_milestones!r}") from None
+    for field in ("policy_args", "quant_up_args", "quant_down_args"):
+        kwargs[field] = _pairs(field.replace("_args", "-arg").replace("_", "-"), getattr(args, field[:-1]))
+    return RunConfig(**kwargs)
+
+
+def _pairs(flag: str, items: list[str]) -> tuple[tuple[str, str], ...]:
+    """K=V flag values as (K, V) pairs, still strings (RunConfig types them)."""
     pairs = []
-    for item in args.policy_arg:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"policy-arg: expected K=V, got {item!r}")
+            raise UsageError(f"{flag}: expected K=V, got {item!r}")
         pairs.append((key.strip(), value.strip()))
-    kwargs["policy_args"] = tuple(pairs)
-    return RunConfig(**kwargs)
+    return tuple(pairs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -188,7 +209,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
     )
+    if args.plan:
+        from bench.plan import print_plan
+
+        print_plan(spec.load(args.spec), target.data_dir)
+        return 0
     return sweep.run(spec.load(args.spec), target, workers=args.workers).code
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from bench import stores
+
+    print(stores.repair(args.uri) if args.action == "repair" else stores.describe(args.uri))
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -12,6 +12,9 @@ Kinds of traffic, one counter each (the metric names in DESIGN.md):
             each FULL or FORWARD epoch when the run holds a slice out (RunConfig.val_fraction)
     sync    client-network weights exchanged for averaging (fp32 parameters and batch-norm
             running statistics, each way)
+    meta    the part of up, down and val that describes values rather than carries them (scales,
+            indices, bitmaps: Payload.meta_nbytes; the per-sample refresh map above); counted in
+            up, down and val as well
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from collections import Counter
 
 import torch
 
-from quantizers import Payload
+from quantizers import Payload, reset
 
-KINDS = ("up", "down", "labels", "sync", "val")
+KINDS = ("up", "down", "labels", "sync", "meta", "val")
 
 
 class Ledger:
@@ -61,12 +64,15 @@ class Link:
 
     def send_up(self, activations: torch.Tensor, kind: str = "up") -> Payload:
         payload = self.up.encode(activations.detach())
-        self.ledger.add(self.client, kind, payload.nbytes)
+        self._count(kind, payload)
         return payload
 
     def send_bitmap(self, sent: torch.Tensor) -> None:
-        """Count the map of which samples of a batch follow: one bit per sample, padded to bytes."""
-        self.ledger.add(self.client, "up", (len(sent) + 7) // 8)
+        """Count the map of which samples of a batch follow: one bit per sample, padded to bytes;
+        it describes the payload rather than carries values, so it is meta as well as up."""
+        nbytes = (len(sent) + 7) // 8
+        self.ledger.add(self.client, "up", nbytes)
+        self.ledger.add(self.client, "meta", nbytes)
 
     def receive_up(self, payload: Payload, like: torch.Tensor) -> torch.Tensor:
         """The activations as the server sees them: a fresh leaf, so their gradient can go down."""
@@ -74,8 +80,18 @@ class Link:
 
     def send_down(self, grad: torch.Tensor) -> torch.Tensor:
         payload = self.down.encode(grad)
-        self.ledger.add(self.client, "down", payload.nbytes)
+        self._count("down", payload)
         return self.down.decode(payload, grad)
+
+    def _count(self, kind: str, payload: Payload) -> None:
+        self.ledger.add(self.client, kind, payload.nbytes)
+        self.ledger.add(self.client, "meta", payload.meta_nbytes)
+
+    def reset(self) -> None:
+        """Clear both codecs' state (error-feedback residuals): the engine calls it when the
+        client's cache is refreshed, at the start of each epoch in which the client sends."""
+        reset(self.up)
+        reset(self.down)
 
     def send_labels(self, labels: torch.Tensor) -> torch.Tensor:
         wire = labels.to(self.label_dtype)

@@ -23,6 +23,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from reports import noise  # noqa: E402
+from reports.codecs import family_label, short_label  # noqa: E402
 from reports.frames import TOLERANCE_PP, best_of_families  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
@@ -30,14 +31,16 @@ MB, GFLOP = 1e6, 1e9
 MODES = {0: ("FULL", "#1b4f8a"), 1: ("FORWARD", "#f2a541"), 2: ("CACHED", "#dcdcdc")}
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h"]
 FRONT_STYLE = dict(color="0.25", lw=1.3, zorder=1)
+CODEC_HEADING = "codec family (up/down)"
 MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
 MAX_TIMELINE_ROWS = 16
+TIMELINE_LABEL_CHARS = 60  # a timeline label wraps beyond this
 MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
 
 
 @dataclass(frozen=True)
 class Legend:
-    """The sweep-wide encoding: policy -> colour, codec -> marker."""
+    """The sweep-wide encoding: policy -> colour, codec family (reports/codecs.py) -> marker."""
 
     colours: dict[str, tuple]
     markers: dict[str, str]
@@ -46,18 +49,18 @@ class Legend:
     def of(cls, settings: pd.DataFrame) -> "Legend":
         # The baseline's policy and codec first, so that they get the first colour and marker.
         policies = list(dict.fromkeys(["always", *sorted(settings["policy"].unique())]))
-        codecs = list(dict.fromkeys(["fp32/fp32", *sorted(settings["codec"].unique())]))
+        codecs = list(dict.fromkeys(["cast", *sorted(settings["codec"].map(family_label).unique())]))
         palette = sns.color_palette("colorblind", len(policies))
         return cls(dict(zip(policies, palette)), {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(codecs)})
 
     def handles(self, settings: pd.DataFrame) -> tuple[list, list]:
-        """Legend entries for the policies and codecs present in `settings`, under two headings."""
+        """Legend entries for the policies and codec families present in `settings`, under two headings."""
         handles, labels = [Line2D([], [], ls="")], ["policy"]
         for policy in (p for p in self.colours if p in set(settings["policy"])):
             handles.append(Line2D([], [], ls="", marker="o", color=self.colours[policy]))
             labels.append(policy)
-        handles.append(Line2D([], [], ls="")), labels.append("codec (up/down)")
-        for codec in (c for c in self.markers if c in set(settings["codec"])):
+        handles.append(Line2D([], [], ls="")), labels.append(CODEC_HEADING)
+        for codec in (c for c in self.markers if c in set(settings["codec"].map(family_label))):
             handles.append(Line2D([], [], ls="", marker=self.markers[codec], color="0.35", mfc="none"))
             labels.append(codec)
         return handles, labels
@@ -103,7 +106,7 @@ def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     (the first MAX_TIMELINE_ROWS); a setting of several seeds shows its first seed's run."""
     chosen = pd.concat([cell[cell["baseline"]],
                         cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
-    runs = _first_seed_runs(chosen, history, [f"{s.setting}, {s.codec}" for s in chosen.itertuples()])
+    runs = _first_seed_runs(chosen, history, [f"{s.setting}, {short_label(s.codec)}" for s in chosen.itertuples()])
     return _timeline(runs[:MAX_TIMELINE_ROWS], history, "Mode per epoch: baseline and communication front", title)
 
 
@@ -114,8 +117,8 @@ def gates(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     chosen = best_of_families(cell)
     if chosen.empty:  # nothing but the baseline ran
         chosen = cell[cell["baseline"]]
-    names = [f"{s.family}: {s.setting}, {s.codec}" + ("" if np.isnan(s.comm_x) else
-                                                       f" ({s.comm_x:.3g}x, {s.delta_pp:+.1f} pp)")
+    names = [f"{s.family}: {s.setting}, {short_label(s.codec)}"
+             + ("" if np.isnan(s.comm_x) else f" ({s.comm_x:.3g}x, {s.delta_pp:+.1f} pp)")
              for s in chosen.itertuples()]
     runs = _first_seed_runs(chosen, history, names)
     return _timeline(runs[:MAX_TIMELINE_ROWS], history, "Mode per epoch: the best setting of each gate family", title)
@@ -125,11 +128,14 @@ def _timeline(runs: list[tuple[str, str]], history: pd.DataFrame, what: str, tit
     """One row of FULL / FORWARD / CACHED cells per (run_id, label), in the order given."""
     table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * len(runs)), layout="constrained")
+    # Long settings (a gate's every field) wrap, or their labels would squeeze the timeline away.
+    labels = [textwrap.fill(label, width=TIMELINE_LABEL_CHARS) for _, label in runs]
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * lines * len(runs)), layout="constrained")
     colours = matplotlib.colors.ListedColormap([c for _, c in MODES.values()])
     border = 1.5 if table.shape[1] <= MAX_MARKED_EPOCHS else 0
     ax.pcolormesh(table.to_numpy(), cmap=colours, vmin=-0.5, vmax=2.5, edgecolors="white", linewidth=border)
-    ax.set_yticks(np.arange(len(runs)) + 0.5, [label for _, label in runs])
+    ax.set_yticks(np.arange(len(runs)) + 0.5, labels)
     ax.invert_yaxis()
     epochs = table.columns.to_numpy()
     step = max(1, len(epochs) // 20)  # at most ~20 labelled epochs
@@ -147,7 +153,7 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     over seeds with its 95% confidence band (t-distribution) where there are several."""
     on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
     chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
-    label = {run: f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else "")
+    label = {run: f"{s.setting}, {short_label(s.codec)}" + (" (baseline)" if s.baseline else "")
              for s in chosen.itertuples() for run in s.run_ids}
     data = history[(history["metric"] == "test/acc") & history["per_seed"] & history["trial_run"].isin(label)].copy()
     data["run"] = data["trial_run"].map(label)
@@ -186,7 +192,7 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
     for i in np.flatnonzero(low.notna()):  # one call per point: caps take a single colour
         ax.errorbar(x.iloc[i], y.iloc[i], yerr=[[y.iloc[i] - low.iloc[i]], [high.iloc[i] - y.iloc[i]]], fmt="none",
                     capsize=3, lw=1, ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
-    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"], palette=legend.colours,
+    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"].map(family_label), palette=legend.colours,
                     markers=legend.markers, s=70, ax=ax, legend=False, zorder=3, edgecolor="white")
     base = cell[cell["baseline"]]
     if len(base):
@@ -207,7 +213,7 @@ def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
                "95% CI over seeds"]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     for text in box.get_texts():
-        if text.get_text() in ("policy", "codec (up/down)"):
+        if text.get_text() in ("policy", CODEC_HEADING):
             text.set_fontweight("bold")
 
 

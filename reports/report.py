@@ -23,7 +23,7 @@ HISTORY = ("test/acc", "mode")
 # figure kind -> caption (what it shows; html adds how it was made)
 CAPTIONS = {
     "pareto": "Final test accuracy against bytes sent, per setting: means over seeds (colour: policy, marker: codec "
-              "up/down; error bars: the 95% confidence interval of the mean, t-distribution; a point without one "
+              "family up/down; error bars: the 95% confidence interval of the mean, t-distribution; a point without one "
               "has a single seed, so its noise is unknown). Left: activations + gradients, the paper's "
               "definition; right: everything that crossed. Line: the Pareto front of the means; star: the "
               "baseline; dotted: 0.5 pp below it.",

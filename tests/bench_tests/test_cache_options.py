@@ -41,6 +41,8 @@ def test_validation_slice_crosses_at_each_refresh_and_is_counted():
     assert comm(result) == [(0, up, down, labels, val), (1, up, 0, labels, val), (2, 0, 0, 0, 0),
                             (0, up, down, labels, val)]
     assert result.final["final/val_bytes"] == 3 * val
+    # Meta: the scales of up (3 messages), down (3) and the slice (1), counted in those kinds too.
+    assert [e["comm/meta_bytes"] for e in result.epochs] == [7 * 4, 4 * 4, 0, 7 * 4]
     assert result.final["final/comm_bytes"] == 3 * up + 2 * down + 3 * val
     assert all(math.isfinite(e["val/loss"]) for e in result.epochs)
     assert result.epochs[2]["val/loss"] != result.epochs[1]["val/loss"]  # the server moved; the slice did not
@@ -83,7 +85,17 @@ def test_per_sample_refresh_sends_what_moved_and_the_map(threshold, sent):
     full = TRAIN * ACT * 4
     forward = sent * ACT * 4 + BITMAP
     assert comm(result) == [(0, full, full, TRAIN, 0), (1, forward, 0, sent, 0), (2, 0, 0, 0, 0)]
+    assert [e["comm/meta_bytes"] for e in result.epochs] == [0, BITMAP, 0]  # fp32 has no scales: the map
     assert all(math.isfinite(e["train/loss"]) for e in result.epochs)
+
+
+def test_cache_options_train_under_bf16_autocast():
+    # Mixup's two-label loss, per-sample refresh and the validation loss, all under autocast.
+    result = train(config(amp="bf16", cache_mixup=0.4, cache_noise=0.1, refresh_threshold=0.0, val_fraction=0.25,
+                          policy="loss_threshold", policy_args={"threshold": 1e9, "signal": "val", "max_cached": 1},
+                          epochs=4), progress=False)
+    assert [e["mode"] for e in result.epochs] == [0, 1, 2, 0]
+    assert all(math.isfinite(e["train/loss"]) and math.isfinite(e["val/loss"]) for e in result.epochs)
 
 
 @pytest.mark.parametrize(

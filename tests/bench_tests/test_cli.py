@@ -17,7 +17,8 @@ def runs_of(tmp_path, experiment="runs"):
 
 def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
     out = run_cli(["run", *SMALL, "--policy", "loss_threshold", "--policy-arg", "threshold=0.02",
-                   "--quant-up", "fp8_e4m3", "--quant-down", "fp8_e5m2", "--save-model"], tmp_path)
+                   "--quant-up", "fp8_e4m3", "--quant-down", "mxfp6_e3m2", "--quant-down-arg", "block=16",
+                   "--quant-down-arg", "rounding=stochastic", "--save-model"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "FULL" in out.stdout and "final: test acc" in out.stdout
     client, runs = runs_of(tmp_path)
@@ -27,6 +28,8 @@ def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
     assert run.data.params["policy.threshold"] == "0.02"
     assert run.data.params["policy.reference"] == "last_full"
     assert run.data.params["quant_up"] == "fp8_e4m3"
+    assert run.data.params["quant_up.rounding"] == "nearest"
+    assert (run.data.params["quant_down.block"], run.data.params["quant_down.rounding"]) == ("16", "stochastic")
     assert run.data.tags["seed"] == "0" and run.data.tags["git_commit"]
     assert "torch" in run.data.tags["versions"] and run.data.tags["device"].startswith("cpu")
     modes = [m.value for m in client.get_metric_history(run.info.run_id, "mode")]
@@ -40,6 +43,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
     assert weights == {"weights/client.pt", "weights/server.pt"}
     config = json.loads(open(client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))).read())
     assert config["policy_args"] == [["threshold", 0.02]]
+    assert config["quant_down_args"] == [["block", 16], ["rounding", "stochastic"], ["seed", 1]]
 
 
 @pytest.mark.parametrize(

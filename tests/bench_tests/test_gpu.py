@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from bench.config import RunConfig
+from bench.device_bench import syncs_per_step
 from bench.engine import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
@@ -18,3 +19,7 @@ def test_one_vgg11_epoch_on_cuda_matches_the_cpu_byte_counts(quant):
     for key in ("comm/up_bytes", "comm/down_bytes", "comm/label_bytes", "client/flops"):
         assert gpu.epochs[0][key] == cpu.epochs[0][key]
     assert gpu.epochs[0]["test/acc"] > 0.2
+
+
+def test_training_steps_never_wait_on_the_host():
+    assert syncs_per_step(torch.device("cuda")) < 0.5  # one per step would be 1
