@@ -45,6 +45,12 @@ FIELD_HELP = {
     "cache_augment": "what FORWARD epochs send: the augmented view that is cached, or unaugmented images",
     "frozen_bn": "batch-norm mode of the frozen client in FORWARD epochs",
     "device": "where to train (auto: CUDA when there is one)",
+    "val_fraction": "share of each client's shard held out as the validation slice of policy.signal=val; in [0, 1)",
+    "cache_mixup": "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); >= 0",
+    "cache_noise": "Gaussian noise on cached activations, SIGMA x each channel's spread (0 = off); >= 0",
+    "cache_views": "augmented views of each image a FORWARD epoch sends; CACHED epochs cycle through them; >= 1",
+    "refresh_threshold": "per-sample refresh: resend a sample in a FORWARD epoch when its activation moved more "
+                         "than this, relative (default: off)",
     "amp": "mixed precision: autocast of client and server (off keeps fp32 numerics)",
     "channels_last": "NHWC memory layout for the convolutions",
     "compile": "torch.compile the client and server networks",

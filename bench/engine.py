@@ -3,14 +3,18 @@
 Per epoch each client runs the mode its policy chose (PAPER.md):
     FULL     client forward -> up codec -> server step -> down codec -> client backward/step;
              the server caches what it received (payload and labels).
-    FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed.
-    CACHED   no client work, no bytes: the server trains on the cached payloads, in a reshuffled
-             order of the cached batches.
+    FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed (in
+             cache_views views, or only the samples that moved with per-sample refresh).
+    CACHED   no client work, no bytes: the server trains on its cache (bench/cache.py: the
+             cached batches in a reshuffled order, with the cache's regularisers).
 Batches are served round-robin across clients (client 1 batch 1, client 2 batch 1, ...) and the
 one server network steps after every client batch. After an epoch in which clients updated, the
 updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and
 sent back; a client that missed averages fetches the latest one before it next computes. One
 client is N = 1 of the same loop (nothing to average).
+With val_fraction > 0 each client holds a validation slice of its shard out of training; after a
+FULL or FORWARD epoch its activations cross through the up codec (counted as val bytes), and after
+every epoch the server's loss on the slices it holds feeds the gate.
 """
 
 from __future__ import annotations
@@ -28,14 +32,17 @@ from tqdm import tqdm
 from bench import data as datasets
 from bench import flops, models
 from bench.acceleration import Acceleration
+from bench.augment import Crops, Epoch, draw_crops
+from bench.cache import BatchCache, Received, Regularisers, Replay, SampleCache
 from bench.config import RunConfig
 from bench.devices import resolve_device
-from bench.errors import RunFailed
+from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.losses import StepLosses
-from bench.wire import Ledger, Link, exchanged_state
+from bench.refresh import SampleRefresh
+from bench.wire import KINDS, Ledger, Link, exchanged_state
 from policies import Mode
-from quantizers import Payload, reset
+from quantizers import reset
 
 
 class Sink(Protocol):
@@ -68,28 +75,53 @@ class RunResult:
     server: torch.nn.Module
 
 
-@dataclass(frozen=True)
-class CachedBatch:
-    """One batch as the server received it: the payload (not re-encoded), labels, and the shape to decode to."""
-
-    payload: Payload
-    labels: torch.Tensor
-    shape: torch.Size
-    dtype: torch.dtype
-
-
 @dataclass
 class Client:
-    """One edge device: its shard, its copy of the client network, its link and the server's cache of it."""
+    """One edge device: its shards, its copy of the client network, its link, and what the server
+    holds of it (its cache and the activations of its validation slice)."""
 
     index: int
     shard: torch.Tensor
+    val: torch.Tensor  # the validation slice, held out of `shard`
     net: torch.nn.Module
     opt: torch.optim.Optimizer
     link: Link
     generator: torch.Generator
-    cache: list[CachedBatch] = field(default_factory=list)
+    cache: BatchCache | SampleCache
+    refresh: SampleRefresh | None = None
+    crops: Crops | None = None  # per-sample refresh: each sample's view until the next FULL epoch
+    val_held: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     version: int = 0  # the number of the average this client holds
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """One batch a client computes this epoch: images, labels, which view (cache_views) and, with
+    per-sample refresh, the samples' positions in the client's shard."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    view: int = 0
+    positions: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class FreshEpoch:
+    """A client's batches of one FULL or FORWARD epoch: each view's Epoch in turn, as Fresh batches
+    (with per-sample refresh, one Epoch and the positions of each of its batches)."""
+
+    epochs: list[Epoch]
+    positions: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(e) for e in self.epochs)
+
+    def __iter__(self):
+        if self.positions is not None:
+            yield from (Fresh(x, y, positions=p) for (x, y), p in zip(self.epochs[0], self.positions))
+            return
+        for view, epoch in enumerate(self.epochs):
+            yield from (Fresh(x, y, view) for x, y in epoch)
 
 
 def lr_at(cfg: RunConfig, epoch: float) -> float:
@@ -123,6 +155,10 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         _make_client(cfg, k, shard, client_net, ledger, ds.num_classes)
         for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
     ]
+    val_samples = sum(len(c.val) for c in clients)
+    if cfg.val_fraction and not all(len(c.val) and len(c.shard) for c in clients):
+        raise UsageError(f"val_fraction: {cfg.val_fraction} of shards of {len(clients[0].shard) + len(clients[0].val)} "
+                         "samples leaves a validation slice or a training shard empty")
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
     server_opt = _sgd(cfg, server)
     accel.compile_all(*(c.net for c in clients), average, server)
@@ -141,6 +177,7 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
             streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, device)))
         steps = sum(len(batches) for _, _, batches in streams)
         step_losses = StepLosses(cfg.clients, epoch)
+        client_flops = [0.0 for _ in clients]
         bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
         tagged = [zip(itertools.repeat(c), itertools.repeat(m), batches) for c, m, batches in streams]
         schedule = itertools.chain.from_iterable(itertools.zip_longest(*tagged))
@@ -151,6 +188,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
                 for group in opt.param_groups:
                     group["lr"] = lr
             step_losses.add(step, client.index, *_step(accel, client, mode, batch, server, server_opt))
+            if mode != Mode.CACHED:
+                per_sample = cost.forward_backward if mode == Mode.FULL else cost.forward
+                client_flops[client.index] += len(batch.y) * per_sample
             if check_every and (step + 1) % check_every == 0:
                 step_losses.check()
             bar.update()
@@ -161,10 +201,15 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         if cfg.clients > 1 and updated:
             version += 1
             _average(updated, average, version)
+        val_losses = None
+        if val_samples:
+            val_losses = _validate(cfg, accel, ds, clients, modes, server, device, cost, client_flops)
         train_s = time.perf_counter() - started
         acc = evaluate(average, server, ds, eval_codec, device, accel)
-        record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), cost, acc, train_s, lr_at(cfg, epoch))
-        gate.record(modes, losses)
+        record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), client_flops, acc, train_s, lr_at(cfg, epoch))
+        if val_losses:
+            record["val/loss"] = sum(t for t, _ in val_losses) / val_samples
+        gate.record(modes, losses, val_losses)
         records.append(record)
         modes_seen.append(modes)
         sink.log_epoch(epoch, record)
@@ -181,8 +226,16 @@ def _sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
 def _make_client(cfg, k, shard, client_net, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
     link = Link(k, cfg.make_codec("quant_up"), cfg.make_codec("quant_down"), ledger, num_classes)
-    generator = torch.Generator().manual_seed(cfg.seed * 1000 + k + 1)
-    return Client(k, shard, net, _sgd(cfg, net), link, generator)
+    stream = cfg.seed * 1000 + k + 1
+    generator = torch.Generator().manual_seed(stream)
+    shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
+    # The regularisers draw from a stream of their own, so turning them on moves no client shuffle.
+    regularisers = Regularisers(cfg.cache_mixup, cfg.cache_noise, seed=stream + 500_000)
+    if cfg.refresh_threshold is None:
+        return Client(k, shard, val, net, _sgd(cfg, net), link, generator, BatchCache(link.up, regularisers))
+    cache = SampleCache(len(shard), cfg.batch_size, regularisers)
+    return Client(k, shard, val, net, _sgd(cfg, net), link, generator, cache,
+                  SampleRefresh(cfg.refresh_threshold, len(shard)))
 
 
 def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
@@ -190,43 +243,88 @@ def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
     if mode == Mode.CACHED:
         if not client.cache:
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
-        order = torch.randperm(len(client.cache), generator=client.generator).tolist()
-        return [client.cache[i] for i in order]
+        return client.cache.order(client.generator)
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
-    client.cache = []  # refreshed by what this epoch sends
+    client.cache.clear()  # refreshed by what this epoch sends
     client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
-    return datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
-                            generator=client.generator, device=device)
+    if client.refresh is not None:
+        return _fixed_view_epoch(cfg, ds, client, mode, augment, device)
+    views = cfg.cache_views if mode == Mode.FORWARD else 1
+    return FreshEpoch([
+        datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
+                         generator=client.generator, device=device)
+        for _ in range(views)
+    ])
+
+
+def _fixed_view_epoch(cfg, ds, client: Client, mode: Mode, augment: bool, device) -> FreshEpoch:
+    """Per-sample refresh: a shuffled epoch in which each sample shows the view fixed at the last FULL epoch."""
+    if augment and (mode == Mode.FULL or client.crops is None):
+        client.crops = draw_crops([len(client.shard)], client.generator)
+    order = torch.randperm(len(client.shard), generator=client.generator)
+    crops = client.crops.take(order) if augment else None
+    epoch = datasets.batches(ds, "train", client.shard[order], cfg.batch_size, device=device, crops=crops)
+    return FreshEpoch([epoch], list(order.split(cfg.batch_size)))
 
 
 def _step(accel: Acceleration, client: Client, mode: Mode, batch, server, server_opt) -> tuple[torch.Tensor, int]:
-    """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples)."""
+    """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples the
+    server trained on)."""
     link = client.link
     if mode == Mode.CACHED:
-        like = torch.empty(batch.shape, dtype=batch.dtype, device=batch.labels.device)
-        loss = _server_step(accel, server, server_opt, link.up.decode(batch.payload, like), batch.labels)
-        return loss, len(batch.labels)
-    x, y = batch
+        replay = client.cache.replay(batch)
+        return _server_step(accel, server, server_opt, replay), len(replay.labels)
     if mode == Mode.FORWARD:
         with torch.no_grad():
-            acts = _client_forward(accel, client.net, x)
-        payload = link.send_up(acts)
-        labels = link.send_labels(y)
-        client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
-        loss = _server_step(accel, server, server_opt, link.up.decode(payload, acts), labels)
-        return loss, len(y)
-    acts = _client_forward(accel, client.net, x)
-    payload = link.send_up(acts)
-    labels = link.send_labels(y)
-    client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
+            acts = _client_forward(accel, client.net, batch.x)
+        if client.refresh is not None:
+            received = Replay(*_send_moved(client, batch, acts))
+        else:
+            payload, labels = _send(client, batch, acts)
+            received = Replay(link.up.decode(payload, acts), labels)
+        if batch.view:  # further views are stored for CACHED epochs, not trained on now
+            return acts.new_zeros(()), 0
+        return _server_step(accel, server, server_opt, received), len(batch.y)
+    acts = _client_forward(accel, client.net, batch.x)
+    payload, labels = _send(client, batch, acts)
     received = link.receive_up(payload, acts)
-    loss = _server_step(accel, server, server_opt, received, labels)
+    loss = _server_step(accel, server, server_opt, Replay(received, labels))
     grad = link.send_down(received.grad)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
     client.opt.step()
-    return loss, len(y)
+    return loss, len(batch.y)
+
+
+def _send(client: Client, batch: Fresh, acts: torch.Tensor):
+    """Every sample of the batch crosses and the server caches it; returns (payload, labels as received)."""
+    link = client.link
+    payload = link.send_up(acts)
+    labels = link.send_labels(batch.y)
+    if client.refresh is None:
+        client.cache.store(Received(payload, labels, acts.shape, acts.dtype), batch.view)
+    else:
+        received = link.up.decode(payload, acts.detach())
+        client.cache.store(batch.positions, received, labels)
+        client.refresh.remember(batch.positions, received, labels)
+    return payload, labels
+
+
+def _send_moved(client: Client, batch: Fresh, acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample refresh (bench/refresh.py): the map, then only the samples that moved; the server
+    trains on the batch as it now holds it."""
+    link = client.link
+    sent = client.refresh.select(batch.positions, acts)
+    link.send_bitmap(sent)
+    if sent.any():
+        positions = batch.positions[sent.cpu()]
+        payload = link.send_up(acts[sent])
+        labels = link.send_labels(batch.y[sent])
+        received = link.up.decode(payload, acts[sent])
+        client.cache.store(positions, received, labels)
+        client.refresh.remember(positions, received, labels)
+    return client.cache.read(batch.positions)
 
 
 def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
@@ -236,10 +334,10 @@ def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
         return net(accel.input(x)).float()
 
 
-def _server_step(accel: Acceleration, server, opt, acts, labels) -> torch.Tensor:
+def _server_step(accel: Acceleration, server, opt, batch: Replay) -> torch.Tensor:
     opt.zero_grad(set_to_none=True)
     with accel.autocast():
-        loss = F.cross_entropy(server(acts), labels)
+        loss = batch.loss(server(batch.acts))
     loss.backward()
     opt.step()
     return loss
@@ -265,6 +363,39 @@ def _average(updated: list[Client], average: torch.nn.Module, version: int) -> N
         c.version = version
 
 
+def _validate(cfg, accel, ds, clients, modes, server, device, cost, client_flops) -> list[tuple[float, int]]:
+    """After the epoch: refreshing clients send their slice; per client, the server's loss on what it holds."""
+    for client, mode in zip(clients, modes):
+        if mode != Mode.CACHED:
+            _send_validation(cfg, accel, ds, client, device)
+            client_flops[client.index] += len(client.val) * cost.forward
+    return [_validation_loss(accel, server, c) for c in clients]
+
+
+@torch.no_grad()
+def _send_validation(cfg, accel, ds, client: Client, device) -> None:
+    """The client's validation slice crosses (val bytes, labels) and replaces what the server held of it."""
+    client.net.eval()
+    client.val_held = []
+    link = client.link
+    for x, y in datasets.batches(ds, "train", client.val, cfg.batch_size, device=device):
+        acts = _client_forward(accel, client.net, x)
+        reset(link.up)  # slice batches are independent, and no training residual reaches them
+        payload = link.send_up(acts, kind="val")
+        client.val_held.append((link.up.decode(payload, acts), link.send_labels(y)))
+
+
+@torch.no_grad()
+def _validation_loss(accel, server, client: Client) -> tuple[float, int]:
+    """(sum of per-sample losses, samples) of the server, in eval mode, on the client's slice as it holds it."""
+    server.eval()
+    with accel.autocast():
+        sums = [F.cross_entropy(server(acts), y, reduction="sum").float() for acts, y in client.val_held]
+    server.train()
+    total = sum(torch.stack(sums).tolist()) if sums else 0.0  # one read-back
+    return total, sum(len(y) for _, y in client.val_held)
+
+
 @torch.no_grad()
 def evaluate(client_net, server, ds, codec, device, accel: Acceleration | None = None) -> float:
     """Test accuracy through the deployed path: activations cross the up codec (bytes not counted).
@@ -285,12 +416,8 @@ def evaluate(client_net, server, ds, codec, device, accel: Acceleration | None =
     return correct.item() / len(ds.test_y)
 
 
-def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[str, float]:
+def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, lr) -> dict[str, float]:
     """One epoch's record under DESIGN.md's metric names (each the amount in this epoch)."""
-    per_client_flops = [
-        n * (cost.forward_backward if m == Mode.FULL else cost.forward if m == Mode.FORWARD else 0)
-        for m, (_, n) in zip(modes, losses)
-    ]
     record = {
         "train/loss": sum(t for t, _ in losses) / sum(n for _, n in losses),
         "test/acc": acc,
@@ -300,6 +427,7 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
         "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
         "comm/label_bytes": float(sum(c["labels"] for c in counts)),
         "comm/meta_bytes": float(sum(c["meta"] for c in counts)),
+        "comm/val_bytes": float(sum(c["val"] for c in counts)),
         "client/flops": float(sum(per_client_flops)),
         "time/epoch_s": train_s,
         "lr": lr,
@@ -307,25 +435,29 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
             record[f"mode/client_{k}"] = float(mode)
-            for kind in ("up", "down", "sync", "label", "meta"):
+            for kind in ("up", "down", "sync", "label", "meta", "val"):
                 record[f"comm/{kind}_bytes/client_{k}"] = float(c["labels" if kind == "label" else kind])
             record[f"client/flops/client_{k}"] = float(fl)
     return record
 
 
 def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
-    up, down = ledger.run_total("up"), ledger.run_total("down")
-    totals = {kind: ledger.run_total(kind) for kind in ("up", "down", "labels", "sync")}
+    """Totals; final/comm_bytes is every activation and gradient that crossed, the validation
+    slice's activations (final/val_bytes) included. Meta bytes are part of up, down and val, so
+    final/total_bytes counts them once, there."""
+    up, down, val = ledger.run_total("up"), ledger.run_total("down"), ledger.run_total("val")
+    totals = {kind: ledger.run_total(kind) for kind in KINDS if kind != "meta"}
     modes = [int(r["mode"]) for r in records]
     return {
         "final/test_acc": records[-1]["test/acc"],
-        "final/comm_bytes": float(up + down),
+        "final/comm_bytes": float(up + down + val),
         "final/total_bytes": float(sum(totals.values())),
         "final/up_bytes": float(up),
         "final/down_bytes": float(down),
         "final/label_bytes": float(totals["labels"]),
         "final/sync_bytes": float(totals["sync"]),
         "final/meta_bytes": float(ledger.run_total("meta")),
+        "final/val_bytes": float(val),
         "final/client_flops": sum(r["client/flops"] for r in records),
         "final/full_epochs": float(modes.count(Mode.FULL)),
         "final/forward_epochs": float(modes.count(Mode.FORWARD)),

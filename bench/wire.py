@@ -2,14 +2,19 @@
 every byte is counted in the Ledger from the tensors that actually cross.
 
 Kinds of traffic, one counter each (the metric names in DESIGN.md):
-    up      activations, client -> server (codec `quant_up`, scales included)
+    up      activations, client -> server (codec `quant_up`, scales included); with per-sample
+            refresh also the map of which samples of a batch were sent, 1 bit per sample
+            (ceil(B / 8) bytes per batch)
     down    cut-layer gradients, server -> client (codec `quant_down`)
     labels  training labels, client -> server, as the smallest unsigned integer type that holds
             the class index (uint8 for CIFAR-10: 1 byte per sample)
+    val     activations of the validation slice, client -> server (codec `quant_up`), sent after
+            each FULL or FORWARD epoch when the run holds a slice out (RunConfig.val_fraction)
     sync    client-network weights exchanged for averaging (fp32 parameters and batch-norm
             running statistics, each way)
-    meta    the part of up and down that describes values rather than carries them (scales,
-            indices, bitmaps: Payload.meta_nbytes); counted in up and down as well
+    meta    the part of up, down and val that describes values rather than carries them (scales,
+            indices, bitmaps: Payload.meta_nbytes; the per-sample refresh map above); counted in
+            up, down and val as well
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections import Counter
 import torch
 
 from quantizers import Payload, reset
+
+KINDS = ("up", "down", "labels", "sync", "meta", "val")
 
 
 class Ledger:
@@ -55,10 +62,17 @@ class Link:
         self.ledger = ledger
         self.label_dtype = label_dtype(num_classes)
 
-    def send_up(self, activations: torch.Tensor) -> Payload:
+    def send_up(self, activations: torch.Tensor, kind: str = "up") -> Payload:
         payload = self.up.encode(activations.detach())
-        self._count("up", payload)
+        self._count(kind, payload)
         return payload
+
+    def send_bitmap(self, sent: torch.Tensor) -> None:
+        """Count the map of which samples of a batch follow: one bit per sample, padded to bytes;
+        it describes the payload rather than carries values, so it is meta as well as up."""
+        nbytes = (len(sent) + 7) // 8
+        self.ledger.add(self.client, "up", nbytes)
+        self.ledger.add(self.client, "meta", nbytes)
 
     def receive_up(self, payload: Payload, like: torch.Tensor) -> torch.Tensor:
         """The activations as the server sees them: a fresh leaf, so their gradient can go down."""

@@ -11,8 +11,10 @@ SMOKE = spec.tomllib.loads(spec.resolve("smoke").read_text())["sweep"]
 
 
 def test_shipped_specs_define_their_grids():
-    assert spec.shipped() == ["paper", "quick", "smoke"]
+    assert spec.shipped() == ["beyond", "paper", "quick", "smoke"]
     smoke, quick, paper = spec.load("smoke"), spec.load("quick"), spec.load("paper")
+    beyond = spec.load("beyond").cells[0].config()
+    assert (beyond.model, beyond.clients, beyond.train_subset, beyond.test_subset) == ("smallcnn", 1, 10000, None)
     assert [c.study for c in smoke.cells] == ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
     assert smoke.trials == 3 and smoke.sampler == "tpe" and smoke.seeds == (0, 1)
     assert [c.study for c in quick.cells] == ["quick/smallcnn-c1", "quick/smallcnn-c2"]
