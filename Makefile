@@ -33,8 +33,9 @@ system-packages:
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
+# Long real-data, server and browser tests: a test may take minutes, so a hang is cut at 30.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow $(ARGS)
+	$(PY) -m pytest -q -m slow --timeout 1800 $(ARGS)
 
 run: $(STAMP)
 	$(PY) -m bench run $(ARGS)
