@@ -11,10 +11,14 @@ one server network steps after every client batch. After an epoch in which clien
 updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and
 sent back; a client that missed averages fetches the latest one before it next computes. One
 client is N = 1 of the same loop (nothing to average).
+
+The engine never touches the server network or a codec: each client talks to the server side
+(bench/server.py) through its end of its Link (bench/wire), over the run's transport.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
@@ -27,13 +31,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench import data as datasets
-from bench import flops, models
+from bench import flops
 from bench.config import RunConfig
 from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
-from bench.wire import Ledger, Link, exchanged_state
+from bench.server import Server, sgd, split_networks
+from bench.wire import ClientEnd, Ledger, exchanged_state
+from bench.wire.inproc import InProcess
+from bench.wire.link import Transport
 from policies import Mode
-from quantizers import QUANTIZERS, Payload
 
 
 class Sink(Protocol):
@@ -66,27 +72,18 @@ class RunResult:
     server: torch.nn.Module
 
 
-@dataclass(frozen=True)
-class CachedBatch:
-    """One batch as the server received it: the payload (not re-encoded), labels, and the shape to decode to."""
-
-    payload: Payload
-    labels: torch.Tensor
-    shape: torch.Size
-    dtype: torch.dtype
-
-
 @dataclass
 class Client:
-    """One edge device: its shard, its copy of the client network, its link and the server's cache of it."""
+    """One edge device: its shard, its copy of the client network, its end of its link, and the
+    sizes of the batches the server holds in its cache for it."""
 
     index: int
     shard: torch.Tensor
     net: torch.nn.Module
     opt: torch.optim.Optimizer
-    link: Link
+    link: ClientEnd
     generator: torch.Generator
-    cache: list[CachedBatch] = field(default_factory=list)
+    cached: list[int] = field(default_factory=list)
     version: int = 0  # the number of the average this client holds
 
 
@@ -106,26 +103,34 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
     return cfg.lr * warm * cfg.lr_gamma**decays
 
 
-def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True) -> RunResult:
-    """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss."""
+def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True,
+          transport: Transport | None = None) -> RunResult:
+    """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss.
+
+    `transport` reaches a server that was already given this run's config (`bench run --connect`);
+    without one the run opens its own, as `cfg.transport` says.
+    """
     sink = sink or ListSink()
     device = resolve_device(cfg.device)
     ds = dataset or cfg.load_data()
-    torch.manual_seed(cfg.seed)
-    client_net, server = models.split(
-        models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width), cfg.cut
-    )
-    client_net, server = client_net.to(device), server.to(device)
+    client_net, server_net = split_networks(cfg, ds.in_channels, ds.num_classes)
+    client_net = client_net.to(device)
+    with contextlib.ExitStack() as stack:
+        if transport is None:
+            transport = InProcess(Server(cfg, server_net, device))
+        stack.callback(transport.close)
+        return _train(cfg, sink, ds, client_net, server_net, transport, device, progress)
+
+
+def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -> RunResult:
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
     clients = [
-        _make_client(cfg, k, shard, client_net, ledger, ds.num_classes)
+        _make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
         for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
     ]
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
-    server_opt = _sgd(cfg, server)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
-    eval_codec = QUANTIZERS.get(cfg.quant_up)()
     version, records, modes_seen = 0, [], []
 
     for epoch in range(cfg.epochs):
@@ -144,10 +149,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         for step, item in enumerate(x for x in schedule if x is not None):
             client, mode, batch = item
             lr = lr_at(cfg, epoch + step / steps)
-            for opt in (server_opt, client.opt):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            loss, n = _step(cfg, client, mode, batch, server, server_opt, epoch)
+            for group in client.opt.param_groups:
+                group["lr"] = lr
+            loss, n = _step(client, mode, batch, lr, epoch)
             losses[client.index][0] += loss * n
             losses[client.index][1] += n
             bar.update()
@@ -157,38 +161,36 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
             version += 1
             _average(updated, average, version)
         train_s = time.perf_counter() - started
-        acc = evaluate(average, server, ds, eval_codec, device)
+        acc = evaluate(average, clients[0].link, ds, device)
         record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), cost, acc, train_s, lr_at(cfg, epoch))
         gate.record(modes, [tuple(lo) for lo in losses])
         records.append(record)
         modes_seen.append(modes)
         sink.log_epoch(epoch, record)
 
+    server_net.load_state_dict(clients[0].link.server_state())
     final = _final_metrics(records, ledger)
     sink.log_final(final)
-    return RunResult(cfg, records, final, modes_seen, average, server)
+    return RunResult(cfg, records, final, modes_seen, average, server_net)
 
 
-def _sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def _make_client(cfg, k, shard, client_net, ledger, num_classes) -> Client:
+def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
-    link = Link(k, QUANTIZERS.get(cfg.quant_up)(), QUANTIZERS.get(cfg.quant_down)(), ledger, num_classes)
+    link = ClientEnd(k, cfg.quant_up, cfg.quant_down, transport, ledger, num_classes)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + k + 1)
-    return Client(k, shard, net, _sgd(cfg, net), link, generator)
+    return Client(k, shard, net, sgd(cfg, net), link, generator)
 
 
 def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device) -> list:
-    """The client's batches for this epoch, as (client, mode, batch) in serving order."""
+    """The client's batches for this epoch, as (client, mode, batch) in serving order; a CACHED
+    epoch's batches are indices into the server's cache, in an order the client draws."""
     if mode == Mode.CACHED:
-        if not client.cache:
+        if not client.cached:
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
-        order = torch.randperm(len(client.cache), generator=client.generator).tolist()
-        return [(client, mode, client.cache[i]) for i in order]
+        order = torch.randperm(len(client.cached), generator=client.generator).tolist()
+        return [(client, mode, i) for i in order]
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
-    client.cache = []  # refreshed by what this epoch sends
+    client.cached = []  # refreshed by what this epoch sends
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
     return [
         (client, mode, (x.to(device), y.to(device)))
@@ -198,78 +200,60 @@ def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device) -> list:
     ]
 
 
-def _step(cfg, client: Client, mode: Mode, batch, server, server_opt, epoch: int) -> tuple[float, int]:
+def _step(client: Client, mode: Mode, batch, lr: float, epoch: int) -> tuple[float, int]:
     """One client batch through the cut in `mode`; returns (mean loss, samples)."""
     link = client.link
     if mode == Mode.CACHED:
-        like = torch.empty(batch.shape, dtype=batch.dtype, device=batch.labels.device)
-        loss = _server_step(server, server_opt, link.up.decode(batch.payload, like), batch.labels, client, epoch)
-        return loss, len(batch.labels)
+        return _checked(link.cached_step(batch, lr), client, epoch), client.cached[batch]
     x, y = batch
+    index = len(client.cached)
+    client.cached.append(len(y))
     if mode == Mode.FORWARD:
         with torch.no_grad():
             acts = client.net(x)
-        payload = link.send_up(acts)
-        labels = link.send_labels(y)
-        client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
-        loss = _server_step(server, server_opt, link.up.decode(payload, acts), labels, client, epoch)
-        return loss, len(y)
+        return _checked(link.forward_step(acts, y, lr, index), client, epoch), len(y)
     acts = client.net(x)
-    payload = link.send_up(acts)
-    labels = link.send_labels(y)
-    client.cache.append(CachedBatch(payload, labels, acts.shape, acts.dtype))
-    received = link.receive_up(payload, acts)
-    loss = _server_step(server, server_opt, received, labels, client, epoch)
-    grad = link.send_down(received.grad)
+    grad, loss = link.full_step(acts, y, lr, index)
+    value = _checked(loss, client, epoch)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
     client.opt.step()
-    return loss, len(y)
+    return value, len(y)
 
 
-def _server_step(server, opt, acts, labels, client: Client, epoch: int) -> float:
-    opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(server(acts), labels)
-    value = loss.item()
+def _checked(loss, client: Client, epoch: int) -> float:
+    value = float(loss)
     if not math.isfinite(value):
         raise RunFailed(f"train/loss is {value} at epoch {epoch} (client {client.index}): the run diverged")
-    loss.backward()
-    opt.step()
     return value
 
 
 def _fetch_average(client: Client, average: torch.nn.Module) -> None:
-    state = exchanged_state(average)
+    state = client.link.fetch_weights()
     client.net.load_state_dict(state, strict=False)
-    client.link.send_weights(state)
+    average.load_state_dict(state, strict=False)
 
 
 def _average(updated: list[Client], average: torch.nn.Module, version: int) -> None:
-    """FedAvg of the updated clients (weighted by shard size); the average goes back to each of them."""
-    weights = torch.tensor([len(c.shard) for c in updated], dtype=torch.float64)
-    weights /= weights.sum()
-    states = [exchanged_state(c.net) for c in updated]
-    for c, state in zip(updated, states):
-        c.link.send_weights(state)
-    mean = {k: sum(w * s[k].double() for w, s in zip(weights.tolist(), states)).to(states[0][k].dtype) for k in states[0]}
-    average.load_state_dict(mean, strict=False)
+    """FedAvg of the updated clients through the server (weighted by shard size); the average goes
+    back to each of them."""
+    for c in updated:
+        c.link.upload_weights(exchanged_state(c.net), len(c.shard))
+    updated[0].link.average()
     for c in updated:
         _fetch_average(c, average)
         c.version = version
 
 
 @torch.no_grad()
-def evaluate(client_net, server, ds, codec, device) -> float:
+def evaluate(client_net, link: ClientEnd, ds, device) -> float:
     """Test accuracy through the deployed path: activations cross the up codec (bytes not counted)."""
     client_net.eval()
-    server.eval()
     correct = 0
     everything = torch.arange(len(ds.test_y))
     for x, y in datasets.batches(ds, "test", everything, 1000, augment=False, shuffle=False):
         x, y = x.to(device), y.to(device)
-        acts = client_net(x)
-        correct += (server(codec.decode(codec.encode(acts), acts)).argmax(1) == y).sum().item()
-    server.train()
+        correct += link.evaluate(client_net(x), y)
     return correct / len(ds.test_y)
 
 

@@ -1,0 +1,13 @@
+"""The wire: everything that crosses between a client and the server.
+
+    ledger.py     byte counts per client and kind
+    frames.py     the messages and their documented layout on a socket
+    link.py       a client end and a server end, each with its own codecs; the only byte counter
+    inproc.py     transport: the server object in this process
+"""
+
+from bench.wire.ledger import KINDS, Ledger
+from bench.wire.link import ClientEnd, ServerEnd, exchanged_bytes, exchanged_state, label_dtype, make_codec
+
+__all__ = ["KINDS", "Ledger", "ClientEnd", "ServerEnd", "exchanged_bytes", "exchanged_state", "label_dtype",
+           "make_codec"]

@@ -1,0 +1,151 @@
+"""The Link: one client's connection to the server, as a client end and a server end.
+
+Each end holds its own codec instances (codec state such as error feedback lives at the sender),
+and the two ends meet only through a Transport, in Frames. The client end is the only place where
+bytes are counted: payload bytes from the tensors that cross, wire bytes from what the transport
+moved (a socket's byte count, or in process the same frames' `wire_size`). Evaluation frames and
+the end-of-run STATE fetch are not training traffic and are not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from bench.errors import RunFailed
+from bench.wire.frames import Frame, FrameError, Kind, nbytes
+from bench.wire.ledger import Ledger
+from quantizers import QUANTIZERS, Payload
+
+
+class Transport(Protocol):
+    """Carries frames between the client ends and the server, in order."""
+
+    def send(self, frame: Frame) -> int:
+        """Deliver `frame`; the bytes it took on the wire."""
+
+    def receive(self) -> tuple[Frame, int]:
+        """The server's next reply and the bytes it took on the wire."""
+
+    def close(self) -> None: ...
+
+
+def make_codec(name: str):
+    return QUANTIZERS.get(name)()
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    return torch.uint8 if num_classes <= 256 else torch.int32
+
+
+class ClientEnd:
+    """The client's end: encodes activations (`quant_up`), decodes gradients (`quant_down`),
+    counts every byte of its link in the ledger."""
+
+    def __init__(self, client: int, quant_up: str, quant_down: str, transport: Transport, ledger: Ledger,
+                 num_classes: int):
+        self.client = client
+        self.codec_name = quant_up
+        self.up, self.down, self.eval_codec = make_codec(quant_up), make_codec(quant_down), make_codec(quant_up)
+        self.transport = transport
+        self.ledger = ledger
+        self.label_dtype = label_dtype(num_classes)
+
+    def full_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int):
+        """Activations and labels up, one server step; (the gradient w.r.t. `acts`, the loss)."""
+        reply = self._exchange(self._training_frame(Kind.FULL, acts, labels, lr, index), Kind.GRAD)
+        self.ledger.add(self.client, "down", reply.payload.nbytes)
+        self.ledger.add(self.client, "exchanges", 1)
+        return self.down.decode(reply.payload, acts), reply.value
+
+    def forward_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int):
+        """Activations and labels up, one server step, nothing back but the loss."""
+        return self._exchange(self._training_frame(Kind.FORWARD, acts, labels, lr, index), Kind.LOSS).value
+
+    def cached_step(self, index: int, lr: float):
+        """One server step on the server's cached batch `index`; the loss."""
+        return self._exchange(Frame(Kind.CACHED, self.client, index=index, value=lr), Kind.LOSS).value
+
+    def upload_weights(self, state: dict[str, torch.Tensor], weight: float) -> None:
+        self.ledger.add(self.client, "sync", exchanged_bytes(state))
+        self._send(Frame(Kind.SYNC, self.client, value=weight, payload=Payload(state)))
+
+    def average(self) -> None:
+        """The server averages the states uploaded since the last average (by their weights)."""
+        self._send(Frame(Kind.AVERAGE, self.client))
+
+    def fetch_weights(self) -> dict[str, torch.Tensor]:
+        state = self._exchange(Frame(Kind.FETCH, self.client), Kind.WEIGHTS).payload.tensors
+        self.ledger.add(self.client, "sync", exchanged_bytes(state))
+        self.ledger.add(self.client, "exchanges", 1)
+        return state
+
+    def evaluate(self, acts: torch.Tensor, labels: torch.Tensor) -> int:
+        """Test predictions through the deployed path (the up codec); the count of right answers."""
+        frame = Frame(Kind.EVAL, self.client, payload=self.eval_codec.encode(acts), labels=labels.to(self.label_dtype),
+                      shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name)
+        return int(self._reply(frame, Kind.CORRECT)[0].value)
+
+    def server_state(self) -> dict[str, torch.Tensor]:
+        """The server network's whole state, for saving the trained model."""
+        return self._reply(Frame(Kind.STATE, self.client), Kind.WEIGHTS)[0].payload.tensors
+
+    def _training_frame(self, kind: Kind, acts, labels, lr: float, index: int) -> Frame:
+        payload = self.up.encode(acts.detach())
+        wire_labels = labels.to(self.label_dtype)
+        self.ledger.add(self.client, "up", payload.nbytes)
+        self.ledger.add(self.client, "labels", nbytes(wire_labels))
+        return Frame(kind, self.client, index=index, value=lr, payload=payload, labels=wire_labels,
+                     shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name)
+
+    def _send(self, frame: Frame) -> None:
+        self.ledger.add(self.client, "wire_up", self.transport.send(frame))
+
+    def _exchange(self, frame: Frame, expected: Kind) -> Frame:
+        reply, sent, received = self._reply(frame, expected)
+        self.ledger.add(self.client, "wire_up", sent)
+        self.ledger.add(self.client, "wire_down", received)
+        return reply
+
+    def _reply(self, frame: Frame, expected: Kind) -> tuple[Frame, int, int]:
+        sent = self.transport.send(frame)
+        reply, received = self.transport.receive()
+        if reply.kind == Kind.ERROR:
+            raise RunFailed(f"the server refused a {frame.kind.name} frame: {reply.body.decode(errors='replace')}")
+        if reply.kind != expected:
+            raise RunFailed(f"the server answered {frame.kind.name} with {reply.kind.name}, expected {expected.name}")
+        return reply, sent, received
+
+
+class ServerEnd:
+    """The server's end: decodes activations (`quant_up`), encodes gradients (`quant_down`)."""
+
+    def __init__(self, client: int, quant_up: str, quant_down: str):
+        self.client = client
+        self.codec_name = quant_up
+        self.up, self.down = make_codec(quant_up), make_codec(quant_down)
+
+    def receive(self, frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The activations and labels of a FULL or FORWARD frame, decoded on `device`."""
+        if frame.payload is None or frame.labels is None or frame.dtype is None:
+            raise FrameError(f"{frame.kind.name} frame without activations, labels or their dtype")
+        if frame.codec != self.codec_name:
+            raise FrameError(f"activations encoded with {frame.codec!r}, the run's quant_up is {self.codec_name!r}")
+        return self.decode(frame.payload, frame.shape, frame.dtype, device), frame.labels.to(device).long()
+
+    def decode(self, payload: Payload, shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        return self.up.decode(payload, torch.empty(shape, dtype=dtype, device=device))
+
+    def gradient(self, grad: torch.Tensor, loss) -> Frame:
+        return Frame(Kind.GRAD, self.client, value=loss, payload=self.down.encode(grad))
+
+
+def exchanged_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What averaging exchanges: every floating-point entry of the state dict (parameters and
+    batch-norm running statistics; the integer batch counters are not averaged)."""
+    return {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
+
+
+def exchanged_bytes(state: dict[str, torch.Tensor]) -> int:
+    return sum(nbytes(v) for v in state.values())
