@@ -2,12 +2,13 @@
 
 Exit codes: 0 done, 1 a run failed (recorded as FAILED), 2 bad input (nothing written).
 The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
-OPTUNA_STORAGE).
+OPTUNA_STORAGE, SPLITBENCH_TOKEN).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -50,7 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
     run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--connect", default=None, metavar="HOST:PORT",
+                     help="the server side runs in `bench serve` at HOST:PORT (implies --transport tcp; "
+                          "both sides hold the same $SPLITBENCH_TOKEN)")
     run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="the server side of one run, for `bench run --connect` (needs $SPLITBENCH_TOKEN)")
+    serve.add_argument("--listen", default="127.0.0.1:7707", metavar="HOST:PORT",
+                       help="where to listen (default 127.0.0.1:7707; port 0: any free port, printed)")
+    serve.add_argument("--max-frame-mb", type=float, default=1024, help="larger frames are refused (default 1024)")
+    serve.add_argument("--plugin", action="append", default=[], help="a plugin the run uses (repeatable)")
+    serve.set_defaults(func=cmd_serve)
 
     priv = sub.add_parser("privacy", help="model-inversion attack on a logged run; scores go to that run")
     add_privacy_flags(priv)
@@ -144,20 +155,57 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.console import EpochPrinter, Tee
     from bench.engine import resolve_device, train
 
+    from bench.wire import tcp
+
     cfg = config_from_args(args)
+    if args.connect:
+        if args.transport == "inproc":
+            raise UsageError("connect: a server at HOST:PORT is reached over tcp, not --transport inproc")
+        cfg = dataclasses.replace(cfg, transport="tcp")
+        host, port = _address("connect", args.connect)
+        token = _token()
     device = resolve_device(cfg.device)
     ds = cfg.load_data()
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     tracking.check_reachable(uri)
+    transport = None
+    if args.connect:
+        transport = tcp.connect(host, port, token, cfg, ds.in_channels, ds.num_classes)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
     tags = tracking.provenance(str(device), cfg.seed) | {"data_source": ds.source}
-    with tracking.MlflowRun(uri, args.experiment, name, tags=tags) as run:
+    with contextlib.closing(transport) if transport else contextlib.nullcontext(), \
+            tracking.MlflowRun(uri, args.experiment, name, tags=tags) as run:
         run.log_config(cfg.to_params(), dataclasses.asdict(cfg))
         print(f"run {run.run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
-        result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=not args.quiet)
+        result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=not args.quiet, transport=transport)
         if args.save_model:
             run.log_weights({"client": result.client, "server": result.server})
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bench.serve import serve
+
+    host, port = _address("listen", args.listen)
+    if args.max_frame_mb <= 0:
+        raise UsageError(f"max-frame-mb: must be > 0, got {args.max_frame_mb}")
+    return serve(host, port, _token(), limit=int(args.max_frame_mb * 2**20))
+
+
+def _address(flag: str, text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"{flag}: expected HOST:PORT (e.g. 127.0.0.1:7707), got {text!r}")
+    return host, int(port)
+
+
+def _token() -> str:
+    from bench.wire.tcp import TOKEN_ENV
+
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise UsageError(f"{TOKEN_ENV}: set it to a shared secret, the same for `bench serve` and `bench run --connect`")
+    return token
 
 
 def cmd_privacy(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.server import Server, sgd, split_networks
 from bench.wire import ClientEnd, Ledger, exchanged_state
+from bench.wire import tcp
 from bench.wire.inproc import InProcess
 from bench.wire.link import Transport
 from policies import Mode
@@ -117,9 +118,15 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
     client_net = client_net.to(device)
     with contextlib.ExitStack() as stack:
         if transport is None:
-            transport = InProcess(Server(cfg, server_net, device))
+            transport = _open_transport(cfg, ds, server_net, device)
         stack.callback(transport.close)
         return _train(cfg, sink, ds, client_net, server_net, transport, device, progress)
+
+
+def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
+    if cfg.transport == "tcp":
+        return tcp.start_local(cfg, ds.in_channels, ds.num_classes)
+    return InProcess(Server(cfg, server_net, device))
 
 
 def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -> RunResult:
@@ -169,7 +176,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -
         sink.log_epoch(epoch, record)
 
     server_net.load_state_dict(clients[0].link.server_state())
-    final = _final_metrics(records, ledger)
+    final = _final_metrics(cfg, records, ledger)
     sink.log_final(final)
     return RunResult(cfg, records, final, modes_seen, average, server_net)
 
@@ -272,9 +279,17 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
         "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
         "comm/label_bytes": float(sum(c["labels"] for c in counts)),
         "client/flops": float(sum(per_client_flops)),
+        "comm/wire_up_bytes": float(sum(c["wire_up"] for c in counts)),
+        "comm/wire_down_bytes": float(sum(c["wire_down"] for c in counts)),
         "time/epoch_s": train_s,
         "lr": lr,
     }
+    link = cfg.link_model()
+    if link is not None:
+        comm_s = link.seconds(record["comm/wire_up_bytes"], record["comm/wire_down_bytes"],
+                              sum(c["exchanges"] for c in counts))
+        record["time/comm_s"] = comm_s
+        record["time/total_s"] = train_s + comm_s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
             record[f"mode/client_{k}"] = float(mode)
@@ -284,11 +299,11 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
     return record
 
 
-def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
+def _final_metrics(cfg, records, ledger: Ledger) -> dict[str, float]:
     up, down = ledger.run_total("up"), ledger.run_total("down")
     totals = {kind: ledger.run_total(kind) for kind in ("up", "down", "labels", "sync")}
     modes = [int(r["mode"]) for r in records]
-    return {
+    final = {
         "final/test_acc": records[-1]["test/acc"],
         "final/comm_bytes": float(up + down),
         "final/total_bytes": float(sum(totals.values())),
@@ -300,5 +315,11 @@ def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
         "final/full_epochs": float(modes.count(Mode.FULL)),
         "final/forward_epochs": float(modes.count(Mode.FORWARD)),
         "final/cached_epochs": float(modes.count(Mode.CACHED)),
+        "final/wire_up_bytes": float(ledger.run_total("wire_up")),
+        "final/wire_down_bytes": float(ledger.run_total("wire_down")),
         "final/train_s": sum(r["time/epoch_s"] for r in records),
     }
+    if cfg.link_model() is not None:
+        final["final/comm_s"] = sum(r["time/comm_s"] for r in records)
+        final["final/total_s"] = sum(r["time/total_s"] for r in records)
+    return final

@@ -4,6 +4,8 @@
     frames.py     the messages and their documented layout on a socket
     link.py       a client end and a server end, each with its own codecs; the only byte counter
     inproc.py     transport: the server object in this process
+    tcp.py        transport: frames over a socket to `bench serve` (bench/serve.py)
+    linkmodel.py  what the traffic would cost in time on a modelled link
 """
 
 from bench.wire.ledger import KINDS, Ledger
