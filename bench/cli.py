@@ -154,7 +154,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench import tracking
     from bench.console import EpochPrinter, Tee
     from bench.engine import resolve_device, train
-
     from bench.wire import tcp
 
     cfg = config_from_args(args)

@@ -4,8 +4,8 @@ Per epoch each client runs the mode its policy chose (PAPER.md):
     FULL     client forward -> up codec -> server step -> down codec -> client backward/step;
              the server caches what it received (payload and labels).
     FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed.
-    CACHED   no client work, no bytes: the server trains on the cached payloads, in a reshuffled
-             order of the cached batches.
+    CACHED   no client work, no payload bytes (only a header-sized request per batch): the server
+             trains on the cached payloads, in an order of the cached batches the client draws.
 Batches are served round-robin across clients (client 1 batch 1, client 2 batch 1, ...) and the
 one server network steps after every client batch. After an epoch in which clients updated, the
 updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and

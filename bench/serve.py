@@ -52,7 +52,10 @@ def session(conn: Connection, peer: str, token: str) -> int | None:
             frame, _ = conn.receive()
             if frame.kind == Kind.BYE:
                 return 0
-            reply = server.handle(frame)
+            try:
+                reply = server.handle(frame)
+            except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:  # torch on a lying header
+                raise FrameError(f"{frame.kind.name} frame does not fit this run: {str(exc).splitlines()[0]}") from None
             if reply is not None:
                 conn.send(reply)
     except (ConnectionClosed, OSError) as exc:

@@ -122,11 +122,7 @@ def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
 
 def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     """Test accuracy per epoch: the baseline and the most accurate settings of the front (seeds averaged)."""
-    on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
-    chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
-    rows = [(run, f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else ""))
-            for s in chosen.itertuples() for run in s.run_ids]
-    label = dict(rows)
+    chosen, label = _best_of_front(cell)
     data = history[(history["metric"] == "test/acc") & history["run_id"].isin(label)].copy()
     data["run"] = data["run_id"].map(label)
     data["value"] *= 100
@@ -142,6 +138,35 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
     _title(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
     return fig
+
+
+def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title: str) -> plt.Figure:
+    """Test accuracy against the modelled time to train on `link` (measured compute plus modelled
+    communication, `time/total_s` summed over the epochs so far): the baseline and the most accurate
+    settings of the front, one line per run."""
+    _, label = _best_of_front(cell)
+    mine = history[history["run_id"].isin(label)]
+    table = mine.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
+    table["minutes"] = table.groupby("run_id")["time/total_s"].cumsum() / 60
+    table["value"] = table["test/acc"] * 100
+    table["run"] = table["run_id"].map(label)
+    fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
+    marker = "o" if table["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
+    sns.lineplot(data=table, x="minutes", y="value", hue="run", hue_order=list(dict.fromkeys(label.values())),
+                 units="run_id", estimator=None, marker=marker, ax=ax, palette="dark")
+    ax.set(xlabel=f"modelled time to train (minutes) on {link}", ylabel="test accuracy (%)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
+    _title(fig, f"Test accuracy against time to train on {link}", title)
+    return fig
+
+
+def _best_of_front(cell: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The baseline and the MAX_CURVES most accurate settings of the communication front; run -> label."""
+    on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
+    chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
+    label = {run: f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else "")
+             for s in chosen.itertuples() for run in s.run_ids}
+    return chosen, label
 
 
 def save(fig: plt.Figure, stem: Path, description: str) -> list[Path]:

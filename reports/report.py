@@ -19,7 +19,7 @@ from bench.errors import UsageError
 from reports import figures, frames, html, tables
 
 ARTIFACT_PATH = "report"
-HISTORY = ("test/acc", "mode")
+HISTORY = ("test/acc", "mode", "time/total_s")
 # figure kind -> caption (what it shows; html adds how it was made)
 CAPTIONS = {
     "pareto": "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec up/down; error "
@@ -30,6 +30,10 @@ CAPTIONS = {
     "modes": "The mode each run of the communication front (activations + gradients) ran in, epoch by epoch; the "
              "baseline first, then the front from the fewest bytes up "
              f"(at most {figures.MAX_TIMELINE_ROWS} runs).",
+    "time": "Test accuracy against the modelled time to train on the cell's link: measured compute plus the "
+            "link model's communication time (bytes at the link's rates, a round trip per awaited reply), summed "
+            "over the epochs; the baseline and the most accurate settings on the communication front, one line "
+            "per run. Drawn for cells whose runs modelled a link.",
     "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
               "communication front (shaded: standard deviation over seeds, where there are several).",
 }
@@ -54,6 +58,7 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
     history = frames.histories(runs, trials)
     settings = frames.settings(trials)
     cells = frames.cells(trials)
+    links = frames.links(runs, trials)
     headline = tables.headline(settings, cells)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -64,7 +69,10 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
         one = settings[settings["study"] == cell.study]
         page_figures[cell.study], cell_files[cell.study] = [], []
         for kind, caption in CAPTIONS.items():
-            fig = _draw(kind, one, history, legend, cell.title)
+            if kind == "time" and cell.study not in links:
+                continue
+            fig = (figures.time_to_accuracy(one, history, links[cell.study], cell.title) if kind == "time"
+                   else _draw(kind, one, history, legend, cell.title))
             # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
             width = round(fig.get_figwidth() * 100)
             stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"

@@ -133,6 +133,12 @@ def test_server_rejects_bad_frames_and_wrong_tokens_then_still_serves_a_run():
         unknown = raw_exchange(port, header(99))
         with pytest.raises(UsageError, match="refused the run: wrong token"):
             tcp.connect("127.0.0.1", port, "guess", config(), 3, 10)
+        lying = tcp.connect("127.0.0.1", port, TOKEN, config(), 3, 10)
+        lying.send(Frame(Kind.FULL, payload=Payload({"q": torch.zeros(6, dtype=torch.float8_e4m3fn),
+                                                     "scale": torch.tensor(1.0)}),
+                         labels=torch.zeros(2, dtype=torch.uint8), shape=(5, 5), dtype=torch.float32, codec="fp8_e4m3"))
+        assert b"FULL frame does not fit this run" in lying.receive()[0].body
+        lying.conn.close()
         assert proc.poll() is None  # still listening
         tcp.connect("127.0.0.1", port, TOKEN, config(), 3, 10).close()  # HELLO, READY, BYE
         assert proc.wait(timeout=60) == 0
@@ -142,7 +148,7 @@ def test_server_rejects_bad_frames_and_wrong_tokens_then_still_serves_a_run():
                           (unknown, b"unknown frame kind 99")):
         assert frames.unpack_header(reply[:HEADER_SIZE], 1 << 20).kind == Kind.ERROR and reason in reply[HEADER_SIZE:]
     log = proc.stderr.read()
-    assert log.count("serve: rejected") == 4 and "wrong token" in log and "Traceback" not in log
+    assert log.count("serve: rejected") == 5 and "wrong token" in log and "Traceback" not in log
 
 
 def test_a_server_that_loses_its_client_stops_cleanly():
