@@ -177,4 +177,9 @@ def start_local(cfg: RunConfig, in_channels: int, num_classes: int) -> TcpTransp
         process.kill()
         raise RunFailed(f"the local server did not start (exit code {process.wait()})")
     host, port = line[2].rsplit(":", 1)
-    return connect(host, int(port), token, cfg, in_channels, num_classes, process)
+    try:
+        return connect(host, int(port), token, cfg, in_channels, num_classes, process)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
