@@ -8,7 +8,7 @@ WORKERS ?= 1
 EXPERIMENT ?= quick
 ARGS ?=
 
-.PHONY: install system-packages test test-slow run list ui bench sweep report clean
+.PHONY: install system-packages test test-slow run list ui bench gpu-check sweep report clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.benchmark $(ARGS)
+
+# The device check (bench/gpu_check.py). No install step: a GPU machine may have PyTorch and no
+# package registry, so it runs with the project's environment where there is one, else python3.
+gpu-check:
+	$(if $(wildcard $(PY)),$(PY),python3) -m bench.gpu_check $(ARGS)
 
 sweep: $(STAMP)
 	$(PY) -m bench sweep --spec $(SPEC) --workers $(WORKERS) $(ARGS)

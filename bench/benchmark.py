@@ -5,14 +5,22 @@
     tcp / inproc      one epoch of VGG11 width 0.25, cut 2 with the server side in a `bench serve`
                       process on loopback against the same epoch in process (target: <= 1.10)
     CACHED / FULL     wall time of a CACHED epoch relative to a FULL one
-    fp8 codec         encode + decode throughput of the scaled FP8 codecs, GB/s of fp32 input
+    codecs            per codec (every registered one, and fp8_e4m3 with each wrapper stage):
+                      encode + decode throughput, GB/s of fp32 input, on one real cut-layer batch
+                      of activations and on its real gradient; and the share of a FULL epoch spent
+                      in the codec, estimated as batches x (activation + gradient encode + decode)
+                      over the fp32 FULL epoch plus that time (target: <= 5%)
     peak memory       peak resident memory of a 1-client and a 10-client run of the same data:
                       N clients cost N client networks and N caches that together hold one
                       data set's activations, nothing that grows with N x the whole model
     sweep trials/h    the quick sweep, cut to --sweep-trials trials per cell, with 1 and with 2
                       workers (one thread each) on fresh SQLite stores (target: 2 workers >= 1.6x)
+    device rows       with CUDA: plain vs split images/s of VGG11 and ResNet18 at batch 128 on the
+                      whole data set (target: split/plain <= 1.05) and each codec's GB/s on the
+                      device (bench/device_bench.py); without CUDA they say they need it
 
 Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3] [--sweep-trials 2]
+                                [--codecs-only]
 Writes the table to stdout and bench-results/bench.json.
 """
 
@@ -23,6 +31,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -30,14 +39,16 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from bench import data, models, spec, sweep
+from bench import data, device_bench, models, spec, sweep
 from bench.config import RunConfig
+from bench.devices import resolve_device
 from bench.engine import train
-from quantizers import QUANTIZERS
+from quantizers import QUANTIZERS, make_codec
 
 
 def plain_epoch(cfg: RunConfig, ds) -> float:
@@ -84,16 +95,45 @@ def cached_vs_full(cfg: RunConfig, ds) -> tuple[float, float]:
     return run.epochs[0]["time/epoch_s"], run.epochs[2]["time/epoch_s"]
 
 
-def codec_throughput(name: str, numel: int = 1 << 24, repeats: int = 5) -> float:
-    """GB/s of fp32 input through encode + decode (best of `repeats`)."""
-    codec = QUANTIZERS.get(name)()
-    x = torch.randn(numel)
+def cut_tensors(cfg: RunConfig, ds) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch's activations at the cut and their gradient, from the untrained network."""
+    torch.manual_seed(cfg.seed)
+    client, server = models.split(
+        models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width), cfg.cut)
+    x, y = next(iter(data.batches(ds, "train", torch.arange(len(ds.train_y)), cfg.batch_size, augment=False,
+                                  shuffle=False)))
+    acts = client(x).detach().requires_grad_()
+    F.cross_entropy(server(acts), y).backward()
+    return acts.detach(), acts.grad
+
+
+def codec_seconds(codec, x: torch.Tensor, repeats: int = 5) -> float:
+    """Best wall time of encode + decode of `x` over `repeats`."""
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
         codec.decode(codec.encode(x), x)
         best = min(best, time.perf_counter() - started)
-    return x.numel() * x.element_size() / best / 1e9
+    return best
+
+
+def codecs() -> dict[str, Callable[[], object]]:
+    """Every registered codec by name, then fp8_e4m3 with each wrapper stage."""
+    made = {name: (lambda name=name: make_codec(name)) for name in QUANTIZERS.names()}
+    made["fp8_e4m3 +error_feedback"] = lambda: make_codec("fp8_e4m3", (("error_feedback", True),))
+    made["fp8_e4m3 +zstd"] = lambda: make_codec("fp8_e4m3", (("entropy", "zstd"),))
+    return made
+
+
+def codec_rows(acts: torch.Tensor, grad: torch.Tensor, batches: int, full_epoch_s: float) -> list[tuple]:
+    """(codec, activation GB/s, gradient GB/s, share of a FULL epoch, target) per codec."""
+    rows = []
+    for name, make in codecs().items():
+        act_s, grad_s = codec_seconds(make(), acts), codec_seconds(make(), grad)
+        spent = batches * (act_s + grad_s)
+        rows.append((name, f"{acts.numel() * 4 / act_s / 1e9:.2f}", f"{grad.numel() * 4 / grad_s / 1e9:.2f}",
+                     f"{spent / (full_epoch_s + spent):.1%}", "<= 5%"))
+    return rows
 
 
 def _peak_rss_of_run(cfg: RunConfig) -> int:
@@ -125,6 +165,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-subset", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep-trials", type=int, default=2, help="trials per cell of the timed sweeps (0: skip)")
+    parser.add_argument("--codecs-only", action="store_true", help="one fp32 epoch and the codec table only")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args(argv)
     data_dir = os.environ.get("SPLITBENCH_DATA")
@@ -132,31 +173,48 @@ def main(argv=None) -> int:
                     train_subset=args.train_subset, test_subset=1000, epochs=1)
     ds = cfg.load_data()
     threads = torch.get_num_threads()  # before the sweep rows, whose in-process worker pins one thread
-    split, plain = split_vs_plain(cfg, ds, args.repeats)
-    full, cached = cached_vs_full(cfg, ds)
-    rows = [
-        ("split epoch / plain epoch", f"{split / plain:.3f}", f"{split:.2f} s vs {plain:.2f} s", "<= 1.10"),
-        ("CACHED epoch / FULL epoch", f"{cached / full:.3f}", f"{cached:.2f} s vs {full:.2f} s", ""),
-        tcp_vs_inproc(cfg, ds, args.repeats),
-    ]
-    one, ten = peak_memory(cfg, 1), peak_memory(cfg, 10)
-    rows.append(("peak memory, 10 clients / 1", f"{ten / one:.3f}", f"{ten / 2**20:.0f} MiB vs {one / 2**20:.0f} MiB", ""))
-    for name in ("fp8_e4m3", "fp8_e5m2"):
-        rows.append((f"{name} encode+decode", f"{codec_throughput(name):.2f} GB/s", "64 MB fp32 tensor", ""))
-    if args.sweep_trials:
+    print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "
+          f"{threads} threads (sweep workers: 1 each)")
+    if args.codecs_only:
+        split, rows = train(cfg, dataset=ds, progress=False).epochs[0]["time/epoch_s"], []
+    else:
+        split, plain = split_vs_plain(cfg, ds, args.repeats)
+        full, cached = cached_vs_full(cfg, ds)
+        rows = [
+            ("split epoch / plain epoch", f"{split / plain:.3f}", f"{split:.2f} s vs {plain:.2f} s", "<= 1.10"),
+            ("CACHED epoch / FULL epoch", f"{cached / full:.3f}", f"{cached:.2f} s vs {full:.2f} s", ""),
+            tcp_vs_inproc(cfg, ds, args.repeats),
+        ]
+    acts, grad = cut_tensors(cfg, ds)
+    batches = math.ceil(len(ds.train_y) / cfg.batch_size)
+    coded = codec_rows(acts, grad, batches, split)
+    if not args.codecs_only:
+        one, ten = peak_memory(cfg, 1), peak_memory(cfg, 10)
+        rows.append(("peak memory, 10 clients / 1", f"{ten / one:.3f}",
+                     f"{ten / 2**20:.0f} MiB vs {one / 2**20:.0f} MiB", ""))
+    if args.sweep_trials and not args.codecs_only:
         one, two = (sweep_trials_per_hour(w, args.sweep_trials, data_dir) for w in (1, 2))
         detail = f"quick spec, {args.sweep_trials} trials per cell"
         rows.append(("sweep, 1 worker", f"{one:.0f} trials/h", detail, ""))
         rows.append(("sweep, 2 workers", f"{two:.0f} trials/h", f"{two / one:.2f}x 1 worker", ">= 1.6x"))
+    rows += device_bench.rows(resolve_device("auto"), RunConfig(dataset=args.dataset, data_dir=data_dir).load_data())
     header = ("measure", "value", "detail", "target")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "
-          f"{threads} threads (sweep workers: 1 each)")
+    if rows:
+        _print_table(header, rows)
+    codec_header = ("codec", "activations GB/s", "gradients GB/s", "share of a FULL epoch", "target")
+    print(f"\ncodecs: encode + decode of one batch at the cut, {tuple(acts.shape)} fp32; "
+          f"{batches} batches per FULL epoch of {split:.2f} s (fp32)")
+    _print_table(codec_header, coded)
+    Path(args.out).mkdir(exist_ok=True)
+    results = {r[0]: r[1] for r in rows} | {f"codec {r[0]}": dict(zip(codec_header[1:4], r[1:4])) for r in coded}
+    Path(args.out, "bench.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _print_table(header: tuple, rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-    Path(args.out).mkdir(exist_ok=True)
-    Path(args.out, "bench.json").write_text(json.dumps({r[0]: r[1] for r in rows}, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`python -m bench ...`: argument parsing and exit codes only; the work lives in the modules.
 
-Exit codes: 0 done, 1 a run failed (recorded as FAILED), 2 bad input (nothing written).
+Exit codes: 0 done, 1 a run failed (recorded as FAILED) or a store failed, 2 bad input (nothing written).
 The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
 OPTUNA_STORAGE, SPLITBENCH_TOKEN).
 """
@@ -13,12 +13,47 @@ import dataclasses
 import os
 import sys
 import typing
+from pathlib import Path
 
 from bench.config import RunConfig
-from bench.errors import RunFailed, UsageError
+from bench.errors import RunFailed, StoreFault, UsageError
 
 # RunConfig fields that get their own, hand-written flag.
-_SPECIAL = {"policy_args", "lr_milestones", "data_dir"}
+_SPECIAL = {"policy_args", "quant_up_args", "quant_down_args", "lr_milestones", "data_dir"}
+
+# What each RunConfig flag means; its allowed values and default are added when the parser is built.
+FIELD_HELP = {
+    "model": "network to split",
+    "width": "multiplier of every channel count (0.25 = a quarter as wide); > 0",
+    "cut": "layers on the client, pools included; 1 .. the model's layers - 1",
+    "dataset": "data set to train and test on",
+    "train_subset": "train on this many images, equal per class (default: all)",
+    "test_subset": "test on this many images, equal per class (default: all)",
+    "augment": "random crop and flip of training images",
+    "clients": "edge clients, each with its own shard and copy of the client network; >= 1",
+    "gating": "one policy for all clients (global) or one per client, fed by its own loss (per-client)",
+    "epochs": "training epochs; >= 1",
+    "batch_size": "images per batch; >= 1",
+    "lr": "peak SGD learning rate; > 0",
+    "momentum": "SGD momentum; >= 0",
+    "weight_decay": "SGD weight decay; >= 0",
+    "warmup_epochs": "linear learning-rate warm-up, in epochs; >= 0",
+    "lr_gamma": "learning-rate factor at each of --lr-milestones; > 0",
+    "seed": "seed of weights, subsets, shards, shuffling and augmentation",
+    "policy": "gating policy: which epochs run FULL, FORWARD or CACHED (its fields: --policy-arg)",
+    "quant_up": "codec for activations, client -> server",
+    "quant_down": "codec for gradients, server -> client",
+    "cache_augment": "what FORWARD epochs send: the augmented view that is cached, or unaugmented images",
+    "frozen_bn": "batch-norm mode of the frozen client in FORWARD epochs",
+    "device": "where to train (auto: CUDA when there is one)",
+    "transport": "where the server side runs: in this process (inproc) or a local `bench serve` process (tcp)",
+    "uplink_mbit": "modelled uplink rate in Mbit/s for time/comm_s (with --downlink-mbit; default: no link model)",
+    "downlink_mbit": "modelled downlink rate in Mbit/s for time/comm_s (with --uplink-mbit)",
+    "rtt_ms": "modelled round-trip time in ms, charged once per reply the client waits for; >= 0",
+    "amp": "mixed precision: autocast of client and server (off keeps fp32 numerics)",
+    "channels_last": "NHWC memory layout for the convolutions",
+    "compile": "torch.compile the client and server networks",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         for plugin in getattr(args, "plugin", None) or []:
-            from bench.registry import load_plugin
+            from bench.plugins import load_plugin
 
             load_plugin(plugin)
         return args.func(args)
@@ -35,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RunFailed as exc:
         print(f"error: run failed: {exc}", file=sys.stderr)
+        return 1
+    except StoreFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -50,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
     run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
     run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
     run.add_argument("--connect", default=None, metavar="HOST:PORT",
                      help="the server side runs in `bench serve` at HOST:PORT (implies --transport tcp; "
                           "both sides hold the same $SPLITBENCH_TOKEN)")
@@ -69,39 +107,77 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="Optuna studies over a spec's cells; every trial an MLflow run")
     sweep.add_argument("--spec", required=True, metavar="NAME_OR_PATH",
-                       help="a spec shipped in bench/sweeps/ (smoke, quick, paper) or a .toml file")
+                       help=f"a spec shipped in bench/sweeps/ (one of: {', '.join(_shipped_specs())}) or a .toml file")
     sweep.add_argument("--storage", default=None, metavar="URL",
                        help="Optuna storage: an SQLAlchemy URL (postgresql://...) or journal:PATH "
                             "(default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one thread each")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one thread each (default: %(default)s)")
     sweep.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
-                       help="a running trial beats this often; after 3 missed beats another worker retries it")
+                       help="a running trial beats this often; after 3 missed beats another worker retries it "
+                            "(default: %(default)s)")
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
-    sweep.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+    sweep.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                       help="a .py file or module that registers policies or codecs (repeatable)")
+    sweep.add_argument("--plan", action="store_true",
+                       help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
     sweep.set_defaults(func=cmd_sweep)
 
+    store = sub.add_parser("store", help="check or repair an MLflow or Optuna store")
+    store.add_argument("action", choices=["check", "repair"],
+                       help="check: say whether the store is usable; repair: fix an interrupted upgrade, keeping every run")
+    store.add_argument("uri", metavar="URI", help="sqlite:///PATH or a database URL, e.g. sqlite:///mlflow.db")
+    store.set_defaults(func=cmd_store)
+
     lst = sub.add_parser("list", help="every policy and codec, with where it came from")
-    lst.add_argument("--plugin", action="append", help="a plugin .py file or module to load first (repeatable)")
+    lst.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
+                     help="a .py file or module that registers policies or codecs, loaded first (repeatable)")
     lst.set_defaults(func=cmd_list)
     return parser
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, named after it (--batch-size for batch_size)."""
+    """One flag per RunConfig field, named after it (--batch-size for batch_size): what it means,
+    its allowed values (registered names as installed now) and its default."""
     hints = typing.get_type_hints(RunConfig)
+    allowed = allowed_values()
     for f in dataclasses.fields(RunConfig):
         if f.name in _SPECIAL:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = _scalar(hints[f.name])
+        meaning = FIELD_HELP.get(f.name, f.name.replace("_", " "))
+        values = f"; one of: {', '.join(allowed[f.name])}" if f.name in allowed else ""
+        default = "" if f.default is None else f" (default: {f.default})"
+        text = f"{meaning}{values}{default}".replace("%", "%%")
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {f.default}")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=f"default {f.default}")
+            parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=text)
     parser.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
-    parser.add_argument("--lr-milestones", default=None, help="epochs where lr is multiplied by lr-gamma, e.g. 60,120,160")
-    parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V", help="a policy parameter (repeatable)")
-    parser.add_argument("--plugin", action="append", default=[], help="a plugin .py file or module (repeatable)")
+    parser.add_argument("--lr-milestones", default=None, metavar="EPOCHS",
+                        help="epochs where lr is multiplied by lr-gamma, comma-separated, e.g. 60,120,160 "
+                             f"(default: {','.join(map(str, RunConfig.lr_milestones))})")
+    parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V",
+                        help="a field of the chosen policy, e.g. period=3 or threshold=0.02 (repeatable)")
+    parser.add_argument("--quant-up-arg", action="append", default=[], metavar="K=V",
+                        help="an argument of the up codec, e.g. block=16 or error_feedback=true (repeatable)")
+    parser.add_argument("--quant-down-arg", action="append", default=[], metavar="K=V",
+                        help="an argument of the down codec, e.g. rounding=stochastic or entropy=zstd (repeatable)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="a .py file or module that registers policies or codecs (repeatable)")
+
+
+def allowed_values() -> dict[str, list[str]]:
+    """Every RunConfig field with a closed set of values, and that set now (plugins may add names)."""
+    from bench import config, data, models
+    from policies import POLICIES
+    from quantizers import QUANTIZERS
+
+    codecs = QUANTIZERS.names()
+    return {"model": list(models.MODELS), "dataset": list(data.DATASETS), "gating": list(config.GATINGS),
+            "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
+            "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
+            "device": list(config.DEVICES), "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -140,19 +216,25 @@ def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
             kwargs["lr_milestones"] = tuple(int(m) for m in args.lr_milestones.split(",") if m.strip())
         except ValueError:
             raise UsageError(f"lr_milestones: expected comma-separated epochs, got {args.lr_milestones!r}") from None
+    for field in ("policy_args", "quant_up_args", "quant_down_args"):
+        kwargs[field] = _pairs(field.replace("_args", "-arg").replace("_", "-"), getattr(args, field[:-1]))
+    return RunConfig(**kwargs)
+
+
+def _pairs(flag: str, items: list[str]) -> tuple[tuple[str, str], ...]:
+    """K=V flag values as (K, V) pairs, still strings (RunConfig types them)."""
     pairs = []
-    for item in args.policy_arg:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"policy-arg: expected K=V, got {item!r}")
+            raise UsageError(f"{flag}: expected K=V, got {item!r}")
         pairs.append((key.strip(), value.strip()))
-    kwargs["policy_args"] = tuple(pairs)
-    return RunConfig(**kwargs)
+    return tuple(pairs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench import tracking
-    from bench.console import EpochPrinter, Tee
+    from bench.console import EpochPrinter, Tee, progress_bar
     from bench.engine import resolve_device, train
     from bench.wire import tcp
 
@@ -176,7 +258,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             tracking.MlflowRun(uri, args.experiment, name, tags=tags) as run:
         run.log_config(cfg.to_params(), dataclasses.asdict(cfg))
         print(f"run {run.run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
-        result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=not args.quiet, transport=transport)
+        result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=progress_bar(args.quiet),
+                       transport=transport)
         if args.save_model:
             run.log_weights({"client": result.client, "server": result.server})
     return 0
@@ -235,7 +318,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
     )
+    if args.plan:
+        from bench.plan import print_plan
+
+        print_plan(spec.load(args.spec), target.data_dir)
+        return 0
     return sweep.run(spec.load(args.spec), target, workers=args.workers).code
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from bench import stores
+
+    print(stores.repair(args.uri) if args.action == "repair" else stores.describe(args.uri))
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -247,6 +342,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         for entry in registry.entries():
             print(f"  {entry.name:24s} {entry.source}")
     return 0
+
+
+def _shipped_specs() -> list[str]:
+    return sorted(p.stem for p in (Path(__file__).parent / "sweeps").glob("*.toml"))
 
 
 def _scalar(hint):

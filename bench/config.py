@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import data, models
+from bench.acceleration import AMP
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
 
@@ -51,7 +52,9 @@ class RunConfig:
     policy: str = "always"
     policy_args: tuple[tuple[str, Any], ...] = field(default=())
     quant_up: str = "fp32"
+    quant_up_args: tuple[tuple[str, Any], ...] = field(default=())
     quant_down: str = "fp32"
+    quant_down_args: tuple[tuple[str, Any], ...] = field(default=())
     cache_augment: str = "view"
     frozen_bn: str = "eval"
     device: str = "auto"
@@ -60,10 +63,14 @@ class RunConfig:
     uplink_mbit: float | None = None
     downlink_mbit: float | None = None
     rtt_ms: float | None = None
+    # How the device computes (bench/acceleration.py); the defaults are plain fp32 eager PyTorch.
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         from policies import POLICIES
-        from quantizers import QUANTIZERS
+        from quantizers import QUANTIZERS, arguments
 
         _choice("model", self.model, models.MODELS)
         _choice("dataset", self.dataset, data.DATASETS)
@@ -73,6 +80,7 @@ class RunConfig:
         _choice("device", self.device, DEVICES)
         _choice("transport", self.transport, TRANSPORTS)
         _link_model(self.uplink_mbit, self.downlink_mbit, self.rtt_ms)
+        _choice("amp", self.amp, AMP)
         for name in ("quant_up", "quant_down"):
             if getattr(self, name) not in QUANTIZERS:
                 raise UsageError(unknown_name_message(name, getattr(self, name), QUANTIZERS.names()))
@@ -93,8 +101,19 @@ class RunConfig:
         layers = models.num_layers(self.model)
         if not 1 <= self.cut <= layers - 1:
             raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
-        object.__setattr__(self, "policy_args", _typed_policy_args(POLICIES.get(self.policy), self.policy_args))
+        object.__setattr__(self, "policy_args", _typed_args("policy", POLICIES.get(self.policy), self.policy_args))
         self.make_policy()  # the policy validates its own fields
+        for stream, direction in enumerate(("quant_up", "quant_down")):
+            codec, args = QUANTIZERS.get(getattr(self, direction)), getattr(self, f"{direction}_args")
+            args = _typed_args(direction, codec, args, stages=True)
+            if "seed" in [f.name for f in arguments(codec)] and "seed" not in dict(args):
+                # Stochastic rounding draws follow the run's seed, up and down apart.
+                args = tuple(sorted(args + (("seed", 2 * self.seed + stream),)))
+            object.__setattr__(self, f"{direction}_args", args)
+            try:
+                self.make_codec(direction)  # the codec validates its own arguments
+            except UsageError as exc:
+                raise UsageError(f"{direction}.{exc}") from None
 
     def load_data(self) -> "data.Dataset":
         """The data set this run trains and tests on, subsets drawn with the run's seed."""
@@ -115,13 +134,27 @@ class RunConfig:
 
         return POLICIES.get(self.policy)(**dict(self.policy_args))
 
+    def make_codec(self, direction: str):
+        """A fresh codec for `direction` ("quant_up" or "quant_down"), built with its arguments."""
+        from quantizers import make_codec
+
+        return make_codec(getattr(self, direction), getattr(self, f"{direction}_args"))
+
     def to_params(self) -> dict[str, Any]:
-        """Flat name -> value map: the params logged to MLflow and read back by reports."""
-        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "policy_args"}
+        """Flat name -> value map: the params logged to MLflow and read back by reports. Policy and
+        codec arguments appear as `policy.<field>`, `quant_up.<arg>` and `quant_down.<arg>`, every
+        one with its resolved value, defaults included."""
+        from quantizers import codec_params
+
+        nested = ("policy_args", "quant_up_args", "quant_down_args")
+        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in nested}
         params["lr_milestones"] = ",".join(str(m) for m in self.lr_milestones)
         policy = self.make_policy()
         for f in dataclasses.fields(policy):
             params[f"policy.{f.name}"] = getattr(policy, f.name)
+        for direction in ("quant_up", "quant_down"):
+            for name, value in codec_params(getattr(self, direction), getattr(self, f"{direction}_args")).items():
+                params[f"{direction}.{name}"] = value
         return params
 
 
@@ -148,15 +181,25 @@ def _link_model(uplink_mbit, downlink_mbit, rtt_ms) -> None:
         _at_least("rtt_ms", rtt_ms, 0)
 
 
-def _typed_policy_args(cls, args) -> tuple[tuple[str, Any], ...]:
-    """Check the names against the policy's fields and convert strings ("3", "0.02") to their types."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+def _typed_args(prefix: str, cls: type, args, stages: bool = False) -> tuple[tuple[str, Any], ...]:
+    """Check the names against the arguments of a policy or codec class (with `stages`, also the
+    stage arguments every codec takes) and convert strings ("3", "0.02") to their types; errors
+    name the argument `<prefix>.<name>`."""
+    from quantizers import arguments
+    from quantizers.wrappers import Stages
+
+    fields = {f.name for f in arguments(cls)}
+    hints = typing.get_type_hints(cls) if fields else {}
+    if stages:
+        fields |= {f.name for f in arguments(Stages)}
+        hints |= typing.get_type_hints(Stages)
     out = []
     for name, value in (args.items() if isinstance(args, dict) else args):
+        if not fields:
+            raise UsageError(f"{prefix}.{name}: {cls.__name__} takes no arguments")
         if name not in fields:
-            raise UsageError(unknown_name_message(f"policy.{name}", name, sorted(fields)))
-        out.append((name, _convert(f"policy.{name}", value, hints[name])))
+            raise UsageError(unknown_name_message(f"{prefix}.{name}", name, sorted(fields)))
+        out.append((name, _convert(f"{prefix}.{name}", value, hints[name])))
     return tuple(sorted(out))
 
 

@@ -1,10 +1,22 @@
-"""Console output of a run: one row per epoch, printed above the progress bar."""
+"""Console output of a run: one row per epoch, printed above the progress bar on a terminal.
+
+Redirected to a file or a pipe, a run prints its rows and nothing else: a bar redrawn with carriage
+returns would fill a log with hundreds of lines per epoch.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from tqdm import tqdm
 
 from policies import Mode
+
+
+def progress_bar(quiet: bool, stream=None) -> bool:
+    """Whether a run draws its progress bar: not when asked to be quiet, and only on a terminal."""
+    stream = stream or sys.stderr
+    return not quiet and stream.isatty()
 
 
 class EpochPrinter:

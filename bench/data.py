@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from bench.augment import Epoch
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
 
@@ -71,8 +72,6 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 2000, 500
-CROP_PADDING = 4
-
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value; compare fields
 class Dataset:
@@ -91,6 +90,11 @@ class Dataset:
     std: tuple[float, ...]
     num_classes: int
     source: str
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        """The same data set with its tensors on `device` (tensors already there are not copied)."""
+        moved = {f: getattr(self, f).to(device) for f in ("train_x", "train_y", "test_x", "test_y")}
+        return dataclasses.replace(self, **moved)
 
     @property
     def in_channels(self) -> int:
@@ -154,43 +158,19 @@ def batches(
     augment: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+) -> Epoch:
     """One epoch over `indices` of `split` ("train" or "test") as (x, y) on `device`.
 
     x: float32 [B, C, H, W], normalised with data.mean/std; y: int64 [B]. Batches follow `indices`
     (or a shuffle of them); the last one may be smaller. augment: per image, a random crop of the
     image zero-padded by 4 px and a horizontal flip with probability 1/2, as torchvision's
     RandomCrop(size, padding=4) + RandomHorizontalFlip. Shuffling and augmentation draw from
-    `generator` only (a CPU generator), so an epoch is reproducible from its state. The images may
-    live on any device; only the selected uint8 batch is moved.
+    `generator` only (a CPU generator), all of it when this is called, so an epoch is reproducible
+    from its state. Batches are made where the images live (see `Dataset.to`), then moved to `device`.
     """
-    if (shuffle or augment) and generator is None:
-        raise ValueError("batches: shuffle and augment draw from a generator; pass one")
     images, labels = {"train": (data.train_x, data.train_y), "test": (data.test_x, data.test_y)}[split]
-    order = indices[torch.randperm(len(indices), generator=generator)] if shuffle else indices
-    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
-    for batch in order.split(batch_size):
-        x = images[batch.to(images.device)]
-        if augment:
-            x = _crop_and_flip(x, generator)
-        x = x.to(device).float().div_(255).sub_(mean).div_(std)
-        yield x, labels[batch.to(labels.device)].to(device)
-
-
-def _crop_and_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image: a random window of its zero-padded copy, mirrored with probability 1/2."""
-    b, c, h, w = x.shape
-    dy, dx = torch.randint(0, 2 * CROP_PADDING + 1, (2, b, 1), generator=generator)
-    flip = torch.rand(b, 1, generator=generator) < 0.5
-    rows = dy + torch.arange(h)  # [b, h]: rows of the padded image that the crop takes
-    cols = dx + torch.arange(w)
-    cols = torch.where(flip, cols.flip(1), cols)
-    padded = F.pad(x, (CROP_PADDING,) * 4)
-    # One gather for the whole batch: out[i, k, r, q] = padded[i, k, rows[i, r], cols[i, q]].
-    i = torch.arange(b, device=x.device).view(b, 1, 1, 1)
-    k = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return padded[i, k, rows.to(x.device).view(b, 1, h, 1), cols.to(x.device).view(b, 1, 1, w)]
+    return Epoch(images, labels, indices, batch_size, data.mean, data.std, shuffle=shuffle, augment=augment,
+                 generator=generator, device=device)
 
 
 # ---- subsets --------------------------------------------------------------------------------------

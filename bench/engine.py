@@ -21,20 +21,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench import data as datasets
 from bench import flops
+from bench.acceleration import Acceleration
 from bench.config import RunConfig
-from bench.errors import RunFailed, UsageError
+from bench.devices import resolve_device
+from bench.errors import RunFailed
 from bench.gating import Gate
+from bench.losses import StepLosses
 from bench.server import Server, sgd, split_networks
 from bench.wire import ClientEnd, Ledger, exchanged_state
 from bench.wire import tcp
@@ -88,15 +89,6 @@ class Client:
     version: int = 0  # the number of the average this client holds
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` is CUDA when there is one; asking for CUDA where there is none is a UsageError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device: cuda is not available on this machine (use --device cpu or auto)")
-    return torch.device(name)
-
-
 def lr_at(cfg: RunConfig, epoch: float) -> float:
     """PAPER.md's schedule: linear warm-up over `warmup_epochs`, then x lr_gamma at each milestone."""
     warm = min(1.0, (epoch + 1e-9) / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
@@ -105,22 +97,28 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
 
 
 def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True,
-          transport: Transport | None = None) -> RunResult:
+          check_every: int | None = None, transport: Transport | None = None) -> RunResult:
     """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss.
+
+    The data set and its augmentation live on the run's device, and no step reads anything back to
+    the host: losses stay on the device and are checked at the end of each epoch, and also every
+    `check_every` steps if given (a diverging run then stops sooner). Either way RunFailed names
+    the epoch, step and client of the first non-finite loss.
 
     `transport` reaches a server that was already given this run's config (`bench run --connect`);
     without one the run opens its own, as `cfg.transport` says.
     """
     sink = sink or ListSink()
     device = resolve_device(cfg.device)
-    ds = dataset or cfg.load_data()
+    accel = Acceleration.of(cfg, device)
+    ds = (dataset or cfg.load_data()).to(device)
     client_net, server_net = split_networks(cfg, ds.in_channels, ds.num_classes)
-    client_net = client_net.to(device)
+    client_net = accel.place(client_net)
     with contextlib.ExitStack() as stack:
         if transport is None:
             transport = _open_transport(cfg, ds, server_net, device)
         stack.callback(transport.close)
-        return _train(cfg, sink, ds, client_net, server_net, transport, device, progress)
+        return _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every)
 
 
 def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
@@ -129,7 +127,7 @@ def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
     return InProcess(Server(cfg, server_net, device))
 
 
-def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -> RunResult:
+def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every) -> RunResult:
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
     clients = [
@@ -137,6 +135,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -
         for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
     ]
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
+    accel.compile_all(*(c.net for c in clients), average)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
     version, records, modes_seen = 0, [], []
 
@@ -148,29 +147,32 @@ def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -
             if mode != Mode.CACHED and client.version < version:
                 _fetch_average(client, average)
                 client.version = version
-            streams.append(_stream(cfg, ds, client, mode, epoch, device))
-        steps = sum(len(s) for s in streams)
-        losses = [[0.0, 0] for _ in clients]
+            streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, accel.device)))
+        steps = sum(len(batches) for _, _, batches in streams)
+        step_losses = StepLosses(cfg.clients, epoch)
         bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
-        schedule = itertools.chain.from_iterable(itertools.zip_longest(*[iter(s) for s in streams]))
+        tagged = [zip(itertools.repeat(c), itertools.repeat(m), batches) for c, m, batches in streams]
+        schedule = itertools.chain.from_iterable(itertools.zip_longest(*tagged))
         for step, item in enumerate(x for x in schedule if x is not None):
             client, mode, batch = item
             lr = lr_at(cfg, epoch + step / steps)
             for group in client.opt.param_groups:
                 group["lr"] = lr
-            loss, n = _step(client, mode, batch, lr, epoch)
-            losses[client.index][0] += loss * n
-            losses[client.index][1] += n
+            step_losses.add(step, client.index, *_step(accel, client, mode, batch, lr))
+            if check_every and (step + 1) % check_every == 0:
+                step_losses.check()
             bar.update()
         bar.close()
+        step_losses.check()
+        losses = step_losses.totals()
         updated = [c for c, m in zip(clients, modes) if m == Mode.FULL]
         if cfg.clients > 1 and updated:
             version += 1
             _average(updated, average, version)
         train_s = time.perf_counter() - started
-        acc = evaluate(average, clients[0].link, ds, device)
+        acc = evaluate(average, clients[0].link, ds, accel.device, accel)
         record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), cost, acc, train_s, lr_at(cfg, epoch))
-        gate.record(modes, [tuple(lo) for lo in losses])
+        gate.record(modes, losses)
         records.append(record)
         modes_seen.append(modes)
         sink.log_epoch(epoch, record)
@@ -183,56 +185,51 @@ def _train(cfg, sink, ds, client_net, server_net, transport, device, progress) -
 
 def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
-    link = ClientEnd(k, cfg.quant_up, cfg.quant_down, transport, ledger, num_classes)
+    link = ClientEnd(k, cfg, transport, ledger, num_classes)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + k + 1)
     return Client(k, shard, net, sgd(cfg, net), link, generator)
 
 
-def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device) -> list:
-    """The client's batches for this epoch, as (client, mode, batch) in serving order; a CACHED
-    epoch's batches are indices into the server's cache, in an order the client draws."""
+def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
+    """The client's batches for this epoch in serving order (all random draws are taken here); a
+    CACHED epoch's batches are indices into the server's cache, in an order the client draws."""
     if mode == Mode.CACHED:
         if not client.cached:
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
-        order = torch.randperm(len(client.cached), generator=client.generator).tolist()
-        return [(client, mode, i) for i in order]
+        return torch.randperm(len(client.cached), generator=client.generator).tolist()
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
     client.cached = []  # refreshed by what this epoch sends
+    client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
-    return [
-        (client, mode, (x.to(device), y.to(device)))
-        for x, y in datasets.batches(
-            ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True, generator=client.generator
-        )
-    ]
+    return datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
+                            generator=client.generator, device=device)
 
 
-def _step(client: Client, mode: Mode, batch, lr: float, epoch: int) -> tuple[float, int]:
-    """One client batch through the cut in `mode`; returns (mean loss, samples)."""
+def _step(accel: Acceleration, client: Client, mode: Mode, batch, lr: float) -> tuple[torch.Tensor, int]:
+    """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples)."""
     link = client.link
     if mode == Mode.CACHED:
-        return _checked(link.cached_step(batch, lr), client, epoch), client.cached[batch]
+        return link.cached_step(batch, lr), client.cached[batch]
     x, y = batch
     index = len(client.cached)
     client.cached.append(len(y))
     if mode == Mode.FORWARD:
         with torch.no_grad():
-            acts = client.net(x)
-        return _checked(link.forward_step(acts, y, lr, index), client, epoch), len(y)
-    acts = client.net(x)
+            acts = _client_forward(accel, client.net, x)
+        return link.forward_step(acts, y, lr, index), len(y)
+    acts = _client_forward(accel, client.net, x)
     grad, loss = link.full_step(acts, y, lr, index)
-    value = _checked(loss, client, epoch)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
     client.opt.step()
-    return value, len(y)
+    return loss, len(y)
 
 
-def _checked(loss, client: Client, epoch: int) -> float:
-    value = float(loss)
-    if not math.isfinite(value):
-        raise RunFailed(f"train/loss is {value} at epoch {epoch} (client {client.index}): the run diverged")
-    return value
+def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
+    """The client's activations as they reach the codec: float32 whatever autocast computed them in,
+    so that a codec's bytes mean the same with and without --amp."""
+    with accel.autocast():
+        return net(accel.input(x)).float()
 
 
 def _fetch_average(client: Client, average: torch.nn.Module) -> None:
@@ -253,15 +250,18 @@ def _average(updated: list[Client], average: torch.nn.Module, version: int) -> N
 
 
 @torch.no_grad()
-def evaluate(client_net, link: ClientEnd, ds, device) -> float:
-    """Test accuracy through the deployed path: activations cross the up codec (bytes not counted)."""
+def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None = None) -> float:
+    """Test accuracy through the deployed path: activations cross the up codec (bytes not counted).
+
+    Batches are made where ds's tensors are, then moved to `device`; the count is read back once.
+    """
+    accel = accel or Acceleration(torch.device(device))
     client_net.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     everything = torch.arange(len(ds.test_y))
-    for x, y in datasets.batches(ds, "test", everything, 1000, augment=False, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        correct += link.evaluate(client_net(x), y)
-    return correct / len(ds.test_y)
+    for x, y in datasets.batches(ds, "test", everything, 1000, device=device):
+        correct += link.evaluate(_client_forward(accel, client_net, x), y)
+    return correct.item() / len(ds.test_y)
 
 
 def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[str, float]:
@@ -278,6 +278,7 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
         "comm/down_bytes": float(sum(c["down"] for c in counts)),
         "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
         "comm/label_bytes": float(sum(c["labels"] for c in counts)),
+        "comm/meta_bytes": float(sum(c["meta"] for c in counts)),
         "client/flops": float(sum(per_client_flops)),
         "comm/wire_up_bytes": float(sum(c["wire_up"] for c in counts)),
         "comm/wire_down_bytes": float(sum(c["wire_down"] for c in counts)),
@@ -293,7 +294,7 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
             record[f"mode/client_{k}"] = float(mode)
-            for kind in ("up", "down", "sync", "label"):
+            for kind in ("up", "down", "sync", "label", "meta"):
                 record[f"comm/{kind}_bytes/client_{k}"] = float(c["labels" if kind == "label" else kind])
             record[f"client/flops/client_{k}"] = float(fl)
     return record
@@ -311,6 +312,7 @@ def _final_metrics(cfg, records, ledger: Ledger) -> dict[str, float]:
         "final/down_bytes": float(down),
         "final/label_bytes": float(totals["labels"]),
         "final/sync_bytes": float(totals["sync"]),
+        "final/meta_bytes": float(ledger.run_total("meta")),
         "final/client_flops": sum(r["client/flops"] for r in records),
         "final/full_epochs": float(modes.count(Mode.FULL)),
         "final/forward_epochs": float(modes.count(Mode.FORWARD)),

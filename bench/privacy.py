@@ -173,18 +173,17 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
     or one without weights is a UsageError, raised before any work.
     """
     from bench import tracking
-    from quantizers import QUANTIZERS
 
     with tempfile.TemporaryDirectory() as tmp:
         resolved, weights = tracking.fetch_client(uri, run_id, Path(tmp))
         cfg = config_from_dict(resolved)
         dataset = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir).load_data()
         client = client_network(cfg, dataset, torch.load(weights, weights_only=True, map_location="cpu"))
-    result = attack(client, QUANTIZERS.get(cfg.quant_up)(), dataset, settings)
+    result = attack(client, cfg.make_codec("quant_up"), dataset, settings)
     metrics = result.metrics()
     floor = None
     if control:
-        floor = attack(client, QUANTIZERS.get(cfg.quant_up)(), dataset, settings, shuffled=True)
+        floor = attack(client, cfg.make_codec("quant_up"), dataset, settings, shuffled=True)
         metrics |= floor.metrics("privacy/shuffled_")
     tags = {f"privacy.{k}": str(v) for k, v in dataclasses.asdict(settings).items()}
     tags["privacy.git_commit"] = tracking.git_commit()
@@ -197,7 +196,8 @@ def config_from_dict(resolved: dict) -> RunConfig:
     """The RunConfig that `dataclasses.asdict` turned into `resolved` (config.json: lists for tuples)."""
     values = dict(resolved)
     values["lr_milestones"] = tuple(values.get("lr_milestones", ()))
-    values["policy_args"] = tuple(tuple(pair) for pair in values.get("policy_args", ()))
+    for field in ("policy_args", "quant_up_args", "quant_down_args"):
+        values[field] = tuple(tuple(pair) for pair in values.get(field, ()))
     return RunConfig(**values)
 
 

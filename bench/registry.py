@@ -3,26 +3,22 @@
 Three ways in, each remembered as the entry's source so `python -m bench list` can say where a
 name came from:
 - built-ins: `@POLICIES.register("name")` on a class in the package;
-- installed plugins: an entry point in the group (`splitbench.policies`, `splitbench.quantizers`)
-  whose value is a module (its decorators register) or a class (registered under the entry
-  point's name);
-- local files: `load_plugin("my_policy.py")` or a module name, as `--plugin` does.
+- installed plugins: entry points in the registry's group, imported only when their name is asked
+  for (bench/plugins.py);
+- local files or modules: `bench.plugins.load_plugin(...)`, as `--plugin` does.
 
-A duplicate name is an error; an unknown name is a UsageError with close-match suggestions.
+A name taken twice is a UsageError naming both sources; an unknown name is a UsageError with
+close-match suggestions. This module imports neither policies nor quantizers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib
-import importlib.metadata
-import importlib.util
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
 
+from bench import plugins
 from bench.errors import UsageError
 
 T = TypeVar("T")
@@ -30,8 +26,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
+    """One registered name; `obj` is None when its plugin cannot be loaded (`source` says why)."""
+
     name: str
-    obj: T
+    obj: T | None
     source: str
 
 
@@ -43,60 +41,74 @@ class Registry(Generic[T]):
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
         self._source: str | None = None
-        self._entry_points_loaded = False
+        self._installed = None  # name -> entry points of `group`, found on first use
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: register `obj` under `name`; a name taken twice is an error."""
+        """Decorator: register `obj` under `name`; a name taken twice is a UsageError."""
 
         def add(obj: T) -> T:
+            source = self._source or _module_of(obj)
             if name in self._entries:
-                raise ValueError(
-                    f"{self.kind} {name!r} is registered twice: by {self._entries[name].source} "
-                    f"and by {self._source or _module_of(obj)}"
+                raise UsageError(
+                    f"{self.kind} {name!r} is registered twice: by {self._entries[name].source} and by {source}"
                 )
-            self._entries[name] = Entry(name, obj, self._source or _module_of(obj))
+            self._entries[name] = Entry(name, obj, source)
             return obj
 
         return add
 
     @contextlib.contextmanager
-    def _loading(self, source: str) -> Iterator[None]:
+    def loading(self, source: str) -> Iterator[None]:
+        """Names registered inside the block record `source` as where they came from."""
         previous, self._source = self._source, source
         try:
             yield
         finally:
             self._source = previous
 
-    def load_entry_points(self) -> None:
-        """Import every installed plugin of this registry's entry-point group (once)."""
-        if self._entry_points_loaded:
-            return
-        self._entry_points_loaded = True
-        for ep in importlib.metadata.entry_points(group=self.group):
-            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
-            with self._loading(f"entry point {ep.name} ({dist})"):
-                obj = ep.load()
-                if not _is_module(obj) and ep.name not in self._entries:
-                    self.register(ep.name)(obj)
-
     def get(self, name: str) -> T:
-        """The component registered as `name`, or a UsageError suggesting close names."""
-        self.load_entry_points()
+        """The component registered as `name` (importing its plugin if need be), or a UsageError."""
+        entry_points = self._entry_points().get(name, [])
         if name not in self._entries:
-            raise UsageError(unknown_name_message(self.kind, name, self.names()))
+            if not entry_points:
+                raise UsageError(unknown_name_message(self.kind, name, self.names()))
+            if len(entry_points) > 1:
+                raise UsageError(self._clash(name, *(plugins.origin(ep) for ep in entry_points[:2])))
+            plugins.load_entry_point(self, entry_points[0])
+        source = self._entries[name].source
+        for ep in entry_points:
+            if plugins.origin(ep) != source:
+                raise UsageError(self._clash(name, source, plugins.origin(ep)))
         return self._entries[name].obj
 
+    def has_loaded(self, name: str) -> bool:
+        """Whether `name` is registered now (without importing any plugin)."""
+        return name in self._entries
+
     def names(self) -> list[str]:
-        self.load_entry_points()
-        return sorted(self._entries)
+        """Every name, registered or declared by an installed plugin (nothing is imported)."""
+        return sorted(set(self._entries) | set(self._entry_points()))
 
     def entries(self) -> list[Entry[T]]:
-        self.load_entry_points()
-        return [self._entries[n] for n in sorted(self._entries)]
+        """Every name with its component and source, importing every installed plugin."""
+        out = []
+        for name in self.names():
+            try:
+                out.append(Entry(name, self.get(name), self._entries[name].source))
+            except UsageError as exc:
+                out.append(Entry(name, None, f"unusable: {exc}"))
+        return out
 
     def __contains__(self, name: str) -> bool:
-        self.load_entry_points()
-        return name in self._entries
+        return name in self._entries or name in self._entry_points()
+
+    def _entry_points(self) -> dict:
+        if self._installed is None:
+            self._installed = plugins.installed(self.group)
+        return self._installed
+
+    def _clash(self, name: str, first: str, second: str) -> str:
+        return f"{self.kind} {name!r} is registered twice: by {first} and by {second}"
 
 
 def unknown_name_message(field: str, name: str, known: list[str]) -> str:
@@ -106,41 +118,6 @@ def unknown_name_message(field: str, name: str, known: list[str]) -> str:
     return f"{field}: unknown name {name!r}{hint} (allowed: {', '.join(known)})"
 
 
-def load_plugin(spec: str) -> None:
-    """Import a plugin given as a path to a .py file or as an importable module name.
-
-    Its `@REGISTRY.register` decorators run on import; every registry records the plugin as the
-    source of the names it adds.
-    """
-    from policies import POLICIES
-    from quantizers import QUANTIZERS
-
-    path = Path(spec)
-    source = f"plugin {spec}"
-    with POLICIES._loading(source), QUANTIZERS._loading(source):
-        if spec.endswith(".py"):
-            if not path.is_file():
-                raise UsageError(f"plugin: no such file {spec!r} (give a .py file or a module name)")
-            module_name = f"splitbench_plugin_{path.stem}"
-            if module_name in sys.modules:
-                return
-            loader_spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[module_name] = module
-            loader_spec.loader.exec_module(module)
-        else:
-            try:
-                importlib.import_module(spec)
-            except ModuleNotFoundError as exc:
-                raise UsageError(
-                    f"plugin: cannot import module {spec!r} ({exc}); give a .py file or an installed module"
-                ) from None
-
-
 def _module_of(obj: object) -> str:
     module = getattr(obj, "__module__", "") or ""
     return "built-in" if module.split(".")[0] in ("policies", "quantizers") else f"module {module}"
-
-
-def _is_module(obj: object) -> bool:
-    return type(obj).__name__ == "module"

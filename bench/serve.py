@@ -16,7 +16,7 @@ import socket
 import sys
 from typing import Callable
 
-from bench.engine import resolve_device
+from bench.devices import resolve_device
 from bench.errors import UsageError
 from bench.server import Server, split_networks
 from bench.wire.frames import Frame, FrameError, Kind

@@ -3,7 +3,9 @@ average of the client networks. It answers Frames (`handle`), whichever transpor
 the in-process transport calls it directly, `bench serve` drives it from a socket.
 
 Both sides build the whole network from the run's seed (`split_networks`) and keep their part, so
-the server process holds exactly the weights an in-process run would.
+the server process holds exactly the weights an in-process run would. The server computes as the
+run's config says (bench/acceleration.py: amp, channels_last, compile), in whichever process, and
+its losses and counts stay on its device (0-dim tensors) until a socket or the client reads them.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from bench import models
+from bench.acceleration import Acceleration
 from bench.config import RunConfig
 from bench.wire.frames import Frame, FrameError, Kind
-from bench.wire.link import ServerEnd, make_codec
-from quantizers import Payload
+from bench.wire.link import ServerEnd
+from quantizers import Payload, reset
 
 
 def split_networks(cfg: RunConfig, in_channels: int, num_classes: int) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -47,14 +50,16 @@ class Server:
     SYNC, AVERAGE and FETCH average the client networks (FedAvg, weighted by the SYNC values)."""
 
     def __init__(self, cfg: RunConfig, net: torch.nn.Module, device: torch.device):
-        self.net = net.to(device)
+        self.accel = Acceleration.of(cfg, device)
+        self.net = self.accel.place(net)
+        self.accel.compile_all(self.net)
         self.device = device
         self.opt = sgd(cfg, self.net)
-        self.ends = [ServerEnd(k, cfg.quant_up, cfg.quant_down) for k in range(cfg.clients)]
+        self.ends = [ServerEnd(k, cfg) for k in range(cfg.clients)]
         self.caches: list[list[CachedBatch]] = [[] for _ in range(cfg.clients)]
         self.synced: list[tuple[float, dict[str, torch.Tensor]]] = []
         self.average: dict[str, torch.Tensor] = {}
-        self.eval_end = ServerEnd(0, cfg.quant_up, cfg.quant_down)
+        self.eval_end = ServerEnd(0, cfg, sends=False)
         self.handlers = {
             Kind.FULL: self._full, Kind.FORWARD: self._forward, Kind.CACHED: self._cached, Kind.SYNC: self._sync,
             Kind.AVERAGE: self._average, Kind.FETCH: self._fetch, Kind.EVAL: self._eval, Kind.STATE: self._state,
@@ -92,8 +97,9 @@ class Server:
         return Frame(Kind.LOSS, frame.client, value=self._step(acts, batch.labels, frame.value))
 
     def _cache(self, frame: Frame, labels: torch.Tensor) -> None:
-        if frame.index == 0:
+        if frame.index == 0:  # the client's epoch that sends: its cache and its down codec start afresh
             self.caches[frame.client] = []
+            reset(self.ends[frame.client].down)  # no residual outlives the cache or the network it was made for
         self.caches[frame.client].append(CachedBatch(frame.payload, labels, frame.shape, frame.dtype))
 
     def _step(self, acts: torch.Tensor, labels: torch.Tensor, lr) -> torch.Tensor:
@@ -101,7 +107,8 @@ class Server:
         for group in self.opt.param_groups:
             group["lr"] = float(lr)
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.net(acts), labels)
+        with self.accel.autocast():
+            loss = F.cross_entropy(self.net(self.accel.input(acts)), labels)
         loss.backward()
         self.opt.step()
         return loss.detach()
@@ -130,7 +137,8 @@ class Server:
     def _eval(self, frame: Frame) -> Frame:
         acts, labels = self.eval_end.receive(frame, self.device)
         self.net.eval()
-        correct = (self.net(acts).argmax(1) == labels).sum()
+        with self.accel.autocast():
+            correct = (self.net(self.accel.input(acts)).argmax(1) == labels).sum()
         self.net.train()
         return Frame(Kind.CORRECT, frame.client, value=correct)
 

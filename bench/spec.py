@@ -22,7 +22,10 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     quant_down = ["fp32", "fp8_e5m2"]
     [sweep.search.ranges.loss_threshold]   # overrides of a policy's declared search_space
     threshold = { low = 0.01, high = 0.3, log = true }
+    [sweep.search.codec_ranges.fp8_e4m3]   # additions to or overrides of a codec's declared search_space
+    rounding = { choices = ["nearest", "stochastic"] }
 
+A codec's arguments are searched like a policy's fields, in both directions where it is listed.
 The baseline (policy always, fp32 both ways) is always part of the search space: it is the first
 trial of every study. Everything is checked here, before any trial starts: a bad value is a
 UsageError of one line naming the field by its path in the file, e.g.
@@ -46,12 +49,13 @@ SHIPPED = Path(__file__).parent / "sweeps"
 SAMPLERS = ("tpe", "nsga2")
 BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
 # Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
-_DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_down", "data_dir")
+_DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args",
+            "data_dir")
 _FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECIDED]
 _KEYS = {
     "sweep": ["name", "description", "trials", "sampler", "seed", "save_model", "cells", "fixed", "models", "search"],
     "sweep.cells": ["models", "clients"],
-    "sweep.search": ["policies", "quant_up", "quant_down", "ranges"],
+    "sweep.search": ["policies", "quant_up", "quant_down", "ranges", "codec_ranges"],
 }
 
 
@@ -94,9 +98,13 @@ class SweepSpec:
     quant_up: tuple[str, ...]
     quant_down: tuple[str, ...]
     ranges: tuple[tuple[str, tuple[tuple[str, Range], ...]], ...]  # policy -> its fields' ranges
+    codec_ranges: tuple[tuple[str, tuple[tuple[str, Range], ...]], ...] = ()  # codec -> its arguments' ranges
 
     def space(self, policy: str) -> dict[str, Range]:
         return dict(dict(self.ranges)[policy])
+
+    def codec_space(self, codec: str) -> dict[str, Range]:
+        return dict(dict(self.codec_ranges)[codec])
 
 
 def shipped() -> list[str]:
@@ -139,11 +147,12 @@ def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepS
     sampler = _get(table, "sweep", "sampler", str, "tpe")
     if sampler not in SAMPLERS:
         raise UsageError(unknown_name_message("sweep.sampler", sampler, list(SAMPLERS)))
-    policies, ups, downs, ranges = _search(_table(table, "sweep", "search"))
+    policies, ups, downs, ranges, codec_ranges = _search(_table(table, "sweep", "search"))
     return SweepSpec(
         name=name, source=source, text=text, trials=trials, sampler=sampler,
         seed=_get(table, "sweep", "seed", int, 0), save_model=_get(table, "sweep", "save_model", bool, False),
         cells=_cells(name, table), policies=policies, quant_up=ups, quant_down=downs, ranges=ranges,
+        codec_ranges=codec_ranges,
     )
 
 
@@ -211,17 +220,28 @@ def _search(table: dict):
     for policy in overrides:
         if policy not in picked["policies"]:
             raise UsageError(unknown_name_message("sweep.search.ranges", policy, list(picked["policies"])))
-    ranges = tuple((p, _policy_ranges(p, POLICIES.get(p), _table(overrides, "sweep.search.ranges", p)))
+    ranges = tuple((p, _ranges(f"sweep.search.ranges.{p}", POLICIES.get(p),
+                               _table(overrides, "sweep.search.ranges", p)))
                    for p in picked["policies"])
-    return picked["policies"], picked["quant_up"], picked["quant_down"], ranges
+    codecs = list(dict.fromkeys(picked["quant_up"] + picked["quant_down"]))
+    codec_overrides = _table(table, "sweep.search", "codec_ranges")
+    for codec in codec_overrides:
+        if codec not in codecs:
+            raise UsageError(unknown_name_message("sweep.search.codec_ranges", codec, codecs))
+    codec_ranges = tuple((c, _ranges(f"sweep.search.codec_ranges.{c}", QUANTIZERS.get(c),
+                                     _table(codec_overrides, "sweep.search.codec_ranges", c)))
+                         for c in codecs)
+    return picked["policies"], picked["quant_up"], picked["quant_down"], ranges, codec_ranges
 
 
-def _policy_ranges(name: str, cls, overrides: dict) -> tuple[tuple[str, Range], ...]:
-    """The policy's declared search_space with the spec's overrides, every bound checked by the policy."""
-    fields = [f.name for f in dataclasses.fields(cls)]
+def _ranges(prefix: str, cls, overrides: dict) -> tuple[tuple[str, Range], ...]:
+    """A policy's or codec's declared search_space with the spec's overrides, every bound checked by the class."""
+    from quantizers import arguments
+
+    fields = [f.name for f in arguments(cls)]
     out = {}
-    for field, raw in (dict(cls.search_space) | overrides).items():
-        path = f"sweep.search.ranges.{name}.{field}"
+    for field, raw in (dict(getattr(cls, "search_space", {})) | overrides).items():
+        path = f"{prefix}.{field}"
         if field not in fields:
             raise UsageError(unknown_name_message(path, field, fields))
         rng = _range(path, raw)

@@ -27,8 +27,8 @@ from typing import Callable
 
 import torch
 
-from bench import data, tracking, tuning
-from bench.errors import RunFailed, UsageError
+from bench import data, devices, tracking, tuning
+from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import Cell, SweepSpec
 
 Report = Callable[[dict], None]
@@ -110,6 +110,7 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
     """One worker: run trials until every cell is done (or, without heartbeats, claimed)."""
     # One thread per worker: N workers on N cores beat N oversubscribed thread pools.
     torch.set_num_threads(1)
+    devices.use_worker_device(index)  # N workers share a GPU, or go round-robin over the visible ones
     storage = tuning.open_storage(target.storage, target.heartbeat)
     datasets: dict[tuple, data.Dataset] = {}
     pending = list(spec.cells)
@@ -249,7 +250,7 @@ def _drain(events, console, procs, deadline: float | None) -> None:
 
 
 def _worker_main(spec, target, parents, index: int, events) -> None:
-    from bench.registry import load_plugin
+    from bench.plugins import load_plugin
 
     try:
         for plugin in target.plugins:
@@ -260,3 +261,6 @@ def _worker_main(spec, target, parents, index: int, events) -> None:
     except UsageError as exc:
         print(f"error: worker {index}: {exc}", file=sys.stderr)
         sys.exit(2)
+    except StoreFault as exc:
+        print(f"error: worker {index}: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,10 +1,12 @@
-"""MLflow, and nothing else in the project imports it.
+"""MLflow, and nothing else in the project imports it (but bench/stores, which opens its stores).
 
 One run = one MLflow run: params from RunConfig.to_params(), one batched log call per epoch
 (per-call logging is 40x slower), final metrics, tags saying how the run was made (git commit,
 package versions, device, seed), the resolved config as config.json, and on request the client
 and server weights. A run that fails is ended as FAILED with its reason in the tag
 `failure_reason`.
+Every client comes from stores.tracking_client: the store's schema made by one process at a
+time, a busy SQLite file waited for, storage faults raised as StoreFault.
 Privacy attacks (bench/privacy.py) read a run's config and client weights back and add their
 scores, settings and pictures to the same run.
 """
@@ -21,7 +23,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from bench.errors import UsageError
+from bench import stores
+from bench.errors import StoreFault, UsageError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -56,15 +59,28 @@ def provenance(device: str, seed: int) -> dict[str, str]:
     }
 
 
-def git_commit() -> str:
+SOURCE = Path(__file__).resolve().parents[1]  # the folder holding bench/, policies/, quantizers/
+
+
+def git_commit(source: Path = SOURCE) -> str:
+    """The commit of the splitbench source that is running (`-dirty` with uncommitted changes),
+    wherever the command was started; 'unknown' when `source` is not the top of a git checkout
+    (an installed copy, even one inside another repository)."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=5)
+
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except OSError:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != source.resolve():
+            return "unknown"
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    if out.returncode != 0:
+    if head.returncode != 0:
         return "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def device_name(device: str) -> str:
@@ -73,16 +89,26 @@ def device_name(device: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def experiment_id(client, name: str) -> str:
+    """The id of experiment `name`, created on first use (by whichever process asks first)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException:  # another process created it first
+            exp = client.get_experiment_by_name(name)
+    return exp.experiment_id
+
+
 class MlflowRun:
     """A Sink that writes one MLflow run; use as a context manager so it always ends with a status."""
 
     def __init__(self, uri: str, experiment: str, run_name: str, *, parent_run_id: str | None = None,
                  tags: dict[str, str] | None = None):
-        from mlflow.tracking import MlflowClient
-
-        self.client = MlflowClient(uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        self.client = stores.tracking_client(uri)
+        exp_id = experiment_id(self.client, experiment)
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
@@ -97,7 +123,10 @@ class MlflowRun:
         elif issubclass(exc_type, KeyboardInterrupt):
             self.fail("interrupted (Ctrl-C)", status="KILLED")
         else:
-            self.fail(str(exc) or exc_type.__name__)
+            try:
+                self.fail(str(exc) or exc_type.__name__)
+            except StoreFault:
+                pass  # the store cannot record the failure either: the original error is the one to report
 
     def fail(self, reason: str, status: str = "FAILED") -> None:
         self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
@@ -147,12 +176,11 @@ def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[
     a UsageError (the latter listing the experiments that exist).
     """
     from mlflow.entities import ViewType
-    from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
     if _store_missing(uri):
         raise UsageError(f"no MLflow store at {uri}; run a sweep first or set MLFLOW_TRACKING_URI")
-    client = MlflowClient(uri)
+    client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL))
@@ -184,9 +212,7 @@ def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[
 
 def log_artifacts(uri: str, run_id: str, files: list[Path], artifact_path: str) -> None:
     """Attach existing files to a finished run (the MLflow UI shows them under `artifact_path`)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
+    client = stores.tracking_client(uri)
     for path in files:
         client.log_artifact(run_id, str(path), artifact_path)
 
@@ -197,11 +223,10 @@ def fetch_client(uri: str, run_id: str, dst: Path) -> tuple[dict, Path]:
     A missing store, an unknown run or a run logged without --save-model is a UsageError.
     """
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     if _store_missing(uri):
         raise UsageError(f"run {run_id}: no MLflow store at {uri}; set MLFLOW_TRACKING_URI or cd to the runs' folder")
-    client = MlflowClient(uri)
+    client = stores.tracking_client(uri)
     try:
         client.get_run(run_id)
     except MlflowException:
@@ -216,9 +241,8 @@ def log_privacy(uri: str, run_id: str, metrics: dict[str, float], tags: dict[str
                 images: dict[str, Image.Image]) -> None:
     """Add an attack's scores (step 0), its settings (tags) and its pictures (privacy/<name>) to a run."""
     from mlflow.entities import Metric, RunTag
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
+    client = stores.tracking_client(uri)
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                      tags=[RunTag(k, v) for k, v in tags.items()])
@@ -236,32 +260,22 @@ def study_run(uri: str, sweep: str, study: str, params: dict, tags: dict[str, st
     params are the cell's fixed fields; the spec file is logged as spec.toml.
     """
     from mlflow.entities import Param
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(sweep)
-    if exp is None:
-        try:
-            client.create_experiment(sweep)
-        except MlflowException:  # another machine created it first
-            pass
-        exp = client.get_experiment_by_name(sweep)
-    found = client.search_runs([exp.experiment_id], _role_filter("study", study), max_results=1)
+    client = stores.tracking_client(uri)
+    exp_id = experiment_id(client, sweep)
+    found = client.search_runs([exp_id], _role_filter("study", study), max_results=1)
     if found:
         client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
     all_tags = tags | {"splitbench.role": "study", "study": study, "sweep": sweep}
-    run_id = client.create_run(exp.experiment_id, run_name=study, tags=all_tags).info.run_id
+    run_id = client.create_run(exp_id, run_name=study, tags=all_tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     client.log_text(run_id, spec_text, "spec.toml")
     return run_id
 
 
 def end_study_run(uri: str, run_id: str, status: str) -> None:
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient(uri).update_run(run_id, status=status)
+    stores.tracking_client(uri).update_run(run_id, status=status)
 
 
 def trial_tags(sweep: str, study: str, trial: int, config_key: str) -> dict[str, str]:
@@ -277,9 +291,7 @@ def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int) ->
     """
     if not attempts:
         return
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
+    client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
     for run in client.search_runs([exp.experiment_id], _role_filter("trial", study)):
         if int(run.data.tags.get("trial", -1)) in attempts:
@@ -289,9 +301,7 @@ def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int) ->
 
 def trial_runs(uri: str, sweep: str, study: str) -> list:
     """The (active) child runs of `study`, oldest first."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
+    client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
     if exp is None:
         return []

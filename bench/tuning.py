@@ -29,7 +29,8 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from bench.errors import RunFailed, UsageError
+from bench import stores
+from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import BASELINE, Cell, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -53,14 +54,16 @@ class Next(enum.Enum):
 
 
 def open_storage(url: str, heartbeat: int | None):
-    """The storage at `url`, or a one-line UsageError when it cannot be opened."""
+    """The storage at `url`; a one-line UsageError when it cannot be opened, a StoreFault when it is broken."""
     try:
         if url.startswith("journal:"):
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         connect = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
-        storage = RDBStorage(url, engine_kwargs=connect, heartbeat_interval=heartbeat,
-                             grace_period=heartbeat and 3 * heartbeat,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        storage = stores.optuna_storage(
+            url, engine_kwargs=connect, heartbeat_interval=heartbeat, grace_period=heartbeat and 3 * heartbeat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    except StoreFault:
+        raise
     except Exception as exc:  # SQLAlchemy's and the drivers' errors share no base class we can name here
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"storage: cannot open {redact(url)} ({type(exc).__name__}: {reason})") from None
@@ -189,11 +192,21 @@ def check_room(trial: Trial, n_trials: int) -> None:
 
 
 def suggest(trial: Trial, spec: SweepSpec) -> dict:
-    """The trial's choice: policy, its arguments, codecs; policy fields are named `<policy>.<field>`."""
+    """The trial's choice: policy, its arguments, codecs and theirs; a policy's fields are named
+    `<policy>.<field>`, a codec's arguments `quant_up.<codec>.<arg>` (and quant_down)."""
     policy = trial.suggest_categorical("policy", list(spec.policies))
+    choice = {"policy": policy, "policy_args": _suggest_args(trial, policy, spec.space(policy))}
+    for direction in ("quant_up", "quant_down"):
+        codec = trial.suggest_categorical(direction, list(getattr(spec, direction)))
+        choice[direction] = codec
+        choice[f"{direction}_args"] = _suggest_args(trial, f"{direction}.{codec}", spec.codec_space(codec))
+    return choice
+
+
+def _suggest_args(trial: Trial, prefix: str, space: dict) -> tuple:
     args = []
-    for field, rng in spec.space(policy).items():
-        name = f"{policy}.{field}"
+    for field, rng in space.items():
+        name = f"{prefix}.{field}"
         if rng.choices is not None:
             value = trial.suggest_categorical(name, list(rng.choices))
         elif isinstance(rng.low, int) and isinstance(rng.high, int):
@@ -201,12 +214,7 @@ def suggest(trial: Trial, spec: SweepSpec) -> dict:
         else:
             value = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
         args.append((field, value))
-    return {
-        "policy": policy,
-        "policy_args": tuple(args),
-        "quant_up": trial.suggest_categorical("quant_up", list(spec.quant_up)),
-        "quant_down": trial.suggest_categorical("quant_down", list(spec.quant_down)),
-    }
+    return tuple(args)
 
 
 def config_key(params: dict) -> str:

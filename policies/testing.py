@@ -1,6 +1,8 @@
 """Conformance kit for gating policies: every registered policy must pass `check_policy`.
 
 A third-party policy is tested by the same parametrised test as the built-ins, without new code.
+Policies are driven through bench.gating, the engine's own bookkeeping of modes and losses, so a
+policy behaves here exactly as in a run.
 """
 
 from __future__ import annotations
@@ -8,21 +10,18 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from policies import Mode, Observation
+from bench.gating import Gate
+from policies import Mode
 
 
 def run_policy(policy, losses: list[float]) -> list[Mode]:
-    """Drive `policy` through len(losses) epochs where epoch e ends with loss losses[e]."""
-    history: list[tuple[Mode, float]] = []
-    ref = None
+    """Drive `policy` through len(losses) epochs where epoch e ends with mean loss losses[e]."""
+    gate = Gate(lambda: policy, clients=1, per_client=False)
     modes = []
     for epoch, loss in enumerate(losses):
-        last = history[-1] if history else (None, None)
-        mode = policy.decide(Observation(epoch, last[1], ref, last[0], tuple(history)))
+        (mode,) = gate.decide(epoch)
         modes.append(mode)
-        history.append((mode, loss))
-        if mode == Mode.FULL:
-            ref = loss
+        gate.record([mode], [(loss, 1)])
     return modes
 
 

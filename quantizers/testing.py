@@ -1,14 +1,18 @@
 """Conformance kit for codecs: `check_codec(cls)` checks any codec class against the contract.
 
-Each check instantiates `cls()` afresh (encoding and decoding on separate instances, as sender and
-receiver do, except where one instance decodes twice) and raises AssertionError naming the codec on failure.
-Inputs are standard-normal samples rescaled so that max|x| = 1. A codec may declare
+Each check instantiates `cls()` (default arguments) afresh (encoding and decoding on separate
+instances, as sender and receiver do, except where one instance decodes twice) and raises
+AssertionError naming the codec on failure. Inputs are standard-normal samples rescaled so that
+max|x| is 1 (activations) or 1e-6 (cut-layer gradients). A codec may declare
 `tolerance: ClassVar[float]`: the largest round-trip error allowed, as a fraction of max|x|
-(`max|x - decode(encode(x))| <= tolerance * max|x|`); a codec that does not declare it is held
-to DEFAULT_TOLERANCE.
+(`max|x - decode(encode(x))| <= tolerance * max|x|`), at both magnitudes; a codec that does not
+declare it is held to DEFAULT_TOLERANCE. An ablation whose point is to lose small values (an
+unscaled cast) declares `gradient_scale_exempt = True` and is checked at max|x| = 1 only.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 
@@ -17,29 +21,31 @@ from quantizers import Payload
 DEFAULT_TOLERANCE = 0.5
 SHAPES = ((2, 3, 4, 4), (5, 7), (1,))
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MAGNITUDES = (1.0, 1e-6)  # max|x| of activations, and of cut-layer gradients (PAPER.md, "FP8")
 
 
-def sample(shape: tuple[int, ...], dtype: torch.dtype = torch.float32, device: str = "cpu") -> torch.Tensor:
-    """A deterministic input: standard-normal samples scaled to max|x| = 1."""
+def sample(shape: tuple[int, ...], dtype: torch.dtype = torch.float32, device: str = "cpu",
+           magnitude: float = 1.0) -> torch.Tensor:
+    """A deterministic input: standard-normal samples scaled to max|x| = magnitude."""
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    return (x / x.abs().max()).to(device, dtype)
+    return (x * (magnitude / x.abs().max())).to(device, dtype)
 
 
 def check_round_trip(cls: type, device: str = "cpu") -> None:
     """decode(encode(x), like=x) has x's shape, dtype and device, within the codec's tolerance."""
     tolerance = getattr(cls, "tolerance", DEFAULT_TOLERANCE)
-    for shape in SHAPES:
-        for dtype in DTYPES:
-            x = sample(shape, dtype, device)
-            y = cls().decode(cls().encode(x), like=x)
-            case = f"{cls.__name__} on {dtype} {tuple(shape)}"
-            assert (y.shape, y.dtype, y.device) == (x.shape, x.dtype, x.device), (
-                f"{case} on {x.device}: decoded {y.dtype} {tuple(y.shape)} on {y.device}"
-            )
-            error = (x.float() - y.float()).abs().max().item()
-            assert error <= tolerance * x.abs().max().item(), (
-                f"{case}: round-trip error {error:.3g} exceeds tolerance {tolerance} x max|x|"
-            )
+    magnitudes = MAGNITUDES[:1] if getattr(cls, "gradient_scale_exempt", False) else MAGNITUDES
+    for shape, dtype, magnitude in itertools.product(SHAPES, DTYPES, magnitudes):
+        x = sample(shape, dtype, device, magnitude)
+        y = cls().decode(cls().encode(x), like=x)
+        case = f"{cls.__name__} on {dtype} {tuple(shape)} with max|x| = {magnitude:g}"
+        assert (y.shape, y.dtype, y.device) == (x.shape, x.dtype, x.device), (
+            f"{case} on {x.device}: decoded {y.dtype} {tuple(y.shape)} on {y.device}"
+        )
+        error = (x.float() - y.float()).abs().max().item()
+        assert error <= tolerance * x.abs().max().item(), (
+            f"{case}: round-trip error {error:.3g} exceeds tolerance {tolerance} x max|x|"
+        )
 
 
 def check_payload(cls: type, device: str = "cpu") -> None:
@@ -79,7 +85,19 @@ def check_decode_repeatable(cls: type, device: str = "cpu") -> None:
     )
 
 
-CHECKS = (check_round_trip, check_payload, check_input_unchanged, check_zeros, check_decode_repeatable)
+def check_search_space(cls: type, device: str = "cpu") -> None:
+    """The search space names only the codec's arguments, and the codec accepts each choice and bound."""
+    from quantizers import arguments
+
+    names = [f.name for f in arguments(cls)]
+    for name, space in getattr(cls, "search_space", {}).items():
+        assert name in names, f"{cls.__name__}.search_space names {name!r}, not an argument ({names})"
+        for value in space.get("choices") or (space["low"], space["high"]):
+            cls(**{name: value}).encode(sample(SHAPES[0], device=device))
+
+
+CHECKS = (check_round_trip, check_payload, check_input_unchanged, check_zeros, check_decode_repeatable,
+          check_search_space)
 
 
 def check_codec(cls: type, device: str = "cpu") -> None:

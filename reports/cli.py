@@ -1,6 +1,7 @@
 """`python -m reports --experiment NAME [--out DIR]`: argument parsing and exit codes only.
 
-Exit codes: 0 written; 2 bad input (an unknown experiment, or one without finished runs), one line.
+Exit codes: 0 written; 2 bad input (an unknown experiment, or one without finished runs), 1 a store
+that cannot be read; each with one line.
 The only module of the package that reads the environment (MLFLOW_TRACKING_URI).
 """
 
@@ -11,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench.errors import StoreFault, UsageError
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # as bench.tracking.DEFAULT_URI; not imported, to start fast
 
@@ -32,5 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"report of {built.runs} runs in {built.cells} cells written to {built.index} in {built.seconds:.1f} s")
+    except StoreFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report of {built.runs} trials in {built.cells} cells written to {built.index} in {built.seconds:.1f} s")
     return 0

@@ -22,6 +22,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from reports import noise  # noqa: E402
+from reports.codecs import family_label, short_label  # noqa: E402
 from reports.frames import TOLERANCE_PP  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
@@ -29,6 +31,7 @@ MB, GFLOP = 1e6, 1e9
 MODES = {0: ("FULL", "#1b4f8a"), 1: ("FORWARD", "#f2a541"), 2: ("CACHED", "#dcdcdc")}
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h"]
 FRONT_STYLE = dict(color="0.25", lw=1.3, zorder=1)
+CODEC_HEADING = "codec family (up/down)"
 MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
 MAX_TIMELINE_ROWS = 16
 MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
@@ -36,7 +39,7 @@ MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn i
 
 @dataclass(frozen=True)
 class Legend:
-    """The sweep-wide encoding: policy -> colour, codec -> marker."""
+    """The sweep-wide encoding: policy -> colour, codec family (reports/codecs.py) -> marker."""
 
     colours: dict[str, tuple]
     markers: dict[str, str]
@@ -45,18 +48,18 @@ class Legend:
     def of(cls, settings: pd.DataFrame) -> "Legend":
         # The baseline's policy and codec first, so that they get the first colour and marker.
         policies = list(dict.fromkeys(["always", *sorted(settings["policy"].unique())]))
-        codecs = list(dict.fromkeys(["fp32/fp32", *sorted(settings["codec"].unique())]))
+        codecs = list(dict.fromkeys(["cast", *sorted(settings["codec"].map(family_label).unique())]))
         palette = sns.color_palette("colorblind", len(policies))
         return cls(dict(zip(policies, palette)), {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(codecs)})
 
     def handles(self, settings: pd.DataFrame) -> tuple[list, list]:
-        """Legend entries for the policies and codecs present in `settings`, under two headings."""
+        """Legend entries for the policies and codec families present in `settings`, under two headings."""
         handles, labels = [Line2D([], [], ls="")], ["policy"]
         for policy in (p for p in self.colours if p in set(settings["policy"])):
             handles.append(Line2D([], [], ls="", marker="o", color=self.colours[policy]))
             labels.append(policy)
-        handles.append(Line2D([], [], ls="")), labels.append("codec (up/down)")
-        for codec in (c for c in self.markers if c in set(settings["codec"])):
+        handles.append(Line2D([], [], ls="")), labels.append(CODEC_HEADING)
+        for codec in (c for c in self.markers if c in set(settings["codec"].map(family_label))):
             handles.append(Line2D([], [], ls="", marker=self.markers[codec], color="0.35", mfc="none"))
             labels.append(codec)
         return handles, labels
@@ -98,9 +101,9 @@ def flops(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
 
 
 def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
-    """FULL / FORWARD / CACHED per epoch for each run of the communication front, baseline on top
-    (the first MAX_TIMELINE_ROWS runs)."""
-    runs = _front_runs(cell)[:MAX_TIMELINE_ROWS]
+    """FULL / FORWARD / CACHED per epoch for each setting of the communication front, baseline on top
+    (the first MAX_TIMELINE_ROWS); a setting of several seeds shows its first seed's run."""
+    runs = _front_runs(cell, history)[:MAX_TIMELINE_ROWS]
     table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * len(runs)), layout="constrained")
@@ -121,16 +124,17 @@ def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
-    """Test accuracy per epoch: the baseline and the most accurate settings of the front (seeds averaged)."""
+    """Test accuracy per epoch: the baseline and the most accurate settings of the front, the mean
+    over seeds with its 95% confidence band (t-distribution) where there are several."""
     chosen, label = _best_of_front(cell)
-    data = history[(history["metric"] == "test/acc") & history["run_id"].isin(label)].copy()
-    data["run"] = data["run_id"].map(label)
+    data = history[(history["metric"] == "test/acc") & history["per_seed"] & history["trial_run"].isin(label)].copy()
+    data["run"] = data["trial_run"].map(label)
     data["value"] *= 100
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
     order = list(dict.fromkeys(label.values()))
     marker = "o" if data["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
     sns.lineplot(data=data, x="epoch", y="value", hue="run", hue_order=order, marker=marker, ax=ax,
-                 errorbar=("sd") if chosen["seeds"].max() > 1 else None, palette="dark")
+                 errorbar=_interval if chosen["seeds"].max() > 1 else None, palette="dark")
     low, high = ax.get_ylim()
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -143,17 +147,18 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
 def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title: str) -> plt.Figure:
     """Test accuracy against the modelled time to train on `link` (measured compute plus modelled
     communication, `time/total_s` summed over the epochs so far): the baseline and the most accurate
-    settings of the front, one line per run."""
+    settings of the front, one line per setting through the means over its seeds of both at each epoch."""
     _, label = _best_of_front(cell)
-    mine = history[history["run_id"].isin(label)]
-    table = mine.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
+    mine = history[history["per_seed"] & history["trial_run"].isin(label)]
+    table = mine.pivot_table(index=["trial_run", "run_id", "epoch"], columns="metric", values="value").reset_index()
     table["minutes"] = table.groupby("run_id")["time/total_s"].cumsum() / 60
     table["value"] = table["test/acc"] * 100
-    table["run"] = table["run_id"].map(label)
+    table["run"] = table["trial_run"].map(label)
+    means = table.groupby(["run", "epoch"])[["minutes", "value"]].mean().reset_index()
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
-    marker = "o" if table["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
-    sns.lineplot(data=table, x="minutes", y="value", hue="run", hue_order=list(dict.fromkeys(label.values())),
-                 units="run_id", estimator=None, marker=marker, ax=ax, palette="dark")
+    marker = "o" if means["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
+    sns.lineplot(data=means, x="minutes", y="value", hue="run", hue_order=list(dict.fromkeys(label.values())),
+                 estimator=None, sort=False, marker=marker, ax=ax, palette="dark")
     ax.set(xlabel=f"modelled time to train (minutes) on {link}", ylabel="test accuracy (%)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
     _title(fig, f"Test accuracy against time to train on {link}", title)
@@ -161,10 +166,10 @@ def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title
 
 
 def _best_of_front(cell: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The baseline and the MAX_CURVES most accurate settings of the communication front; run -> label."""
+    """The baseline and the MAX_CURVES most accurate settings of the communication front; trial run -> label."""
     on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
     chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
-    label = {run: f"{s.setting}, {s.codec}" + (" (baseline)" if s.baseline else "")
+    label = {run: f"{s.setting}, {short_label(s.codec)}" + (" (baseline)" if s.baseline else "")
              for s in chosen.itertuples() for run in s.run_ids}
     return chosen, label
 
@@ -185,10 +190,11 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
     order = np.argsort(fx)
     # The last step runs on to the costliest point: the best accuracy any larger budget buys.
     ax.plot([*fx[order], x.max()], [*fy[order], fy.max()], drawstyle="steps-post", **FRONT_STYLE)
-    for i in np.flatnonzero(cell["seeds"] > 1):  # one call per point: caps take a single colour
-        ax.errorbar(x.iloc[i], y.iloc[i], yerr=cell["acc_std"].iloc[i] * 100, fmt="none", capsize=3, lw=1,
-                    ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
-    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"], palette=legend.colours,
+    low, high = cell["acc_ci_low"] * 100, cell["acc_ci_high"] * 100
+    for i in np.flatnonzero(low.notna()):  # one call per point: caps take a single colour
+        ax.errorbar(x.iloc[i], y.iloc[i], yerr=[[y.iloc[i] - low.iloc[i]], [high.iloc[i] - y.iloc[i]]], fmt="none",
+                    capsize=3, lw=1, ecolor=legend.colours[cell["policy"].iloc[i]], zorder=2)
+    sns.scatterplot(x=x, y=y, hue=cell["policy"], style=cell["codec"].map(family_label), palette=legend.colours,
                     markers=legend.markers, s=70, ax=ax, legend=False, zorder=3, edgecolor="white")
     base = cell[cell["baseline"]]
     if len(base):
@@ -204,11 +210,12 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
 def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
     handles, labels = legend.handles(cell)
     handles += [Line2D([], [], **FRONT_STYLE), Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="black"),
-                Line2D([], [], ls=":", color="0.45")]
-    labels += ["Pareto front", "baseline (always, fp32/fp32)", f"baseline - {TOLERANCE_PP:g} pp"]
+                Line2D([], [], ls=":", color="0.45"), Line2D([], [], ls="", marker="|", ms=14, mew=1.2, color="0.35")]
+    labels += ["Pareto front (means)", "baseline (always, fp32/fp32)", f"baseline - {TOLERANCE_PP:g} pp",
+               "95% CI over seeds"]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     for text in box.get_texts():
-        if text.get_text() in ("policy", "codec (up/down)"):
+        if text.get_text() in ("policy", CODEC_HEADING):
             text.set_fontweight("bold")
 
 
@@ -218,9 +225,24 @@ def _title(fig: plt.Figure, what: str, cell_title: str) -> None:
     fig.suptitle(f"{what}\n{cell_lines}", fontweight="bold", linespacing=1.4)
 
 
-def _front_runs(cell: pd.DataFrame) -> list[tuple[str, str]]:
-    """(run_id, label) of the baseline's runs, then of the communication front's, cheapest first."""
+def _front_runs(cell: pd.DataFrame, history: pd.DataFrame) -> list[tuple[str, str]]:
+    """(run_id, label) of the baseline's, then the communication front's settings, cheapest first: the
+    run holding the `mode` history of each setting's first seed."""
     chosen = pd.concat([cell[cell["baseline"]],
                         cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
-    return [(run, f"{s.setting}, {s.codec}" + (f", seed {seed:g}" if len(s.run_ids) > 1 else ""))
-            for s in chosen.itertuples() for run, seed in zip(s.run_ids, s.run_seeds)]
+    modes = history[(history["metric"] == "mode") & history["per_seed"]]
+    out = []
+    for s in chosen.itertuples():
+        runs = modes[modes["trial_run"].isin(s.run_ids)]
+        first = runs.loc[runs["seed"].idxmin()] if len(runs) else {"run_id": s.run_ids[0], "seed": np.nan}
+        run, seed = first["run_id"], first["seed"]
+        which = f", seed {seed:g} of {s.seeds}" if s.seeds > 1 and not np.isnan(seed) else ""
+        out.append((run, f"{s.setting}, {short_label(s.codec)}{which}"))
+    return out
+
+
+def _interval(values) -> tuple[float, float]:
+    """The 95% confidence interval of the mean of `values` (seaborn's errorbar callable); none for one value."""
+    if len(values) < 2:
+        return np.nan, np.nan
+    return noise.mean_interval(np.mean(values), np.std(values, ddof=1), len(values))

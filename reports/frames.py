@@ -1,11 +1,13 @@
 """Runs (plain dicts from bench.tracking.load_runs) -> tidy pandas frames.
 
 trials:    one row per FINISHED trial run: the cell, the setting (policy with its arguments,
-           codec = "quant_up/quant_down"), the seed, the final metrics and the provenance tags.
+           codec = "quant_up/quant_down"), its seeds, the final metrics (means over the seeds,
+           with their standard deviations) and the provenance tags. Seed runs are never trials.
 cells:     one row per cell (study): its fixed fields, a title, and how its runs were made.
-histories: one row per (run, metric, epoch) of the per-epoch metrics that were fetched.
-settings:  one row per (cell, setting), seeds averaged, with reduction factors against the
-           cell's baseline (always, fp32/fp32) and the accuracy change in percentage points.
+histories: one row per (run, metric, epoch) of the per-epoch metrics of trials and their seed runs.
+settings:  one row per (cell, setting), seeds averaged, with confidence intervals, reduction
+           factors against the cell's baseline (always, fp32/fp32) and the accuracy change in
+           percentage points with its confidence interval.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.wire.linkmodel import LinkModel
+from reports import labels, noise
 
 BASELINE = ("always", "fp32", "fp32")  # policy, quant_up, quant_down: every reduction is against it
 TOLERANCE_PP = 0.5  # PAPER.md's headline: the largest reduction within 0.5 pp of the baseline
@@ -40,26 +43,39 @@ SETTING = ["study", "policy", "policy_args", "setting", "quant_up", "quant_down"
 
 
 def trials(runs: list[dict]) -> pd.DataFrame:
-    """One row per FINISHED trial; study runs (splitbench.role=study) and unfinished runs are left out."""
+    """One row per FINISHED trial: a run that is neither a study run nor a seed run (splitbench.role
+    study / seed) and does not repeat an earlier trial (tag duplicate_of).
+
+    A trial's final metrics are means over its seeds (param `seeds`, e.g. "0,1,2"; a run without it
+    has one seed, param `seed`), with `<column>_std` the sample standard deviation over them (NaN
+    with one seed). Columns: run_id, name, study, trial, CELL, seed (the first), seeds (how many),
+    seed_list ("0,1,2"), SETTING but study, FINAL columns and their _std, PROVENANCE, baseline.
+    """
     rows = []
     for run in runs:
         tags, params = run["tags"], run["params"]
-        if run["status"] != "FINISHED" or tags.get("splitbench.role") == "study":
+        if (run["status"] != "FINISHED" or tags.get("splitbench.role") in ("study", "seed")
+                or tags.get("duplicate_of")):
             continue
         row = {"run_id": run["run_id"], "name": run["name"], "trial": tags.get("trial")}
-        row |= {k: params.get(k) for k in CELL + ["seed", "policy", "quant_up", "quant_down"]}
+        row |= {k: params.get(k) for k in CELL + ["policy", "quant_up", "quant_down"]}
+        seeds = _seeds(params)
+        row |= {"seed": seeds[0] if seeds else np.nan, "seeds": len(seeds) or 1, "seed_list": ",".join(map(str, seeds))}
         # A run logged outside a sweep has no study tag: its cell is named from its fixed fields.
         row["study"] = tags.get("study") or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
         args = sorted((k.removeprefix("policy."), v) for k, v in params.items() if k.startswith("policy."))
         row["policy_args"] = ", ".join(f"{k}={v}" for k, v in args)
         row["_args"] = dict(args)
-        row["codec"] = f"{row['quant_up']}/{row['quant_down']}"
+        row["codec"] = labels.codec_label(row["quant_up"], row["quant_down"])
         row |= {col: run["metrics"].get(name, np.nan) for name, col in FINAL.items()}
+        row |= {f"{col}_std": run["metrics"].get(f"{name}_std", np.nan) for name, col in FINAL.items()}
         row |= {k: tags.get(k, "unknown") for k in PROVENANCE}
         rows.append(row)
-    columns = ["run_id", "name", "study", "trial", *CELL, "seed", *SETTING[1:], *FINAL.values(), *PROVENANCE]
+    stds = [f"{col}_std" for col in FINAL.values()]
+    columns = ["run_id", "name", "study", "trial", *CELL, "seed", "seeds", "seed_list", *SETTING[1:], *FINAL.values(),
+               *stds, *PROVENANCE]
     frame = pd.DataFrame(rows, columns=columns + ["_args"])
-    frame["setting"] = setting_labels(frame["policy"], frame.pop("_args"))
+    frame["setting"] = labels.setting_labels(frame["policy"], frame.pop("_args"))
     for col in NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce")  # "None" (no subset) -> NaN
     frame["baseline"] = [(p, u, d) == BASELINE for p, u, d in
@@ -83,46 +99,92 @@ def links(runs: list[dict], trial_frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _seeds(params: dict) -> list[int]:
+    """The seeds a run trained: param `seeds` ("0,1,2"), else (a run from before seeds) its one `seed`."""
+    text = params.get("seeds") or params.get("seed") or ""
+    return [int(s) for s in text.split(",") if s.strip().isdigit()]
+
+
 def histories(runs: list[dict], trial_frame: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch metrics of the runs in `trial_frame`: columns run_id, study, metric, epoch, value."""
+    """Per-epoch metrics of the trials in `trial_frame` and of their seed runs.
+
+    Columns: trial_run (the trial's run id), run_id (where the values were logged), study, seed,
+    per_seed, metric, epoch, value. per_seed rows hold one seed's own history: a seed run's, or a
+    trial's own when it has no finished seed run (one seed); a trial of several seeds logs means
+    (per_seed False) and no `mode`.
+    """
     study = dict(zip(trial_frame["run_id"], trial_frame["study"]))
-    rows = [
-        (run["run_id"], study[run["run_id"]], metric, int(step), value)
-        for run in runs if run["run_id"] in study
-        for metric, points in run["history"].items() for step, value in points
-    ]
-    return pd.DataFrame(rows, columns=["run_id", "study", "metric", "epoch", "value"])
+    first = dict(zip(trial_frame["run_id"], trial_frame["seed"]))
+    parent = {run["run_id"]: run["tags"].get("mlflow.parentRunId") for run in runs
+              if run["status"] == "FINISHED" and run["tags"].get("splitbench.role") == "seed"
+              and run["tags"].get("mlflow.parentRunId") in study}
+    has_seeds = set(parent.values())
+    rows = []
+    for run in runs:
+        if run["run_id"] in parent:
+            trial, seed, per_seed = parent[run["run_id"]], float(run["tags"].get("seed", "nan")), True
+        elif run["run_id"] in study:
+            trial, seed, per_seed = run["run_id"], first[run["run_id"]], run["run_id"] not in has_seeds
+        else:
+            continue
+        rows += [(trial, run["run_id"], study[trial], seed, per_seed, metric, int(step), value)
+                 for metric, points in run["history"].items() for step, value in points]
+    return pd.DataFrame(rows, columns=["trial_run", "run_id", "study", "seed", "per_seed", "metric", "epoch", "value"])
 
 
 def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
-    """Seeds averaged per (cell, setting), with reductions against the cell's baseline.
+    """One row per (cell, setting), with its spread over seeds and reductions against the cell's baseline.
 
-    Columns: SETTING, baseline, seeds, run_ids and run_seeds (in one order), acc (mean), acc_std (NaN
-    for one seed), the mean of each cost, comm_x / total_x / flops_x (baseline cost / cost; NaN where
-    the cell has no baseline), delta_pp (accuracy minus the baseline's, percentage points) and
-    within (delta_pp >= -0.5).
+    Trials of one setting are pooled as one sample of seeds (exactly, from their summaries); a later
+    trial that repeats a seed already counted for the setting is left out. Columns: SETTING,
+    baseline, seeds (how many), seed_list, run_ids (the trials counted), the mean of each FINAL
+    column and its sample std (`<column>_std`, NaN for one seed), acc_ci_low / acc_ci_high (the 95%
+    confidence interval of the mean accuracy, within [0, 1]; NaN for one seed), comm_x / total_x / flops_x
+    (baseline cost / cost; NaN where the cell has no baseline), delta_pp (mean accuracy minus the
+    baseline's, percentage points) with delta_ci_low / delta_ci_high (Welch, NaN with one seed on
+    either side; 0 for the baseline itself), verdict (noise.verdict's words, "reference" for the
+    baseline) and within (delta_pp >= -TOLERANCE_PP: the headline's rule, on means).
     """
-    costs = ["comm_bytes", "total_bytes", "client_flops", "up_bytes", "down_bytes", "label_bytes", "sync_bytes",
-             "full_epochs", "forward_epochs", "cached_epochs"]
-    grouped = trial_frame.groupby(SETTING + ["baseline"], sort=False, dropna=False)
-    out = grouped[["acc", *costs]].mean().reset_index()
-    out["acc_std"] = grouped["acc"].std().to_numpy()  # pandas: NaN for a single seed
-    out["seeds"] = grouped["seed"].nunique().to_numpy()
-    out["run_ids"] = grouped["run_id"].agg(list).to_numpy()
-    out["run_seeds"] = grouped["seed"].agg(list).to_numpy()
+    rows = []
+    for key, group in trial_frame.groupby(SETTING + ["baseline"], sort=False, dropna=False):
+        taken, counted = set(), []
+        for index, seed_list in group["seed_list"].items():
+            seeds = set(seed_list.split(",")) - {""}
+            if not seeds & taken:
+                taken |= seeds
+                counted.append(index)
+        kept = group.loc[counted]
+        row = dict(zip(SETTING + ["baseline"], key))
+        row |= {"seeds": int(kept["seeds"].sum()), "seed_list": ",".join(kept["seed_list"]),
+                "run_ids": kept["run_id"].tolist()}
+        for col in FINAL.values():
+            _, row[col], row[f"{col}_std"] = noise.pooled(kept["seeds"], kept[col], kept[f"{col}_std"])
+        rows.append(row)
+    columns = [*SETTING, "baseline", "seeds", "seed_list", "run_ids",
+               *(c for col in FINAL.values() for c in (col, f"{col}_std"))]
+    out = pd.DataFrame(rows, columns=columns)
+    low, high = noise.mean_interval(out["acc"], out["acc_std"], out["seeds"])
+    out["acc_ci_low"], out["acc_ci_high"] = np.clip(low, 0, 1), np.clip(high, 0, 1)  # a mean accuracy lies in [0, 1]
     base = out[out["baseline"]].set_index("study")
     for cost, factor in (("comm_bytes", "comm_x"), ("total_bytes", "total_x"), ("client_flops", "flops_x")):
         ref = out["study"].map(base[cost])
         with np.errstate(divide="ignore", invalid="ignore"):
             out[factor] = ref / out[cost]
-    out["delta_pp"] = (out["acc"] - out["study"].map(base["acc"])) * 100
+    ref = {col: out["study"].map(base[col]) for col in ("acc", "acc_std", "seeds")}
+    out["delta_pp"] = (out["acc"] - ref["acc"]) * 100
+    low, high = noise.welch(out["acc"], out["acc_std"], out["seeds"], ref["acc"], ref["acc_std"], ref["seeds"])
+    out["delta_ci_low"], out["delta_ci_high"] = low * 100, high * 100
+    out.loc[out["baseline"], ["delta_ci_low", "delta_ci_high"]] = 0.0  # the baseline against itself
+    out["verdict"] = np.where(out["baseline"], "reference", noise.verdict(out["delta_ci_low"], out["delta_ci_high"]))
+    out.loc[out["delta_pp"].isna(), "verdict"] = ""  # no baseline to compare with
     # 1e-9: accuracies are fractions of a test set; exactly -0.5 pp must count as within.
     out["within"] = out["delta_pp"] >= -TOLERANCE_PP - 1e-9
     return out
 
 
 def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per study, in the order first seen: CELL fields, title, runs, seeds, PROVENANCE, label.
+    """One row per study, in the order first seen: CELL fields, title, runs (trials), seeds (every seed
+    any trial used, "0, 1, 2"), PROVENANCE, label.
 
     Provenance columns join the distinct values of the cell's runs with "; " (one value when the
     sweep ran from one commit on one device, as it should).
@@ -133,7 +195,8 @@ def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:
         row = {"study": study, **{k: first[k] for k in CELL}}
         row["title"] = title(first)
         row["runs"] = len(group)
-        row["seeds"] = ", ".join(str(int(s)) for s in sorted(group["seed"].dropna().unique()))
+        used = {int(s) for seeds in group["seed_list"] for s in seeds.split(",") if s}
+        row["seeds"] = ", ".join(map(str, sorted(used)))
         row |= {k: "; ".join(dict.fromkeys(group[k].astype(str))) for k in PROVENANCE}
         rows.append(row)
     out = pd.DataFrame(rows, columns=["study", *CELL, "title", "runs", "seeds", *PROVENANCE])
@@ -141,23 +204,6 @@ def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:
     shared = shared_title(out["title"]).split(" · ")
     out["label"] = [" · ".join(p for p in t.split(" · ") if p not in shared) or t for t in out["title"]]
     return out
-
-
-def setting_labels(policies: pd.Series, parsed: pd.Series) -> list[str]:
-    """"policy(k=v, ...)" from each run's policy arguments (dicts), naming only the arguments that vary
-    among the policy's runs, e.g. loss_threshold(threshold=0.3) when every run used
-    reference=last_full; all of them when the policy ran with one set of arguments. The full
-    arguments stay in the policy_args column."""
-    varying = {}
-    for policy, args in zip(policies, parsed):
-        seen = varying.setdefault(policy, {})
-        for k, v in args.items():
-            seen.setdefault(k, set()).add(v)
-    labels = []
-    for policy, args in zip(policies, parsed):
-        shown = {k: v for k, v in args.items() if len(varying[policy][k]) > 1} or args
-        labels.append(policy + (f"({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
-    return labels
 
 
 def shared_title(titles: pd.Series) -> str:

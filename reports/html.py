@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import tables
-from reports import frames
+from reports import frames, noise, tables
 from reports.frames import TOLERANCE_PP
 
 CSS = """
@@ -46,6 +45,7 @@ class Page:
     headline: pd.DataFrame
     figures: dict[str, list[tuple[str, int, str]]]
     failed: int  # runs not shown because they did not finish
+    repeats: int  # trials not shown because they repeated an earlier trial's setting (tag duplicate_of)
     render_versions: str
     files: list[str]
 
@@ -59,9 +59,12 @@ def render(page: Page) -> str:
     runs = int(page.cells["runs"].sum())
     failed = ("" if not page.failed else "; 1 unfinished or failed run is not shown" if page.failed == 1
               else f"; {page.failed} unfinished or failed runs are not shown")
+    repeats = ("" if not page.repeats else f"; {page.repeats} trial{'s' * (page.repeats != 1)} repeating an earlier "
+               f"trial's setting {'is' if page.repeats == 1 else 'are'} counted once")
     body = [
         f"<h1>splitbench report: {escape(page.experiment)}</h1>",
-        f'<p class="lede">{len(page.cells)} cells, {runs} finished runs{failed}. Read from MLflow experiment '
+        f'<p class="lede">{len(page.cells)} cells, {runs} finished trials{failed}{repeats}. Read from MLflow '
+        "experiment "
         f"<code>{escape(page.experiment)}</code> at <code>{escape(page.source)}</code>.</p>",
         f"<nav>{nav}</nav>",
         _headline(page),
@@ -98,8 +101,8 @@ def _headline(page: Page) -> str:
     head = page.headline
     rows = []
     for row, cell in zip(head.itertuples(index=False), page.cells.itertuples(index=False)):
-        base = _pct(row.baseline_acc, row.baseline_acc_std)
-        seeds = f'<div class="by">{row.baseline_seeds} seed{"s" * (row.baseline_seeds != 1)}</div>'
+        base = _pct(row.baseline_acc, row.baseline_ci_low, row.baseline_ci_high)
+        seeds = f'<div class="by">{_seeds(row.baseline_seeds)}</div>'
         if row.paper_comm:
             paper = (f'<span class="factor">{escape(row.paper_comm)}</span>'
                      f'<div class="by">computation: {escape(row.paper_compute)}</div>')
@@ -123,9 +126,13 @@ def _headline(page: Page) -> str:
     shared = frames.shared_title(page.cells["title"])
     cells_text = f"All cells: {escape(shared)}. " if shared and len(page.cells) > 1 else ""
     caption = (f"Table 1. {cells_text}Per cell, the largest reduction against the baseline (always-sync, fp32 "
-               f"both ways; seeds averaged) among the settings whose final test accuracy is within {TOLERANCE_PP:g} "
-               f"percentage points of the baseline's, and the setting and codec (up/down) that achieved it; "
-               f"the change in accuracy in percentage points. Activations + gradients is the paper's definition "
+               f"both ways) among the settings whose mean final test accuracy over seeds is within "
+               f"{TOLERANCE_PP:g} percentage points of the baseline's, and the setting and codec (up/down) that "
+               f"achieved it; the change in mean accuracy in percentage points with its 95% confidence interval "
+               f"(Welch), and whether it is within the noise (the interval contains 0) or a real loss or gain. "
+               f"With one seed on either side the noise is unknown: no interval can be given. Baseline: mean "
+               f"accuracy and its 95% confidence interval (t-distribution). Activations + gradients is the paper's "
+               f"definition "
                f"(codec scales included); everything adds labels and client-weight averaging. The paper's "
                f"figures (Chen et al., SiPS 2021) are shown where it published one for the cell's model and "
                f"number of clients.{differ_text} {provenance(page, page.cells)}")
@@ -140,12 +147,25 @@ def _reduction(row, name: str) -> str:
     if math.isnan(factor):
         return '<td class="none">no finished baseline</td>'
     setting, codec = getattr(row, f"{name}_setting"), getattr(row, f"{name}_codec")
-    delta = getattr(row, f"{name}_delta_pp")
     if factor <= 1:
         return (f'<td><span class="factor none">none</span><div class="by">no cheaper setting within '
                 f"{TOLERANCE_PP:g} pp</div></td>")
+    delta, low, high, verdict = (getattr(row, f"{name}_{c}") for c in ("delta_pp", "delta_ci_low", "delta_ci_high",
+                                                                         "verdict"))
     return (f'<td><span class="factor">{_x(factor)}</span><div class="by">{escape(setting)}, {escape(codec)}; '
-            f"{delta:+.1f} pp</div></td>")
+            f"{difference(delta, low, high, verdict)}</div></td>")
+
+
+def difference(delta: float, low: float, high: float, verdict: str) -> str:
+    """An accuracy change in words, e.g. "-0.3 pp (95% CI -1.2 to +0.6): within the noise", or
+    "-0.3 pp, noise unknown (one seed)" when there is no interval."""
+    if math.isnan(low):
+        return f"{delta:+.1f} pp, {noise.UNKNOWN} (one seed)"
+    return f"{delta:+.1f} pp (95% CI {low:+.1f} to {high:+.1f}): {escape(verdict)}"
+
+
+def _seeds(n: int) -> str:
+    return "1 seed: noise unknown" if n == 1 else f"{n} seeds"
 
 
 def _paper() -> str:
@@ -170,7 +190,7 @@ def _cell(page: Page, cell, number: int) -> str:
         f"{escape(caption)} {prov}</figcaption></figure>"
         for i, (png, width, caption) in enumerate(page.figures.get(cell.study, []), start=1))
     return (f'<section id="{anchor(cell.study)}"><h2>{escape(cell.title)}</h2>'
-            f'<p class="prov">Study <code>{escape(cell.study)}</code>, {cell.runs} finished runs.</p>'
+            f'<p class="prov">Study <code>{escape(cell.study)}</code>, {cell.runs} finished trials.</p>'
             f"{figs}{_settings(page, cell, number, prov)}</section>")
 
 
@@ -181,11 +201,12 @@ def _settings(page: Page, cell, number: int, prov: str) -> str:
     for s in group.itertuples(index=False):
         modes = f"{s.full_epochs:g} / {s.forward_epochs:g} / {s.cached_epochs:g}"
         delta = ("reference" if s.baseline else "" if math.isnan(s.delta_pp)
-                 else f"{s.delta_pp:+.1f}" + (" ✓" if s.within else ""))
+                 else f"{s.delta_pp:+.1f}" + (" ✓" if s.within else "") + _interval(s))
         rows.append(
             f"<tr{' class=base' if s.baseline else ''}><td>{escape(s.setting)}</td>"
             f"<td class='nowrap'>{escape(s.codec)}</td>"
-            f"<td class='num'>{s.seeds}</td><td class='num'>{_pct(s.acc, s.acc_std)}</td><td class='num'>{delta}</td>"
+            f"<td class='num'>{s.seeds}</td><td class='num'>{_pct(s.acc, s.acc_ci_low, s.acc_ci_high)}</td>"
+            f"<td class='num'>{delta}</td>"
             f"<td class='num'>{s.comm_bytes / 1e6:,.2f}</td><td class='num'>{_x(s.comm_x)}</td>"
             f"<td class='num'>{s.total_bytes / 1e6:,.2f}</td><td class='num'>{_x(s.total_x)}</td>"
             f"<td class='num'>{s.client_flops / 1e9:,.2f}</td><td class='num'>{_x(s.flops_x)}</td>"
@@ -195,18 +216,32 @@ def _settings(page: Page, cell, number: int, prov: str) -> str:
             "<th></th></tr><tr><th>Setting</th><th>Codec</th><th>Seeds</th><th>Accuracy</th><th>&Delta; pp</th>"
             "<th>MB</th><th>reduction</th><th>MB</th><th>reduction</th><th>GFLOP</th><th>reduction</th>"
             "<th>Epochs F / B / C</th></tr>")
-    caption = (f"Table {number + 2}. Every setting of the cell, seeds averaged (accuracy &plusmn; standard deviation "
-               f"where there are several seeds); the baseline first (shaded), then by bytes. &Delta; pp: accuracy "
-               f"change against the baseline, ✓ within {TOLERANCE_PP:g} pp. F / B / C: FULL, FORWARD, CACHED "
+    caption = (f"Table {number + 2}. Every setting of the cell, seeds averaged (under the accuracy its 95% "
+               f"confidence interval, t-distribution, where there are several seeds); the baseline first (shaded), "
+               f"then by bytes. &Delta; pp: change in mean accuracy against the baseline, ✓ within {TOLERANCE_PP:g} "
+               f"pp, under it the 95% Welch interval and whether the change is within the noise; with one seed on "
+               f"either side the noise is unknown. F / B / C: FULL, FORWARD, CACHED "
                f"epochs. {prov}")
     return (f"<h3>All settings</h3><table class='settings'><thead>{head}</thead><tbody>{''.join(rows)}</tbody>"
             f"</table><p class='caption'>{caption}</p>")
 
 
-def _pct(acc: float, std: float) -> str:
+def _pct(acc: float, low: float, high: float) -> str:
+    """Mean accuracy and under it its confidence interval (not always symmetric: it stops at 0 and
+    100%); the mean alone when the noise is unknown."""
     if math.isnan(acc):
         return '<span class="none">n/a</span>'
-    return f"{acc * 100:.1f}%" + ("" if math.isnan(std) else f" &plusmn; {std * 100:.1f}")
+    interval = "" if math.isnan(low) else f'<div class="by">CI {low * 100:.1f} to {high * 100:.1f}</div>'
+    return f"{acc * 100:.1f}%{interval}"
+
+
+def _interval(s) -> str:
+    """Under a setting's accuracy change: its interval and verdict, on two short lines (the column is narrow)."""
+    if math.isnan(s.delta_ci_low):
+        return f'<div class="by">{noise.UNKNOWN}</div>'
+    return (f'<div class="by">CI {s.delta_ci_low:+.1f} to {s.delta_ci_high:+.1f}</div>'
+            f'<div class="by">{escape(s.verdict)}</div>')
+
 
 
 def _x(factor: float) -> str:

@@ -22,20 +22,24 @@ ARTIFACT_PATH = "report"
 HISTORY = ("test/acc", "mode", "time/total_s")
 # figure kind -> caption (what it shows; html adds how it was made)
 CAPTIONS = {
-    "pareto": "Final test accuracy against bytes sent, per setting (colour: policy, marker: codec up/down; error "
-              "bars: standard deviation over seeds). Left: activations + gradients, the paper's definition; right: "
-              "everything that crossed. Line: the Pareto front; star: the baseline; dotted: 0.5 pp below it.",
+    "pareto": "Final test accuracy against bytes sent, per setting: means over seeds (colour: policy, marker: codec "
+              "family up/down; error bars: the 95% confidence interval of the mean, t-distribution; a point without one "
+              "has a single seed, so its noise is unknown). Left: activations + gradients, the paper's "
+              "definition; right: everything that crossed. Line: the Pareto front of the means; star: the "
+              "baseline; dotted: 0.5 pp below it.",
     "flops": "Final test accuracy against the client's computation over the run (FULL = forward + backward, "
-             "FORWARD = forward, CACHED = 0), with its Pareto front.",
-    "modes": "The mode each run of the communication front (activations + gradients) ran in, epoch by epoch; the "
-             "baseline first, then the front from the fewest bytes up "
-             f"(at most {figures.MAX_TIMELINE_ROWS} runs).",
+             "FORWARD = forward, CACHED = 0), means over seeds with 95% confidence intervals, and the Pareto "
+             "front of the means.",
+    "modes": "The mode each setting of the communication front (activations + gradients) ran in, epoch by epoch "
+             "(a setting of several seeds: its first seed); the baseline first, then the front from the fewest "
+             f"bytes up (at most {figures.MAX_TIMELINE_ROWS} settings).",
     "time": "Test accuracy against the modelled time to train on the cell's link: measured compute plus the "
             "link model's communication time (bytes at the link's rates, a round trip per awaited reply), summed "
             "over the epochs; the baseline and the most accurate settings on the communication front, one line "
-            "per run. Drawn for cells whose runs modelled a link.",
+            "per setting through the means over its seeds. Drawn for cells whose runs modelled a link.",
     "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
-              "communication front (shaded: standard deviation over seeds, where there are several).",
+              "communication front: the mean over seeds, shaded: its 95% confidence interval (t-distribution), "
+              "where there are several seeds.",
 }
 
 
@@ -83,9 +87,12 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
     csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
     for name, frame in csvs.items():
         frame.to_csv(out / name, index=False)
-    unfinished = sum(r["status"] != "FINISHED" and r["tags"].get("splitbench.role") != "study" for r in runs)
+    trial_runs = [r for r in runs if r["tags"].get("splitbench.role") not in ("study", "seed")]
+    unfinished = sum(r["status"] != "FINISHED" for r in trial_runs)
+    repeats = sum(r["status"] == "FINISHED" and bool(r["tags"].get("duplicate_of")) for r in trial_runs)
     versions = f"pandas {pd.__version__}, seaborn {sns.__version__}, matplotlib {matplotlib.__version__}"
-    page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, versions, list(csvs))
+    page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, repeats, versions,
+                     list(csvs))
     html.write(page, out / "index.html")
 
     if log_artifacts:

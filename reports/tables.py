@@ -25,32 +25,43 @@ REDUCTIONS = {
 }
 
 
+# The settings columns copied, as R_<column>, from the setting picked for reduction R; the words and the numbers.
+PICKED_WORDS = ("setting", "codec", "verdict")
+PICKED_NUMBERS = ("delta_pp", "delta_ci_low", "delta_ci_high")
+
+
 def headline(settings: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: the baseline, and for each reduction in REDUCTIONS the largest one among the
-    settings within TOLERANCE_PP of the baseline accuracy, with the setting and codec that achieved it.
+    settings whose MEAN accuracy is within TOLERANCE_PP of the baseline's, with the setting and
+    codec that achieved it and how sure the difference is.
 
-    Columns: study, title, baseline_acc, baseline_acc_std, baseline_seeds, then per reduction R:
-    R_x, R_setting, R_codec, R_delta_pp (NaN / "" where the cell has no finished baseline), then
-    paper_comm, paper_compute (the paper's figure for this model and client count, else "") and
-    differences (how the cell's setup differs from the paper's; "" when it does not), for every cell.
+    Columns: study, title, baseline_acc, baseline_acc_std, baseline_seeds, baseline_ci_low,
+    baseline_ci_high (95% CI of its mean accuracy, NaN for one seed), then per reduction R: R_x,
+    R_setting, R_codec, R_delta_pp (accuracy minus the baseline's, pp), R_delta_ci_low,
+    R_delta_ci_high (its 95% Welch interval; NaN with one seed on either side) and R_verdict ("within
+    the noise", "real loss", "real gain", "noise unknown", or "reference" when the baseline itself
+    is best) (NaN / "" where the cell has no finished baseline), then paper_comm, paper_compute (the
+    paper's figure for this model and client count, else "") and differences (how the cell's setup
+    differs from the paper's; "" when it does not), for every cell.
     """
     rows = []
     for cell in cells.itertuples(index=False):
         group = settings[settings["study"] == cell.study]
         base = group[group["baseline"]]
         row = {"study": cell.study, "title": cell.title, "baseline_acc": np.nan, "baseline_acc_std": np.nan,
-               "baseline_seeds": 0}
+               "baseline_seeds": 0, "baseline_ci_low": np.nan, "baseline_ci_high": np.nan}
         if len(base):
             b = base.iloc[0]
-            row |= {"baseline_acc": b["acc"], "baseline_acc_std": b["acc_std"], "baseline_seeds": int(b["seeds"])}
+            row |= {"baseline_acc": b["acc"], "baseline_acc_std": b["acc_std"], "baseline_seeds": int(b["seeds"]),
+                    "baseline_ci_low": b["acc_ci_low"], "baseline_ci_high": b["acc_ci_high"]}
         within = group[group["within"]]
         for name, (factor, _) in REDUCTIONS.items():
             best = within.sort_values([factor, "acc"], ascending=False).head(1)
-            row |= {f"{name}_x": np.nan, f"{name}_setting": "", f"{name}_codec": "", f"{name}_delta_pp": np.nan}
+            row |= {f"{name}_x": np.nan} | {f"{name}_{c}": "" for c in PICKED_WORDS}
+            row |= {f"{name}_{c}": np.nan for c in PICKED_NUMBERS}
             if len(best):
                 b = best.iloc[0]
-                row |= {f"{name}_x": b[factor], f"{name}_setting": b["setting"], f"{name}_codec": b["codec"],
-                        f"{name}_delta_pp": b["delta_pp"]}
+                row |= {f"{name}_x": b[factor]} | {f"{name}_{c}": b[c] for c in PICKED_WORDS + PICKED_NUMBERS}
         row["paper_comm"], row["paper_compute"] = paper_figures(cell.model, cell.clients)
         row["differences"] = differences(cell)
         rows.append(row)

@@ -9,7 +9,6 @@
 """
 
 from bench.wire.ledger import KINDS, Ledger
-from bench.wire.link import ClientEnd, ServerEnd, exchanged_bytes, exchanged_state, label_dtype, make_codec
+from bench.wire.link import ClientEnd, ServerEnd, exchanged_bytes, exchanged_state, label_dtype
 
-__all__ = ["KINDS", "Ledger", "ClientEnd", "ServerEnd", "exchanged_bytes", "exchanged_state", "label_dtype",
-           "make_codec"]
+__all__ = ["KINDS", "Ledger", "ClientEnd", "ServerEnd", "exchanged_bytes", "exchanged_state", "label_dtype"]

@@ -7,6 +7,8 @@ Kinds (the metric names in DESIGN.md):
                the class index (uint8 for CIFAR-10: 1 byte per sample)
     sync       client-network weights exchanged for averaging (fp32 parameters and batch-norm
                running statistics, each way)
+    meta       the part of up and down that describes values rather than carries them (scales,
+               indices, bitmaps: Payload.meta_nbytes); counted in up and down as well
     wire_up    every byte of the training frames client -> server: the above plus frame headers
     wire_down  every byte of the training frames server -> client
     exchanges  messages whose reply the client waits for (a FULL step's gradient, a weight fetch):
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-KINDS = ("up", "down", "labels", "sync", "wire_up", "wire_down", "exchanges")
+KINDS = ("up", "down", "labels", "sync", "meta", "wire_up", "wire_down", "exchanges")
 
 
 class Ledger:

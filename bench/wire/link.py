@@ -1,7 +1,11 @@
 """The Link: one client's connection to the server, as a client end and a server end.
 
-Each end holds its own codec instances (codec state such as error feedback lives at the sender),
-and the two ends meet only through a Transport, in Frames. The client end is the only place where
+Each end holds its own codec instances, built from the run's config with their arguments
+(`cfg.make_codec`), and the two ends meet only through a Transport, in Frames. Codec state such as
+an error-feedback residual lives at the sender and is cleared there: the client end's up codec when
+the client starts an epoch that sends (`reset`), the server end's down codec when that epoch's first
+batch arrives (index 0, where the server's cache of the client starts afresh), the evaluation codec
+before each test batch. The client end is the only place where
 bytes are counted: payload bytes from the tensors that cross, wire bytes from what the transport
 moved (a socket's byte count, or in process the same frames' `wire_size`). Evaluation frames and
 the end-of-run STATE fetch are not training traffic and are not counted.
@@ -13,10 +17,11 @@ from typing import Protocol
 
 import torch
 
+from bench.config import RunConfig
 from bench.errors import RunFailed
 from bench.wire.frames import Frame, FrameError, Kind, nbytes
 from bench.wire.ledger import Ledger
-from quantizers import QUANTIZERS, Payload
+from quantizers import Payload, reset
 
 
 class Transport(Protocol):
@@ -31,10 +36,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def make_codec(name: str):
-    return QUANTIZERS.get(name)()
-
-
 def label_dtype(num_classes: int) -> torch.dtype:
     return torch.uint8 if num_classes <= 256 else torch.int32
 
@@ -43,29 +44,34 @@ class ClientEnd:
     """The client's end: encodes activations (`quant_up`), decodes gradients (`quant_down`),
     counts every byte of its link in the ledger."""
 
-    def __init__(self, client: int, quant_up: str, quant_down: str, transport: Transport, ledger: Ledger,
-                 num_classes: int):
+    def __init__(self, client: int, cfg: RunConfig, transport: Transport, ledger: Ledger, num_classes: int):
         self.client = client
-        self.codec_name = quant_up
-        self.up, self.down, self.eval_codec = make_codec(quant_up), make_codec(quant_down), make_codec(quant_up)
+        self.codec_name = cfg.quant_up
+        self.up, self.down, self.eval_codec = (cfg.make_codec("quant_up"), cfg.make_codec("quant_down"),
+                                               cfg.make_codec("quant_up"))
         self.transport = transport
         self.ledger = ledger
         self.label_dtype = label_dtype(num_classes)
 
+    def reset(self) -> None:
+        """Clear the up codec's state: the client starts an epoch that sends (and refreshes its cache)."""
+        reset(self.up)
+
     def full_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int):
-        """Activations and labels up, one server step; (the gradient w.r.t. `acts`, the loss)."""
+        """Activations and labels up, one server step; (the gradient w.r.t. `acts`, the loss as a
+        0-dim tensor)."""
         reply = self._exchange(self._training_frame(Kind.FULL, acts, labels, lr, index), Kind.GRAD)
-        self.ledger.add(self.client, "down", reply.payload.nbytes)
+        self._count("down", reply.payload)
         self.ledger.add(self.client, "exchanges", 1)
-        return self.down.decode(reply.payload, acts), reply.value
+        return self.down.decode(reply.payload, acts), _tensor(reply.value)
 
-    def forward_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int):
-        """Activations and labels up, one server step, nothing back but the loss."""
-        return self._exchange(self._training_frame(Kind.FORWARD, acts, labels, lr, index), Kind.LOSS).value
+    def forward_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int) -> torch.Tensor:
+        """Activations and labels up, one server step, nothing back but the loss (a 0-dim tensor)."""
+        return _tensor(self._exchange(self._training_frame(Kind.FORWARD, acts, labels, lr, index), Kind.LOSS).value)
 
-    def cached_step(self, index: int, lr: float):
-        """One server step on the server's cached batch `index`; the loss."""
-        return self._exchange(Frame(Kind.CACHED, self.client, index=index, value=lr), Kind.LOSS).value
+    def cached_step(self, index: int, lr: float) -> torch.Tensor:
+        """One server step on the server's cached batch `index`; the loss (a 0-dim tensor)."""
+        return _tensor(self._exchange(Frame(Kind.CACHED, self.client, index=index, value=lr), Kind.LOSS).value)
 
     def upload_weights(self, state: dict[str, torch.Tensor], weight: float) -> None:
         self.ledger.add(self.client, "sync", exchanged_bytes(state))
@@ -81,11 +87,13 @@ class ClientEnd:
         self.ledger.add(self.client, "exchanges", 1)
         return state
 
-    def evaluate(self, acts: torch.Tensor, labels: torch.Tensor) -> int:
-        """Test predictions through the deployed path (the up codec); the count of right answers."""
+    def evaluate(self, acts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Test predictions through the deployed path (the up codec); the count of right answers,
+        a 0-dim int64 tensor (on the server's device in process: nothing is read back here)."""
+        reset(self.eval_codec)  # test batches are independent: no error-feedback residual crosses between them
         frame = Frame(Kind.EVAL, self.client, payload=self.eval_codec.encode(acts), labels=labels.to(self.label_dtype),
                       shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name)
-        return int(self._reply(frame, Kind.CORRECT)[0].value)
+        return _tensor(self._reply(frame, Kind.CORRECT)[0].value).long()
 
     def server_state(self) -> dict[str, torch.Tensor]:
         """The server network's whole state, for saving the trained model."""
@@ -94,10 +102,14 @@ class ClientEnd:
     def _training_frame(self, kind: Kind, acts, labels, lr: float, index: int) -> Frame:
         payload = self.up.encode(acts.detach())
         wire_labels = labels.to(self.label_dtype)
-        self.ledger.add(self.client, "up", payload.nbytes)
+        self._count("up", payload)
         self.ledger.add(self.client, "labels", nbytes(wire_labels))
         return Frame(kind, self.client, index=index, value=lr, payload=payload, labels=wire_labels,
                      shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name)
+
+    def _count(self, kind: str, payload: Payload) -> None:
+        self.ledger.add(self.client, kind, payload.nbytes)
+        self.ledger.add(self.client, "meta", payload.meta_nbytes)
 
     def _send(self, frame: Frame) -> None:
         self.ledger.add(self.client, "wire_up", self.transport.send(frame))
@@ -119,12 +131,14 @@ class ClientEnd:
 
 
 class ServerEnd:
-    """The server's end: decodes activations (`quant_up`), encodes gradients (`quant_down`)."""
+    """The server's end: decodes activations (`quant_up`), encodes gradients (`quant_down`; none
+    for an end that only evaluates)."""
 
-    def __init__(self, client: int, quant_up: str, quant_down: str):
+    def __init__(self, client: int, cfg: RunConfig, sends: bool = True):
         self.client = client
-        self.codec_name = quant_up
-        self.up, self.down = make_codec(quant_up), make_codec(quant_down)
+        self.codec_name = cfg.quant_up
+        self.up = cfg.make_codec("quant_up")
+        self.down = cfg.make_codec("quant_down") if sends else None
 
     def receive(self, frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The activations and labels of a FULL or FORWARD frame, decoded on `device`."""
@@ -139,6 +153,11 @@ class ServerEnd:
 
     def gradient(self, grad: torch.Tensor, loss) -> Frame:
         return Frame(Kind.GRAD, self.client, value=loss, payload=self.down.encode(grad))
+
+
+def _tensor(value) -> torch.Tensor:
+    """A reply's value as a tensor: in process it already is one (left where it is), over a socket it is a float."""
+    return value if isinstance(value, torch.Tensor) else torch.tensor(value)
 
 
 def exchanged_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -98,7 +98,8 @@ def config_of(body: dict) -> RunConfig:
     """The RunConfig a HELLO body carries (UsageError if it is not a valid one)."""
     fields = dict(body["config"])
     fields["lr_milestones"] = tuple(fields["lr_milestones"])
-    fields["policy_args"] = tuple(tuple(pair) for pair in fields["policy_args"])
+    for name in ("policy_args", "quant_up_args", "quant_down_args"):  # JSON turned their pairs into lists
+        fields[name] = tuple(tuple(pair) for pair in fields[name])
     return RunConfig(**fields)
 
 

@@ -1,13 +1,21 @@
 """The engine against exact, independently computed figures: bytes, modes, FLOPs, determinism."""
 
+import dataclasses
 import math
 
 import pytest
+import torch
+from torch import nn
 
-from bench import flops, models
+from bench import data, flops, models
 from bench.config import RunConfig
-from bench.engine import train
+from bench.engine import evaluate, train
 from bench.errors import RunFailed
+from bench.registry import Entry
+from bench.server import Server
+from bench.wire import ClientEnd, Ledger
+from bench.wire.inproc import InProcess
+from quantizers import QUANTIZERS, Payload
 
 TRAIN, BATCH = 500, 64
 BATCHES = math.ceil(TRAIN / BATCH)  # 8, the last one short
@@ -49,14 +57,6 @@ def test_client_flops_per_mode_are_sample_counts_times_measured_cost():
     assert cost.forward_backward > cost.forward > 0
 
 
-def test_cached_epoch_trains_the_server_on_the_cache():
-    result = train(config(), progress=False)
-    losses = [e["train/loss"] for e in result.epochs]
-    assert all(math.isfinite(x) for x in losses)
-    # The server keeps learning from the cache: the CACHED epoch's loss is below the FULL epoch's.
-    assert losses[2] < losses[0]
-
-
 def test_same_seed_gives_identical_metrics():
     def strip(rec):
         return {k: v for k, v in rec.items() if not k.startswith("time/")}
@@ -71,3 +71,43 @@ def test_same_seed_gives_identical_metrics():
 def test_a_diverging_run_fails_with_its_reason():
     with pytest.raises(RunFailed, match=r"train/loss is (nan|inf|-inf) at epoch \d"):
         train(config(lr=1e12, warmup_epochs=0, policy="always", policy_args={}), progress=False)
+
+
+class Negate:
+    """A lossy codec on purpose: the server receives the activations negated."""
+
+    stateful = False
+
+    def encode(self, x):
+        return Payload({"x": -x})
+
+    def decode(self, p, like):
+        return p.tensors["x"]
+
+
+def test_evaluation_goes_through_the_up_codec(monkeypatch):
+    """Catches: evaluation that skips the up codec (it would score the fp32 activations)."""
+    monkeypatch.setitem(QUANTIZERS._entries, "negate", Entry("negate", Negate, "test"))
+    ds = data.load("synthetic", train_subset=10, test_subset=20)
+    ds = dataclasses.replace(ds, test_y=torch.full_like(ds.test_y, 3))
+    server = nn.Linear(3 * 32 * 32, 10, bias=False)
+    with torch.no_grad():
+        server.weight.zero_()
+        server.weight[3] = -1.0  # logit 3 is minus the sum of the activations, logit 5 the sum
+        server.weight[5] = 1.0
+    client = SumOfSquares()
+    assert evaluate(client, link("fp32", server), ds, "cpu") == 0.0  # predicts 5 everywhere
+    assert evaluate(client, link("negate", server), ds, "cpu") == 1.0  # negated: predicts 3, the label
+
+
+def link(codec: str, server: nn.Module) -> ClientEnd:
+    """A client's end of a link to an in-process server side that holds `server`, both ends with `codec` up."""
+    cfg = RunConfig(dataset="synthetic", quant_up=codec, device="cpu")
+    return ClientEnd(0, cfg, InProcess(Server(cfg, server, torch.device("cpu"))), Ledger(1), num_classes=10)
+
+
+class SumOfSquares(nn.Module):
+    """Flattened squared pixels: every activation >= 0, so their sum is positive."""
+
+    def forward(self, x):
+        return (x**2).flatten(1) + 1e-3

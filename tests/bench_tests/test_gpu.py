@@ -4,17 +4,22 @@ import pytest
 import torch
 
 from bench.config import RunConfig
+from bench.device_bench import syncs_per_step
 from bench.engine import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 
-@pytest.mark.parametrize("quant", ["fp32", "fp8_e4m3"])
-def test_one_vgg11_epoch_on_cuda_matches_the_cpu_byte_counts(quant):
+@pytest.mark.parametrize("codec", ["fp32", "fp8_e4m3"])
+def test_one_vgg11_epoch_on_cuda_matches_the_cpu_byte_counts(codec):
     cfg = dict(model="vgg11", cut=4, dataset="synthetic", train_subset=1000, test_subset=200, epochs=1,
-               quant_up=quant, quant_down=quant.replace("e4m3", "e5m2"))
+               quant_up=codec, quant_down=codec.replace("e4m3", "e5m2"))
     gpu = train(RunConfig(**cfg, device="cuda"), progress=False)
     cpu = train(RunConfig(**cfg, device="cpu"), progress=False)
     for key in ("comm/up_bytes", "comm/down_bytes", "comm/label_bytes", "client/flops"):
         assert gpu.epochs[0][key] == cpu.epochs[0][key]
     assert gpu.epochs[0]["test/acc"] > 0.2
+
+
+def test_training_steps_never_wait_on_the_host():
+    assert syncs_per_step(torch.device("cuda")) < 0.5  # one per step would be 1

@@ -11,8 +11,8 @@ from torch import nn
 
 from bench import data, models, privacy
 from bench.errors import UsageError
-from quantizers import QUANTIZERS
-from tests.conftest import run_cli
+from quantizers import QUANTIZERS, Payload
+from tests.conftest import cli
 
 FAST = privacy.AttackSettings(epochs=4, width=16, batch_size=32, lr=3e-3, aux_samples=200, victims=16,
                               device="cpu")
@@ -68,6 +68,27 @@ def test_identity_cut_is_inverted_and_shuffled_pairs_are_not(synthetic):
     assert all(any(torch.equal(v, t) for t in synthetic.train_x) for v in victims)
 
 
+class Blank:
+    """A codec that sends nothing of the activations: the server decodes zeros."""
+
+    stateful = False
+
+    def encode(self, x):
+        return Payload({})
+
+    def decode(self, p, like):
+        return torch.zeros_like(like)
+
+
+def test_the_attacker_sees_the_activations_through_the_up_codec(synthetic):
+    """Catches: an attack that ignores the codec (it would invert the clean activations)."""
+    settings = privacy.AttackSettings(epochs=1, width=8, aux_samples=64, victims=8, device="cpu")
+    blind = privacy.attack(nn.Identity(), Blank(), synthetic, settings)
+    # Every victim decodes from the same zeros, so every reconstruction is the same picture.
+    assert all(torch.equal(r, blind.reconstructions[0]) for r in blind.reconstructions)
+    assert not torch.equal(blind.originals[0], blind.originals[1])
+
+
 def test_attack_through_a_cnn_and_fp8_is_deterministic_and_in_range(synthetic):
     torch.manual_seed(0)
     client, _ = models.split(models.build("smallcnn", width=0.25), 2)
@@ -106,9 +127,9 @@ def only_run_id(tmp_path):
 
 
 def test_privacy_command_logs_scores_and_picture_to_the_same_run(tmp_path):
-    assert run_cli(["run", *TINY, "--save-model"], tmp_path).returncode == 0
+    assert cli(["run", *TINY, "--save-model"], tmp_path).returncode == 0
     client, run_id = only_run_id(tmp_path)
-    out = run_cli(["privacy", "--run", run_id, *TINY_ATTACK, "--control"], tmp_path)
+    out = cli(["privacy", "--run", run_id, *TINY_ATTACK, "--control"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "attack: ssim" in out.stdout and "shuffled-pairs control: ssim" in out.stdout
     run = client.get_run(run_id)
@@ -125,18 +146,18 @@ def test_privacy_command_logs_scores_and_picture_to_the_same_run(tmp_path):
 
 
 def test_run_without_weights_is_one_line_exit_2(tmp_path):
-    assert run_cli(["run", *TINY], tmp_path).returncode == 0
+    assert cli(["run", *TINY], tmp_path).returncode == 0
     _, run_id = only_run_id(tmp_path)
-    out = run_cli(["privacy", "--run", run_id, *TINY_ATTACK], tmp_path)
+    out = cli(["privacy", "--run", run_id, *TINY_ATTACK], tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"error: run {run_id} has no weights/client.pt: rerun with --save-model"]
-    unknown = run_cli(["privacy", "--run", "0123456789abcdef", *TINY_ATTACK], tmp_path)
+    unknown = cli(["privacy", "--run", "0123456789abcdef", *TINY_ATTACK], tmp_path)
     assert unknown.returncode == 2
     (line,) = unknown.stderr.strip().splitlines()
     assert "run 0123456789abcdef: not found" in line
 
 
 def test_missing_store_is_exit_2_and_writes_nothing(tmp_path):
-    out = run_cli(["privacy", "--run", "abc", *TINY_ATTACK], tmp_path)
+    out = cli(["privacy", "--run", "abc", *TINY_ATTACK], tmp_path)
     assert out.returncode == 2 and "no MLflow store" in out.stderr
     assert list(tmp_path.iterdir()) == []

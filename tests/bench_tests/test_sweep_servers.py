@@ -1,11 +1,14 @@
 """The distributed set-up for real: two worker processes, Optuna in PostgreSQL, an mlflow server on it."""
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.bench_tests.test_sweep import SMOKE_STUDIES, assert_each_finished_trial_has_one_run, child_runs, studies
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
 
 
 def test_two_workers_against_postgresql_and_an_mlflow_server_log_every_trial_exactly_once(

@@ -10,16 +10,14 @@ import sys
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
-
-from bench import cli, models, spec
+from bench import models, spec, stores
 from bench.config import RunConfig
 from bench.engine import train
 from bench.errors import UsageError
 from bench.wire import exchanged_state, frames, tcp
 from bench.wire.frames import ENTRY_SIZE, HEADER, HEADER_SIZE, MAGIC, VERSION, Frame, Kind
 from quantizers import Payload
-from tests.conftest import ROOT, SMALL
+from tests.conftest import ROOT, SMALL, cli
 
 TOKEN = "s3cret"
 CLIENTS, TRAIN, BATCH = 2, 200, 50
@@ -54,12 +52,13 @@ def test_a_frame_crosses_a_socket_intact_in_its_documented_size():
     assert got.payload.tensors["scale"].item() == 0.5 and got.labels.tolist() == [1, 2, 9]
 
 
+@pytest.mark.slow  # a server process
 def test_tcp_gives_the_same_metrics_as_inproc_and_wire_bytes_are_payload_plus_headers():
-    inproc = train(config(), progress=False)
-    over_tcp = train(config(transport="tcp"), progress=False)
-
-    def strip(result):
-        return [{k: v for k, v in e.items() if not k.startswith("time/")} for e in result.epochs]
+    # The server process builds its codecs from the config it was sent: their arguments must cross too.
+    stochastic = {"quant_down_args": {"rounding": "stochastic", "error_feedback": True}}
+    inproc = train(config(**stochastic), progress=False)
+    over_tcp = train(config(transport="tcp", **stochastic), progress=False)
+    assert strip(inproc) != strip(train(config(), progress=False))  # the arguments change the run
 
     assert strip(over_tcp) == strip(inproc)
     trained = inproc.server.state_dict()
@@ -79,6 +78,10 @@ def test_tcp_gives_the_same_metrics_as_inproc_and_wire_bytes_are_payload_plus_he
     assert forward["comm/wire_up_bytes"] == full["comm/up_bytes"] + TRAIN + BATCHES * (HEADER_SIZE + 3 * ENTRY_SIZE)
     assert forward["comm/wire_down_bytes"] == BATCHES * HEADER_SIZE
     assert cached["comm/wire_up_bytes"] == cached["comm/wire_down_bytes"] == BATCHES * HEADER_SIZE
+
+
+def strip(result):
+    return [{k: v for k, v in e.items() if not k.startswith("time/")} for e in result.epochs]
 
 
 def test_the_link_model_charges_bytes_at_the_link_rates_and_a_round_trip_per_exchange():
@@ -125,6 +128,7 @@ def header(kind, length=0):
     return struct.pack(HEADER, length, MAGIC, VERSION, kind, 0, 0, 0.0, 0, 0, 0, 0, *[0] * 6, b"")
 
 
+@pytest.mark.slow  # a server process
 def test_server_rejects_bad_frames_and_wrong_tokens_then_still_serves_a_run():
     proc, port = start_server("--max-frame-mb", "1")
     try:
@@ -151,6 +155,7 @@ def test_server_rejects_bad_frames_and_wrong_tokens_then_still_serves_a_run():
     assert log.count("serve: rejected") == 5 and "wrong token" in log and "Traceback" not in log
 
 
+@pytest.mark.slow  # a server process
 def test_a_server_that_loses_its_client_stops_cleanly():
     proc, port = start_server()
     try:
@@ -181,7 +186,7 @@ def test_a_client_that_loses_its_server_fails_the_run(tmp_path):
         run.kill()
     lines = run.stderr.read().strip().splitlines()
     assert lines[-1].startswith(f"error: run failed: lost the server at 127.0.0.1:{port}")
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = stores.tracking_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (failed,) = client.search_runs([client.get_experiment_by_name("runs").experiment_id])
     assert failed.info.status == "FAILED" and "lost the server" in failed.data.tags["failure_reason"]
 
@@ -192,13 +197,10 @@ def test_a_client_that_loses_its_server_fails_the_run(tmp_path):
     (["--connect", "127.0.0.1:1", "--transport", "inproc"], TOKEN, "connect: a server at HOST:PORT is reached over tcp"),
     (["--connect", "127.0.0.1:1"], TOKEN, "connect: no server at 127.0.0.1:1"),
 ])
-def test_bad_connect_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys, args, token, message):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_bad_connect_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, args, token, message):
     monkeypatch.delenv(tcp.TOKEN_ENV, raising=False)
-    if token:
-        monkeypatch.setenv(tcp.TOKEN_ENV, token)
-    assert cli.main(["run", *SMALL, *args]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    done = cli(["run", *SMALL, *args], tmp_path, env={tcp.TOKEN_ENV: token} if token else None)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
     assert message in line
     assert list(tmp_path.iterdir()) == []

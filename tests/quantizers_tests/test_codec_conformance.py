@@ -11,7 +11,7 @@ from quantizers.testing import CHECKS, check_codec
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
 @pytest.mark.parametrize("name", QUANTIZERS.names())
 def test_codec_conforms(name, check):
-    check(QUANTIZERS.get(name))
+    check(QUANTIZERS.get(name))  # default arguments
 
 
 class Half:
@@ -57,3 +57,25 @@ def test_kit_passes_a_codec_without_declared_tolerance():
 def test_kit_catches_a_broken_codec(broken):
     with pytest.raises(AssertionError, match=broken.__name__):
         check_codec(broken)
+
+
+class AbsoluteGrid(Half):
+    """Rounds to multiples of 2**-10: fine at max|x| = 1, everything lost at gradient scale."""
+
+    tolerance = 2.0**-10
+
+    def encode(self, x):
+        return Payload({"x": (x.detach().float() * 1024).round()})
+
+    def decode(self, p, like):
+        return (p.tensors["x"] / 1024).to(like.dtype)
+
+
+def test_kit_checks_gradient_sized_inputs():
+    with pytest.raises(AssertionError, match="AbsoluteGrid .* with max\\|x\\| = 1e-06: round-trip error"):
+        check_codec(AbsoluteGrid)
+    AbsoluteGrid.gradient_scale_exempt = True
+    try:
+        check_codec(AbsoluteGrid)
+    finally:
+        del AbsoluteGrid.gradient_scale_exempt

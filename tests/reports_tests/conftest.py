@@ -13,14 +13,14 @@ from tests.reports_tests import make_experiment
 TRIALS = (
     ("always", (), "fp32", "fp32", (0, 1)),
     ("periodic", (("period", 3),), "fp8_e4m3", "fp8_e5m2", (0, 1)),
-    ("loss_threshold", (("threshold", 0.3),), "fp16", "fp16", (0,)),
+    ("loss_threshold", (("threshold", 0.30001234),), "fp16", "fp16", (0,)),  # shown as threshold=0.3
 )
 
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory) -> tuple[str, Path]:
-    """(tracking URI, folder) of a store holding experiment "quick" (two cells, one FAILED trial) and
-    experiment "broken" (only a FAILED run)."""
+    """(tracking URI, folder) of a store holding experiment "quick" (two cells of 3 trials, two of them
+    with 2 seeds, and a repeat of the baseline; one FAILED trial) and experiment "broken" (only a FAILED run)."""
     folder = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder}/mlflow.db"
     cwd = Path.cwd()

@@ -2,9 +2,12 @@
 
 Per cell (study): one parent run named after the study, tagged splitbench.role=study, with the
 cell's fixed fields as params; per trial one nested child run tagged splitbench.role=trial, study,
-sweep, trial, config_key and the provenance tags, with RunConfig.to_params() as params and the
-engine's metrics. The always/fp32 baseline is the first trial of every study, as the sweep
-enqueues it. One trial diverges on purpose and ends FAILED.
+sweep, trial, config_key and the provenance tags, with RunConfig.to_params() and `seeds` ("0,1")
+as params. A trial of one seed holds the engine's metrics; a trial of several holds their means
+over seeds (per epoch, but no `mode`; final/<name> with final/<name>_std, ddof=1), and one run
+per seed nested under it (splitbench.role=seed, tag seed) holds that seed's own metrics. The
+always/fp32 baseline is the first trial of every study, as the sweep enqueues it; the last trial
+repeats it and takes its result (tag duplicate_of=0). One trial diverges on purpose and ends FAILED.
 
     python -m tests.reports_tests.make_experiment --uri sqlite:///tmp/x/mlflow.db --experiment quick
 """
@@ -14,7 +17,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from dataclasses import replace
 
+import numpy as np
 import torch
 
 from bench import data, tracking
@@ -38,7 +43,8 @@ TRIALS = (
 
 def make(uri: str, experiment: str, *, clients=(1, 2), epochs: int = 3, train_subset: int = 400,
          test_subset: int = 200, trials=TRIALS) -> None:
-    """Train and log every trial of every cell (clients x trials); the last cell gets a FAILED trial."""
+    """Train and log every trial of every cell (clients x trials), then a repeat of the baseline;
+    the last cell gets a FAILED trial."""
     # These nets are tiny: one thread is ~10x faster than two contending with other jobs on the machine.
     torch.set_num_threads(1)
     base = dict(model="smallcnn", width=0.25, cut=2, dataset="synthetic", epochs=epochs, train_subset=train_subset,
@@ -50,30 +56,61 @@ def make(uri: str, experiment: str, *, clients=(1, 2), epochs: int = 3, train_su
         study_tags = {"splitbench.role": "study", "study": study, "sweep": experiment}
         with tracking.MlflowRun(uri, experiment, study, tags=study_tags) as parent:
             parent.log_config(fixed, fixed)
-            specs = [(spec, seed, {}) for spec in trials for seed in spec[4]]
+            specs = [(spec, {}) for spec in trials]
             if n == clients[-1]:
-                specs.append((TRIALS[0], 0, {"lr": 1e4}))  # diverges: NaN loss in the first epoch
-            for number, ((policy, args, up, down, _), seed, extra) in enumerate(specs):
-                overrides = dict(policy=policy, policy_args=args, quant_up=up, quant_down=down, seed=seed)
+                specs.append((TRIALS[0][:4] + ((0,),), {"lr": 1e4}))  # diverges: NaN loss in the first epoch
+            results = []
+            for number, ((policy, args, up, down, seeds), extra) in enumerate(specs):
+                overrides = dict(policy=policy, policy_args=args, quant_up=up, quant_down=down, seed=seeds[0])
                 cfg = RunConfig(**(base | overrides | extra), clients=n)
-                _trial(uri, experiment, study, parent.run_id, number, cfg)
+                results.append(_trial(uri, experiment, study, parent.run_id, number, cfg, seeds))
+            if trials:
+                cfg = RunConfig(**(base | dict(seed=trials[0][4][0])), clients=n)
+                _trial(uri, experiment, study, parent.run_id, len(specs), cfg, trials[0][4], repeats=(0, results[0]))
 
 
-def _trial(uri, experiment, study, parent_id, number, cfg: RunConfig) -> None:
+def _trial(uri, experiment, study, parent_id, number, cfg: RunConfig, seeds, repeats=None) -> list | None:
+    """Log trial `number` (training it once per seed, or, with repeats=(trial, its results), taking
+    that earlier trial's results); its per-seed results, or None when it failed."""
     ds = data.load(cfg.dataset, None, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
     params = cfg.to_params()
     key = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
     tags = tracking.provenance("cpu", cfg.seed) | {
         "data_source": ds.source, "splitbench.role": "trial", "study": study, "sweep": experiment,
         "trial": str(number), "config_key": key,
-    }
-    name = f"{study}-t{number}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}-s{cfg.seed}"
+    } | ({"duplicate_of": str(repeats[0])} if repeats else {})
+    name = f"{study}-t{number}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
     try:
         with tracking.MlflowRun(uri, experiment, name, parent_run_id=parent_id, tags=tags) as run:
-            run.log_config(params, params)
-            train(cfg, run, dataset=ds, progress=False)
+            run.log_config(params | {"seeds": ",".join(map(str, seeds))}, params)
+            if repeats:
+                results = repeats[1]
+            elif len(seeds) == 1:
+                return [train(cfg, run, dataset=ds, progress=False)]
+            else:
+                results = [_seed(uri, experiment, tags, run.run_id, replace(cfg, seed=seed), ds) for seed in seeds]
+            _log_means(run, results)
+            return results
     except RunFailed:
-        pass  # recorded as FAILED with its reason, as the sweep does
+        return None  # recorded as FAILED with its reason, as the sweep does
+
+
+def _seed(uri, experiment, trial_tags, trial_id, cfg: RunConfig, ds):
+    tags = trial_tags | tracking.provenance("cpu", cfg.seed) | {"splitbench.role": "seed"}
+    with tracking.MlflowRun(uri, experiment, f"seed {cfg.seed}", parent_run_id=trial_id, tags=tags) as run:
+        run.log_config(cfg.to_params(), cfg.to_params())
+        return train(cfg, run, dataset=ds, progress=False)
+
+
+def _log_means(run: tracking.MlflowRun, results) -> None:
+    """The trial's metrics from its seeds' results: per-epoch means (`mode` only with one seed), final
+    means and, with several seeds, their stds."""
+    for epoch, records in enumerate(zip(*(r.epochs for r in results))):
+        run.log_epoch(epoch, {k: np.mean([r[k] for r in records]) for k in records[0]
+                              if k != "mode" or len(results) == 1})
+    finals = {k: [r.final[k] for r in results] for k in results[0].final}
+    run.log_final({k: np.mean(v) for k, v in finals.items()} |
+                  ({f"{k}_std": np.std(v, ddof=1) for k, v in finals.items()} if len(results) > 1 else {}))
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Written into a copy of the page: after the load event, each image's load state as a body attribute,
 # which --dump-dom then prints.

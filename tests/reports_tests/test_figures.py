@@ -1,11 +1,14 @@
 """Smoke tests of the figures: they draw what they should from small frames and save PNG and SVG."""
 
+import math
+
 import matplotlib.pyplot as plt
+from matplotlib.collections import LineCollection
 import pytest
 from PIL import Image
 
 from reports import figures, frames
-from tests.reports_tests.runs import run
+from tests.reports_tests.runs import run, trial
 
 
 def cell(runs):
@@ -35,7 +38,10 @@ def test_pareto_draws_both_definitions_with_front_baseline_and_legend_outside(tm
     assert list(front.get_ydata()) == pytest.approx([89, 90.5, 90.5])  # cheapest first, then the baseline
     assert right.get_legend().get_bbox_to_anchor().x0 > right.bbox.x1 - 1  # outside the data
     labels = [t.get_text() for t in right.get_legend().get_texts()]
-    assert {"always", "periodic", "loss_threshold", "fp32/fp32", "fp16/fp16", "Pareto front"} <= set(labels)
+    # fp32/fp32 and fp16/fp16 share the "cast" marker; fp8_e4m3/fp8_e5m2 has the "fp8" one.
+    assert {"always", "periodic", "loss_threshold", "codec family (up/down)", "cast", "fp8", "Pareto front (means)",
+            "95% CI over seeds"} <= set(labels)
+    assert not {"fp32/fp32", "fp16/fp16"} & set(labels)
     paths = figures.save(fig, tmp_path / "p", "sweep s")
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert Image.open(paths[0]).info["Description"] == "sweep s" and paths[1].stat().st_size > 1000
@@ -46,10 +52,29 @@ def test_flops_modes_and_curves_draw_from_the_front():
     assert "GFLOP" in figures.flops(settings, legend, "t").axes[0].get_xlabel()
     modes = figures.modes(settings, history, "t").axes[0]
     assert [t.get_text() for t in modes.get_yticklabels()] == [
-        "always, fp32/fp32, seed 0", "always, fp32/fp32, seed 1", "periodic(period=3), fp8_e4m3/fp8_e5m2"]
+        "always, fp32, seed 0 of 2", "periodic(period=3), fp8_e4m3/fp8_e5m2"]
     curves = figures.curves(settings, history, "t").axes[0]
     assert [t.get_text() for t in curves.get_legend().get_texts()] == [
-        "always, fp32/fp32 (baseline)", "periodic(period=3), fp8_e4m3/fp8_e5m2"]
+        "always, fp32 (baseline)", "periodic(period=3), fp8_e4m3/fp8_e5m2"]
+
+
+def test_error_bars_are_the_t_interval_of_the_mean_and_one_seed_gets_none():
+    runs = [*trial(accs=(0.90, 0.92, 0.94)), *trial("periodic", accs=(0.5,), comm=4, args={"period": 3})]
+    settings, _, legend = cell(runs)
+    left = figures.pareto(settings, legend, "t").axes[0]
+    bars = [c for c in left.collections if isinstance(c, LineCollection)]
+    assert len(bars) == 1  # the baseline's; the one-seed point has none
+    (_, low), (_, high) = bars[0].get_segments()[0]
+    half = 4.302652729749464 * 2 / math.sqrt(3)  # t_{0.975,2} * 2 pp / sqrt(3)
+    assert (low, high) == pytest.approx((92 - half, 92 + half))
+
+
+def test_modes_show_the_first_seed_of_each_setting_of_several():
+    runs = trial(accs=(0.9, 0.92), seeds=(3, 1), seed_modes=[(0, 0, 0), (0, 1, 2)])
+    settings, history, _ = cell(runs)
+    ax = figures.modes(settings, history, "t").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["always, fp32, seed 1 of 2"]
+    assert ax.collections[0].get_array().ravel().tolist() == [0, 1, 2]
 
 
 def test_a_single_run_without_baseline_still_draws():

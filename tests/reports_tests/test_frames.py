@@ -5,7 +5,7 @@ import math
 import pytest
 
 from reports import frames
-from tests.reports_tests.runs import run
+from tests.reports_tests.runs import run, trial
 
 
 def test_trials_keep_finished_trial_runs_only_with_codec_and_setting_labels():
@@ -56,3 +56,73 @@ def test_histories_are_tidy_and_cells_say_how_they_were_made():
     assert cells["title"].tolist() == ["vgg11, cut 2 · 1 client · cifar10 · 3 epochs",
                                        "vgg11, cut 2 · 5 clients · cifar10 · 3 epochs"]
     assert cells[["git_commit", "seeds", "device"]].iloc[0].tolist() == ["abc123", "0", "cpu"]
+
+
+def test_seed_runs_and_repeated_trials_are_not_points():
+    baseline = trial(accs=(0.90, 0.92, 0.94))
+    repeat = trial(accs=(0.90, 0.92, 0.94), tags={"duplicate_of": baseline[0]["tags"]["trial"]})
+    trials = frames.trials([*baseline, *repeat])
+    assert trials["run_id"].tolist() == [baseline[0]["run_id"]]
+    assert trials[["seeds", "seed_list"]].iloc[0].tolist() == [3, "0,1,2"]
+    assert trials["acc_std"].iloc[0] == pytest.approx(0.02)
+
+
+def test_a_setting_of_three_seeds_carries_the_t_interval_of_its_mean():
+    s = frames.settings(frames.trials(trial(accs=(0.90, 0.92, 0.94)))).iloc[0]
+    half = 4.302652729749464 * 0.02 / math.sqrt(3)  # t_{0.975,2} * std / sqrt(n)
+    assert s["seeds"] == 3 and s["acc"] == pytest.approx(0.92)
+    assert (s["acc_ci_low"], s["acc_ci_high"]) == pytest.approx((0.92 - half, 0.92 + half))
+    assert (s["delta_ci_low"], s["delta_ci_high"], s["verdict"]) == (0, 0, "reference")
+
+
+def test_the_difference_to_the_baseline_carries_welch_interval_and_words():
+    d = math.sqrt(6e-4)  # 3 seeds of variance 6e-4 against 2 of variance 2e-4: Welch's dof is exactly 3
+    half = 3.182446305284263 * math.sqrt(6e-4 / 3 + 2e-4 / 2) * 100  # t_{0.975,3} * se, in pp: 5.51216
+    runs = [*trial(accs=(0.91, 0.93)),
+            *trial("periodic", accs=(0.90 - d, 0.90, 0.90 + d), comm=25, args={"period": 3}),
+            *trial("periodic", accs=(0.82 - d, 0.82, 0.82 + d), comm=10, args={"period": 9}),
+            *trial("periodic", accs=(0.92,), comm=50, args={"period": 2})]
+    s = frames.settings(frames.trials(runs)).set_index("setting")
+    near, far, single = s.loc["periodic(period=3)"], s.loc["periodic(period=9)"], s.loc["periodic(period=2)"]
+    assert near["delta_pp"] == pytest.approx(-2.0) and not near["within"]
+    assert (near["delta_ci_low"], near["delta_ci_high"]) == pytest.approx((-2 - half, -2 + half))
+    assert near["verdict"] == "within the noise"
+    assert (far["delta_ci_low"], far["delta_ci_high"]) == pytest.approx((-10 - half, -10 + half))
+    assert far["verdict"] == "real loss"
+    assert math.isnan(single["delta_ci_low"]) and single["verdict"] == "noise unknown"
+    assert single["delta_pp"] == pytest.approx(0.0) and single["within"]
+
+
+def test_trials_of_one_setting_pool_their_seeds_and_a_repeated_seed_counts_once():
+    # Runs from before seeds existed: one trial per seed; trial 3 trained seed 1 again.
+    runs = [run(seed=0, acc=0.90), run(seed=1, acc=0.91), run(seed=2, acc=0.93), run(seed=1, acc=0.50)]
+    s = frames.settings(frames.trials(runs)).iloc[0]
+    assert s["seeds"] == 3 and s["seed_list"] == "0,1,2" and len(s["run_ids"]) == 3
+    assert s["acc"] == pytest.approx(0.9133333, abs=1e-7) and s["acc_std"] == pytest.approx(math.sqrt(7e-4 / 3))
+
+
+def test_continuous_arguments_are_rounded_in_labels_and_kept_whole_in_policy_args():
+    runs = [run("loss_threshold", args={"threshold": 0.040013105825410386, "reference": "last_full"}),
+            run("loss_threshold", args={"threshold": 0.31, "reference": "last_full"}),
+            run("periodic", args={"period": 12}), run("periodic", args={"period": 150.5})]
+    trials = frames.trials(runs)
+    assert trials["setting"].tolist() == ["loss_threshold(threshold=0.04)", "loss_threshold(threshold=0.31)",
+                                          "periodic(period=12)", "periodic(period=150)"]
+    assert trials["policy_args"].iloc[0] == "reference=last_full, threshold=0.040013105825410386"
+
+
+def test_histories_keep_each_seed_apart_from_the_trial_means():
+    runs = trial(accs=(0.6, 0.9), seed_modes=[(0, 1, 2), (0, 0, 1)])
+    history = frames.histories(runs, frames.trials(runs))
+    means = history[~history["per_seed"]]
+    assert means["metric"].unique().tolist() == ["test/acc"]
+    assert means["value"].tolist() == pytest.approx([0.25, 0.5, 0.75])  # (0.6 + 0.9) / 2 * (epoch + 1) / 3
+    modes = history[history["metric"] == "mode"].groupby("seed")["value"].apply(list)
+    assert modes.to_dict() == {0: [0, 1, 2], 1: [0, 0, 1]}
+    assert set(history["trial_run"]) == {runs[0]["run_id"]}
+
+
+def test_an_accuracy_interval_stops_at_zero_and_one():
+    # 0.02, 0.20: mean 0.11, std 0.127279; t_{0.975,1} = 12.706 -> 0.11 -/+ 1.1435, beyond both ends
+    s = frames.settings(frames.trials(trial(accs=(0.02, 0.20)))).iloc[0]
+    assert (s["acc_ci_low"], s["acc_ci_high"]) == (0.0, 1.0)

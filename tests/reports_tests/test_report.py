@@ -17,11 +17,23 @@ def test_the_report_has_every_figure_table_and_caption(report):
     assert 'id="headline-table"' in page and "1.64x-106.7x" in page
     assert page.count("Made from sweep <code>quick</code>") == 1 + 8 + 2  # headline, figures, settings tables
     assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed run is not shown" in page
+    assert "2 trials repeating an earlier trial's setting are counted once" in page
     headline = pd.read_csv(report / "headline.csv")
     assert headline["baseline_seeds"].tolist() == [2, 2]
     assert (headline["comm_x"] >= 1).all()
+    for name in ("comm", "total", "flops"):
+        assert {f"{name}_delta_pp", f"{name}_delta_ci_low", f"{name}_delta_ci_high", f"{name}_verdict"} <= set(headline)
+    # Seed runs and the repeats are not trials: 3 settings a cell, each once.
     trials = pd.read_csv(report / "trials.csv")
-    assert len(trials) == 10 and set(trials["clients"]) == {1, 2}
+    assert len(trials) == 6 and set(trials["clients"]) == {1, 2}
+    assert trials["seeds"].tolist() == [2, 2, 1] * 2
+    settings = pd.read_csv(report / "settings.csv")
+    one = settings[settings["policy"] == "loss_threshold"]
+    assert one["setting"].tolist() == ["loss_threshold(reference=last_full, threshold=0.3)"] * 2
+    assert (one["verdict"] == "noise unknown").all() and one["delta_ci_low"].isna().all()
+    two = settings[settings["policy"] == "periodic"]
+    assert (two["acc_ci_low"] <= two["acc"]).all() and (two["delta_ci_low"] <= two["delta_ci_high"]).all()
+    assert "noise unknown" in page and "within the noise" in page
 
 
 def test_the_files_are_attached_to_each_study_run(store, report):

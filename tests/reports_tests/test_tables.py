@@ -2,8 +2,10 @@
 
 import math
 
+import pytest
+
 from reports import frames, tables
-from tests.reports_tests.runs import run
+from tests.reports_tests.runs import run, trial
 
 
 def headline(runs):
@@ -50,3 +52,26 @@ def test_differences_name_data_epochs_and_scale():
     cell[["dataset", "epochs", "train_subset", "width"]] = ["synthetic", 200, 400, 0.25]
     assert tables.differences(cell) == ("synthetic data (paper: CIFAR-10); 400 training images (paper: 50,000); "
                                         "width x0.25 (paper: full width)")
+
+
+def test_each_reduction_carries_its_difference_with_welch_interval_and_verdict():
+    d = math.sqrt(6e-4)  # as in test_frames: Welch's dof is exactly 3, half width 5.51216 pp
+    runs = [*trial(accs=(0.91, 0.93), comm=100, flops=1e9),
+            *trial("periodic", accs=(0.917 - d, 0.917, 0.917 + d), comm=20, flops=1e9, args={"period": 3}),
+            *trial("loss_threshold", accs=(0.921 - d, 0.921, 0.921 + d), comm=50, flops=1e8,
+                   args={"threshold": 0.1})]
+    row = headline(runs).iloc[0]
+    half = 3.182446305284263 * math.sqrt(3e-4) * 100
+    assert (row["comm_x"], row["comm_setting"], row["comm_verdict"]) == (5.0, "periodic(period=3)", "within the noise")
+    assert row["comm_delta_pp"] == pytest.approx(-0.3)
+    assert (row["comm_delta_ci_low"], row["comm_delta_ci_high"]) == pytest.approx((-0.3 - half, -0.3 + half))
+    assert (row["flops_x"], row["flops_delta_pp"]) == pytest.approx((10.0, 0.1))
+    assert row["flops_delta_ci_low"] == pytest.approx(0.1 - half) and row["flops_verdict"] == "within the noise"
+    assert row["baseline_seeds"] == 2 and row["baseline_ci_low"] == pytest.approx(0.92 - 12.706204736 * 0.01, abs=1e-8)
+
+
+def test_with_one_seed_the_noise_is_unknown_not_zero():
+    row = headline([run(acc=0.90), run("periodic", acc=0.899, comm=5, args={"period": 3})]).iloc[0]
+    assert row["comm_x"] == 20.0 and row["comm_verdict"] == "noise unknown"
+    assert math.isnan(row["comm_delta_ci_low"]) and math.isnan(row["comm_delta_ci_high"])
+    assert math.isnan(row["baseline_ci_low"])

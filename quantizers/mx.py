@@ -1,0 +1,163 @@
+"""OCP Microscaling (MX v1.0) codecs: mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8.
+
+The flattened tensor is cut into blocks of `block` consecutive elements, the last one padded with
+zeros. Each block crosses as one E8M0 scale byte X = 2**(code - 127) (code 255 is NaN), counted as
+meta bytes, and `block` elements of `bits` bits packed at their true width (quantizers.elements):
+ceil(numel / block) * (block * bits / 8 + 1) bytes per message.
+
+Shared exponent (spec section 6.3): X = 2**(floor(log2 max|block|) - emax_elem), emax_elem being
+the exponent of the element format's largest normal value; elements are x / X rounded to the
+element format, saturating at its largest normal value. `scale_rounding = "up"` instead takes the
+smallest X with max|block| / X <= that value, so nothing saturates: X = 2**ceil(log2(max / max_elem)),
+the conversion that Mishra, Stosic and Layton found needed to pre-train without divergence
+("Recipes for Pre-training LLMs with MXFP8", arXiv:2506.08027; RCEIL in NVIDIA's hardware).
+The shared exponent is clamped to E8M0's [-127, 127]: tiny blocks flush towards zero, as in the
+spec's reference code (microsoft/microxcaling). An all-zero block has code 0. As in that code, a
+block holding a NaN or an inf gets the NaN scale, and the whole block decodes to NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from bench.errors import UsageError
+from quantizers import QUANTIZERS, Payload, elements
+from quantizers.rounding import Rounding, check_choice
+
+SCALE_ROUNDINGS = ("floor", "up")
+E8M0_BIAS = 127
+E8M0_NAN = 255
+
+
+@dataclass
+class MX(Rounding):
+    """The MX layout and shared scale; subclasses give the element format."""
+
+    block: int = 32
+    scale_rounding: str = "floor"
+
+    stateful: ClassVar[bool] = False
+    bits: ClassVar[int]
+    emax: ClassVar[int]  # emax_elem
+    max: ClassVar[float]  # the element format's largest normal value
+    tolerance: ClassVar[float]
+    search_space: ClassVar[dict] = {
+        "block": {"choices": [16, 32, 64]},
+        "scale_rounding": {"choices": list(SCALE_ROUNDINGS)},
+    }
+
+    def __post_init__(self):
+        super().__post_init__()
+        multiple = 8 // math.gcd(self.bits, 8)  # whole bytes per block
+        if not isinstance(self.block, int) or isinstance(self.block, bool) or self.block < 1 or self.block % multiple:
+            raise UsageError(f"block: must be a positive multiple of {multiple}, got {self.block!r}")
+        check_choice("scale_rounding", self.scale_rounding, SCALE_ROUNDINGS)
+
+    def encode(self, x: torch.Tensor) -> Payload:
+        flat = x.detach().float().reshape(-1)
+        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block)).view(-1, self.block)
+        amax = blocks.abs().amax(dim=1)
+        exponent = self.shared_exponent(amax)
+        finite = amax.isfinite()
+        scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
+        scaled = torch.where(finite[:, None], blocks, 0.0) * elements.ldexp(1.0, -exponent, wide=True)[:, None]
+        codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
+        return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
+
+    def shared_exponent(self, amax: torch.Tensor) -> torch.Tensor:
+        """The exponent of X per block (int32, in [-127, 127]); meaningless where amax is not finite."""
+        exponent = elements.floor_log2(amax) - self.emax
+        if self.scale_rounding == "up":
+            exponent = exponent + (amax > elements.ldexp(self.max, exponent, wide=True)).int()
+        return exponent.clamp(-E8M0_BIAS, E8M0_BIAS)  # zeros too: floor_log2(0) is -127
+
+    def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
+        scale = p.tensors["scale"]
+        factor = elements.ldexp(1.0, scale.int() - E8M0_BIAS, wide=True)
+        factor = torch.where(scale == E8M0_NAN, torch.nan, factor)
+        values = self.decode_elements(elements.unpack(p.tensors["elements"], self.bits)).view(scale.numel(), -1)
+        x = values * factor[:, None]
+        return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
+
+    def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class MXFloat(MX):
+    """MX with minifloat elements of format `fmt`."""
+
+    fmt: ClassVar[elements.FloatFormat]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.bits, cls.emax, cls.max = cls.fmt.bits, cls.fmt.emax, cls.fmt.max
+
+    def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return elements.encode(v, self.fmt, generator)
+
+    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
+        return elements.decode(codes, self.fmt)
+
+
+# Tolerances (fraction of max|x|) for the spec's floor scaling: max|block| / X lies in
+# [2**emax, 2**(emax + 1)), so the error is at most the larger of half the top binade's step
+# (2**-(mbits + 1) of max|block|) and the saturation from just under 2**(emax + 1) down to max.
+@QUANTIZERS.register("mxfp8_e4m3")
+@dataclass
+class MXFP8E4M3(MXFloat):
+    fmt = elements.E4M3
+    tolerance = 2.0**-3  # 448 of 512
+
+
+@QUANTIZERS.register("mxfp8_e5m2")
+@dataclass
+class MXFP8E5M2(MXFloat):
+    fmt = elements.E5M2
+    tolerance = 2.0**-3
+
+
+@QUANTIZERS.register("mxfp6_e3m2")
+@dataclass
+class MXFP6E3M2(MXFloat):
+    fmt = elements.E3M2
+    tolerance = 2.0**-3
+
+
+@QUANTIZERS.register("mxfp6_e2m3")
+@dataclass
+class MXFP6E2M3(MXFloat):
+    fmt = elements.E2M3
+    tolerance = 2.0**-4
+
+
+@QUANTIZERS.register("mxfp4_e2m1")
+@dataclass
+class MXFP4E2M1(MXFloat):
+    fmt = elements.E2M1
+    tolerance = 2.0**-2  # 6 of 8
+
+
+@QUANTIZERS.register("mxint8")
+@dataclass
+class MXINT8(MX):
+    """MX with 8-bit two's complement elements and an implicit scale of 2**-6 (spec section 5.3.2):
+    values k / 64 for k in [-128, 127]; encoding saturates symmetrically at +-127 / 64, emax_elem 0."""
+
+    bits = 8
+    emax = 0
+    max = 127 / 64
+    tolerance = 2.0**-7
+
+    def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return elements.round_integers(v * 64, generator).clamp(-127, 127).to(torch.int8).view(torch.uint8)
+
+    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes.view(torch.int8).float() / 64

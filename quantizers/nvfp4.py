@@ -1,0 +1,56 @@
+"""nvfp4: NVIDIA's two-level scaled FP4 (blocks of 16 E2M1 values, an E4M3 scale per block, one
+FP32 scale per tensor), as in NVIDIA's "Pretraining Large Language Models with NVFP4"
+(arXiv:2509.25149) and Transformer Engine.
+
+The tensor scale maps max|x| onto 448 * 6, the product of E4M3's and E2M1's largest values, so
+that every block's scale fits E4M3: global = max|x| / (448 * 6). A block's scale is
+max|block| / 6 / global rounded to E4M3 (nearest even); its elements are x / (scale * global)
+rounded to E2M1, saturating at 6. Bytes per message: ceil(numel / 16) * 9 + 4, of which the
+block scales and the tensor scale are meta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from quantizers import QUANTIZERS, Payload, elements
+from quantizers.rounding import Rounding
+
+BLOCK = 16
+
+
+@QUANTIZERS.register("nvfp4")
+@dataclass
+class NVFP4(Rounding):
+    """Payload {"elements": packed E2M1 codes, "scale": E4M3 block scales as uint8, "global":
+    float32, 0-dim}. `rounding` applies to the elements. A NaN or inf anywhere makes the whole
+    decoded tensor NaN; the global scale is 1 for an all-zero tensor, and a block whose scale
+    underflows E4M3 decodes to zeros."""
+
+    stateful: ClassVar[bool] = False
+    # Each element is within half an E2M1 step (1 at the top binade) of a block maximum near 6,
+    # which the E4M3 block scale moves by at most 2**-4.
+    tolerance: ClassVar[float] = 2.0**-2
+
+    def encode(self, x: torch.Tensor) -> Payload:
+        flat = x.detach().float().reshape(-1)
+        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK)).view(-1, BLOCK)
+        amax = flat.abs().max()
+        top = elements.E4M3.max * elements.E2M1.max
+        tensor_scale = torch.where(amax > 0, amax / top, 1.0)
+        tensor_scale = torch.where(amax.isfinite(), tensor_scale, torch.nan)
+        block_scale = blocks.abs().amax(dim=1) / elements.E2M1.max / tensor_scale
+        block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
+        step = block_scale.float()[:, None] * tensor_scale
+        scaled = torch.where(step > 0, blocks / step, 0.0)
+        codes = elements.encode(scaled.view(-1), elements.E2M1, self.generator(x.device))
+        return Payload({"elements": elements.pack(codes, 4), "scale": block_scale.view(torch.uint8),
+                        "global": tensor_scale}, meta=("scale", "global"))
+
+    def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
+        values = elements.decode(elements.unpack(p.tensors["elements"], 4), elements.E2M1).view(-1, BLOCK)
+        step = p.tensors["scale"].view(torch.float8_e4m3fn).float()[:, None] * p.tensors["global"]
+        return (values * step).view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)

@@ -1,0 +1,114 @@
+"""Top-k sparsification: each sample keeps its largest-magnitude elements, everything else is zero.
+
+Encode, for `x` of shape (B, ...) (B samples along dim 0; a 0- or 1-dimensional tensor is one
+sample) with n elements per sample:
+    m = round(k * n) elements kept per sample (at least 1, at most n), chosen by |x|;
+    their values, in ascending position order, through the `inner` codec as one (B, m) tensor
+    (payload names prefixed "values/"; the inner codec's scales stay meta);
+    their positions as whichever is smaller for this message (ties go to the bitmap), both meta:
+        "bitmap"  B x ceil(n / 8) bytes, bit j of a sample set when element j is kept
+                  (the first element in the most significant bit of the first byte);
+        "index"   B x m positions in the smallest unsigned dtype that holds n - 1
+                  (uint8, uint16 or uint32).
+The receiver knows the shape (from `like`) and k, so it knows m and which form was chosen; nothing
+else crosses. Decode: zeros, with the decoded values put back at their positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from bench.errors import UsageError
+from quantizers import QUANTIZERS, Payload
+
+VALUES = "values/"
+BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)
+
+
+def index_dtype(n: int) -> torch.dtype:
+    """The smallest unsigned integer dtype that holds every position 0..n-1."""
+    return torch.uint8 if n <= 1 << 8 else torch.uint16 if n <= 1 << 16 else torch.uint32
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """(B, n) bool -> (B, ceil(n / 8)) uint8, element 0 in the most significant bit of byte 0."""
+    rows, n = mask.shape
+    padded = torch.zeros(rows, -(-n // 8) * 8, dtype=torch.uint8, device=mask.device)
+    padded[:, :n] = mask
+    weights = torch.tensor(BIT_WEIGHTS, dtype=torch.uint8, device=mask.device)
+    return (padded.view(rows, -1, 8) * weights).sum(-1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The inverse of pack_bits: (B, ceil(n / 8)) uint8 -> (B, n) bool."""
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    return ((packed.unsqueeze(-1) >> shifts) & 1).view(len(packed), -1)[:, :n].bool()
+
+
+@QUANTIZERS.register("topk")
+@dataclass
+class TopK:
+    """Keep the fraction `k` of each sample's elements (largest |x|), values through `inner`."""
+
+    k: float = 0.1
+    inner: str = "fp8_e4m3"
+
+    stateful: ClassVar[bool] = False
+    search_space: ClassVar[dict] = {
+        "k": {"low": 0.001, "high": 0.5, "log": True},
+        "inner": {"choices": ["fp8_e4m3", "fp8_e5m2", "fp16", "bf16"]},
+    }
+    # A dropped element's error is its own magnitude, which is at most max|x|.
+    tolerance: ClassVar[float] = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, float)) or not 0 < self.k <= 1:
+            raise UsageError(f"k: must be a fraction in (0, 1], got {self.k!r}")
+        names = [n for n in QUANTIZERS.names() if not getattr(QUANTIZERS.get(n), "stateful", False) and n != "topk"]
+        if self.inner not in names:
+            raise UsageError(f"inner: must be a stateless codec other than topk ({', '.join(names)}), "
+                             f"got {self.inner!r}")
+        self._values = QUANTIZERS.get(self.inner)()
+
+    def kept(self, n: int) -> int:
+        """Elements kept out of a sample's n."""
+        return min(n, max(1, round(self.k * n)))
+
+    def encode(self, x: torch.Tensor) -> Payload:
+        rows = _rows(x.detach())
+        count, n = len(rows), rows.shape[1]
+        m = self.kept(n)
+        positions = rows.abs().topk(m, dim=1, sorted=False).indices.sort(dim=1).values
+        values = self._values.encode(rows.gather(1, positions))
+        tensors = {VALUES + name: t for name, t in values.tensors.items()}
+        if _index_is_smaller(count, n, m):
+            tensors["index"] = positions.to(index_dtype(n))
+            where = "index"
+        else:
+            mask = torch.zeros(count, n, dtype=torch.bool, device=rows.device).scatter_(1, positions, True)
+            tensors["bitmap"] = pack_bits(mask)
+            where = "bitmap"
+        return Payload(tensors, meta=(where, *(VALUES + name for name in values.meta)))
+
+    def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
+        count, n = _rows(like).shape
+        m = self.kept(n)
+        inner = Payload({k.removeprefix(VALUES): t for k, t in p.tensors.items() if k.startswith(VALUES)})
+        values = self._values.decode(inner, torch.empty(count, m, dtype=like.dtype, device=like.device))
+        out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
+        if "index" in p.tensors:
+            out.scatter_(1, p.tensors["index"].to(like.device).long(), values)
+        else:
+            out.masked_scatter_(unpack_bits(p.tensors["bitmap"].to(like.device), n), values)
+        return out.reshape(like.shape)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(len(x), -1) if x.dim() >= 2 else x.reshape(1, -1)
+
+
+def _index_is_smaller(count: int, n: int, m: int) -> bool:
+    return count * m * index_dtype(n).itemsize < count * -(-n // 8)

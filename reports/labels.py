@@ -1,0 +1,44 @@
+"""How settings are named for people: the codec pair, the policy with its arguments, and
+continuous argument values rounded to what matters (threshold=0.04, not 0.040013105825410386).
+Every label the report shows is made here."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SIGNIFICANT = 2  # digits of a continuous policy or codec argument
+
+
+def codec_label(up: str, down: str) -> str:
+    """The codec pair as shown: "quant_up/quant_down", e.g. "fp8_e4m3/fp8_e5m2"."""
+    return f"{up}/{down}"
+
+
+def value(text: str) -> str:
+    """An argument value as logged (a string), rounded for people: a non-integer number to
+    SIGNIFICANT significant digits ("0.040013" -> "0.04"); integers and words unchanged."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return str(text)
+    if number.is_integer() and not any(c in str(text) for c in ".eE"):
+        return str(text)
+    return f"{float(f'{number:.{SIGNIFICANT}g}'):g}"  # 150.5 -> "150", not "1.5e+02"
+
+
+def setting_labels(policies: pd.Series, parsed: pd.Series) -> list[str]:
+    """"policy(k=v, ...)" from each run's policy arguments (dicts), naming only the arguments that vary
+    among the policy's runs, e.g. loss_threshold(threshold=0.3) when every run used
+    reference=last_full; all of them when the policy ran with one set of arguments. Values are
+    rounded by `value`; the full arguments stay in the policy_args column."""
+    varying = {}
+    for policy, args in zip(policies, parsed):
+        seen = varying.setdefault(policy, {})
+        for k, v in args.items():
+            seen.setdefault(k, set()).add(value(v))
+    labels = []
+    for policy, args in zip(policies, parsed):
+        shown = {k: value(v) for k, v in args.items() if len(varying[policy][k]) > 1} or {
+            k: value(v) for k, v in args.items()}
+        labels.append(policy + (f"({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
+    return labels
