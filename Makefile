@@ -4,7 +4,7 @@ STAMP := .venv/.installed
 # The data folder: CIFAR-10 in any of the forms bench/data.py accepts.
 export SPLITBENCH_DATA ?= ../shared/data
 SPEC ?= quick
-WORKERS ?= 1
+WORKERS ?=
 EXPERIMENT ?= quick
 ARGS ?=
 
@@ -54,7 +54,7 @@ gpu-check:
 	$(if $(wildcard $(PY)),$(PY),python3) -m bench.gpu_check $(ARGS)
 
 sweep: $(STAMP)
-	$(PY) -m bench sweep --spec $(SPEC) --workers $(WORKERS) $(ARGS)
+	$(PY) -m bench sweep --spec $(SPEC) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 report: $(STAMP)
 	$(PY) -m reports --experiment $(EXPERIMENT) $(ARGS)

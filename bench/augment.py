@@ -11,14 +11,45 @@ flips (rand, shape [batch, 1]). The draws are therefore the same whatever the de
 is reproducible from the generator's state. They move to the images' device in one copy each;
 from then on a batch is made there (gather, crop, flip, normalise) without reading anything back
 to the host, so a CUDA run never waits on the host between steps.
+
+Fixed crops: `draw_crops` takes those same draws on its own, and `Epoch(..., crops=crops)` applies
+them, one per entry of `indices` in their order, instead of drawing (per-sample refresh keeps each
+sample's view fixed across epochs this way; bench/refresh.py).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 CROP_PADDING = 4
+
+
+@dataclass(frozen=True)
+class Crops:
+    """One crop per image: window offsets [2, n, 1] (rows, cols) and mirror flags [n, 1] (bool)."""
+
+    offsets: torch.Tensor
+    flips: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.flips)
+
+    def take(self, index: torch.Tensor) -> "Crops":
+        return Crops(self.offsets[:, index], self.flips[index])
+
+    def to(self, device: torch.device | str) -> "Crops":
+        return Crops(self.offsets.to(device), self.flips.to(device))
+
+
+def draw_crops(sizes: list[int], generator: torch.Generator) -> Crops:
+    """Crops for batches of `sizes`, as Epoch draws them: per batch the offsets (randint, shape
+    [2, batch, 1]), then the flips (rand, shape [batch, 1])."""
+    draws = [(torch.randint(0, 2 * CROP_PADDING + 1, (2, b, 1), generator=generator),
+              torch.rand(b, 1, generator=generator) < 0.5) for b in sizes]
+    return Crops(torch.cat([o for o, _ in draws], dim=1), torch.cat([f for _, f in draws]))
 
 
 class Epoch:
@@ -27,24 +58,25 @@ class Epoch:
     augment: per image, a random crop of the image zero-padded by 4 px and a horizontal flip with
     probability 1/2, as torchvision's RandomCrop(size, padding=4) + RandomHorizontalFlip.
     Batches are made where the images live, then moved to `device` and normalised with mean/std
-    (per channel, in [0, 1] units). Iterating twice gives the same batches.
+    (per channel, in [0, 1] units). Iterating twice gives the same batches. crops: fixed crops, one
+    per entry of `indices`, applied instead of drawn ones (requires shuffle=False; draws nothing).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, batch_size: int,
                  mean: tuple[float, ...], std: tuple[float, ...], *, shuffle: bool = False, augment: bool = False,
-                 generator: torch.Generator | None = None, device: torch.device | str = "cpu"):
-        if (shuffle or augment) and generator is None:
+                 generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                 crops: Crops | None = None):
+        if crops is not None and (shuffle or len(crops) != len(indices)):
+            raise ValueError("batches: crops fix one view per entry of indices, in their order (no shuffle)")
+        if crops is None and (shuffle or augment) and generator is None:
             raise ValueError("batches: shuffle and augment draw from a generator; pass one")
         order = indices[torch.randperm(len(indices), generator=generator)] if shuffle else indices
         self.sizes = [len(b) for b in order.split(batch_size)]
         self.images, self.labels, self.device = images, labels, device
         self.order = order.to(images.device)
-        self.offsets = self.flips = None
-        if augment:
-            draws = [(torch.randint(0, 2 * CROP_PADDING + 1, (2, b, 1), generator=generator),
-                      torch.rand(b, 1, generator=generator) < 0.5) for b in self.sizes]
-            self.offsets = torch.cat([o for o, _ in draws], dim=1).to(images.device)
-            self.flips = torch.cat([f for _, f in draws]).to(images.device)
+        if crops is None and augment:
+            crops = draw_crops(self.sizes, generator)
+        self.crops = None if crops is None else crops.to(images.device)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
 
@@ -56,8 +88,9 @@ class Epoch:
         for size in self.sizes:
             batch = self.order[start : start + size]
             x = self.images[batch]
-            if self.offsets is not None:
-                x = crop_and_flip(x, self.offsets[:, start : start + size], self.flips[start : start + size])
+            if self.crops is not None:
+                offsets, flips = self.crops.offsets[:, start : start + size], self.crops.flips[start : start + size]
+                x = crop_and_flip(x, offsets, flips)
             start += size
             y = self.labels[batch.to(self.labels.device)].to(self.device)
             yield x.to(self.device).float().div_(255).sub_(self.mean).div_(self.std), y

@@ -50,6 +50,12 @@ FIELD_HELP = {
     "uplink_mbit": "modelled uplink rate in Mbit/s for time/comm_s (with --downlink-mbit; default: no link model)",
     "downlink_mbit": "modelled downlink rate in Mbit/s for time/comm_s (with --uplink-mbit)",
     "rtt_ms": "modelled round-trip time in ms, charged once per reply the client waits for; >= 0",
+    "val_fraction": "share of each client's shard held out as the validation slice of policy.signal=val; in [0, 1)",
+    "cache_mixup": "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); >= 0",
+    "cache_noise": "Gaussian noise on cached activations, SIGMA x each channel's spread (0 = off); >= 0",
+    "cache_views": "augmented views of each image a FORWARD epoch sends; CACHED epochs cycle through them; >= 1",
+    "refresh_threshold": "per-sample refresh: resend a sample in a FORWARD epoch when its activation moved more "
+                         "than this, relative (default: off)",
     "amp": "mixed precision: autocast of client and server (off keeps fp32 numerics)",
     "channels_last": "NHWC memory layout for the convolutions",
     "compile": "torch.compile the client and server networks",
@@ -85,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train one split model and log it to MLflow")
     add_config_flags(run)
+    run.add_argument("--seeds", default=None, metavar="0,1,2",
+                     help="train once per seed; one run holds the means, a nested run per seed its own (instead of --seed)")
     run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
     run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
     run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
@@ -111,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage", default=None, metavar="URL",
                        help="Optuna storage: an SQLAlchemy URL (postgresql://...) or journal:PATH "
                             "(default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one thread each (default: %(default)s)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="worker processes on this machine, one thread each (default: one per core)")
     sweep.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                        help="a running trial beats this often; after 3 missed beats another worker retries it "
                             "(default: %(default)s)")
@@ -232,36 +241,63 @@ def _pairs(flag: str, items: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench import tracking
-    from bench.console import EpochPrinter, Tee, progress_bar
-    from bench.engine import resolve_device, train
-    from bench.wire import tcp
+def seeds_from_args(args: argparse.Namespace) -> tuple[int, ...]:
+    """--seeds 0,1,2, else --seed, else RunConfig's default seed."""
+    from bench.record import check_seeds
 
+    if args.seeds is None:
+        return (args.seed if args.seed is not None else RunConfig.seed,)
+    if args.seed is not None:
+        raise UsageError("seeds: give --seed or --seeds, not both")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UsageError(f"seeds: expected comma-separated integers, got {args.seeds!r}") from None
+    return check_seeds("seeds", seeds)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import record, tracking
+    from bench.console import EpochPrinter, progress_bar
+
+    seeds = seeds_from_args(args)
     cfg = config_from_args(args)
     if args.connect:
         if args.transport == "inproc":
             raise UsageError("connect: a server at HOST:PORT is reached over tcp, not --transport inproc")
+        if len(seeds) > 1:
+            raise UsageError("seeds: `bench serve` serves one run, so --connect takes a single seed")
         cfg = dataclasses.replace(cfg, transport="tcp")
         host, port = _address("connect", args.connect)
         token = _token()
-    device = resolve_device(cfg.device)
-    ds = cfg.load_data()
+    # everything the data set decides, checked before anything is written
+    loaded = {seed: dataclasses.replace(cfg, seed=seed).load_data() for seed in seeds}
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     tracking.check_reachable(uri)
     transport = None
     if args.connect:
+        from bench.wire import tcp
+
+        ds = loaded[seeds[0]]
         transport = tcp.connect(host, port, token, cfg, ds.in_channels, ds.num_classes)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
-    tags = tracking.provenance(str(device), cfg.seed) | {"data_source": ds.source}
-    with contextlib.closing(transport) if transport else contextlib.nullcontext(), \
-            tracking.MlflowRun(uri, args.experiment, name, tags=tags) as run:
-        run.log_config(cfg.to_params(), dataclasses.asdict(cfg))
-        print(f"run {run.run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
-        result = train(cfg, Tee([EpochPrinter(), run]), dataset=ds, progress=progress_bar(args.quiet),
-                       transport=transport)
-        if args.save_model:
-            run.log_weights({"client": result.client, "server": result.server})
+    dest = record.Destination(uri, args.experiment, name, save_model=args.save_model)
+
+    def watch(seed: int) -> EpochPrinter:
+        if len(seeds) > 1:
+            print(f"seed {seed}")
+        return EpochPrinter()
+
+    with contextlib.closing(transport) if transport else contextlib.nullcontext():
+        outcome = record.train_setting(
+            cfg, seeds, dest, load=lambda c: loaded[c.seed], watch=watch, progress=progress_bar(args.quiet),
+            started=lambda run_id: print(f"run {run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr),
+            transport=transport)
+    if len(seeds) > 1:
+        m = outcome.final
+        print(f"mean over {len(seeds)} seeds: test acc {m['final/test_acc']:.2%} ± {m['final/test_acc_std']:.2%} "
+              f"(sample std), activations+gradients {m['final/comm_bytes'] / 1e6:.2f} MB")
+    print(f"runs: {tracking.runs_page(uri, args.experiment)}")
     return 0
 
 
@@ -318,12 +354,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
     )
+    workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
+    the_spec = spec.load(args.spec)
     if args.plan:
         from bench.plan import print_plan
 
-        print_plan(spec.load(args.spec), target.data_dir)
+        print_plan(the_spec, target.data_dir)
         return 0
-    return sweep.run(spec.load(args.spec), target, workers=args.workers).code
+    outcome = sweep.run(the_spec, target, workers=workers)
+    print(f"runs: {tracking.runs_page(target.tracking_uri, the_spec.name)}")
+    return outcome.code
 
 
 def cmd_store(args: argparse.Namespace) -> int:

@@ -57,6 +57,12 @@ class RunConfig:
     quant_down_args: tuple[tuple[str, Any], ...] = field(default=())
     cache_augment: str = "view"
     frozen_bn: str = "eval"
+    # Gates and cache beyond the paper (bench/cache.py); every one off by default.
+    val_fraction: float = 0.0  # share of each client's shard held out as the validation slice
+    cache_mixup: float = 0.0  # ALPHA of mixup on cached activations (0 = off)
+    cache_noise: float = 0.0  # SIGMA of channel-relative noise on cached activations (0 = off)
+    cache_views: int = 1  # augmented views a FORWARD epoch sends per image
+    refresh_threshold: float | None = None  # per-sample refresh: resend a sample when it moved this much
     device: str = "auto"
     transport: str = "inproc"
     # The link model (bench/wire/linkmodel.py): none unless both rates are given.
@@ -95,6 +101,17 @@ class RunConfig:
         _at_least("weight_decay", self.weight_decay, 0)
         _at_least("warmup_epochs", self.warmup_epochs, 0)
         _at_least("lr_gamma", self.lr_gamma, 0, strict=True)
+        _at_least("cache_mixup", self.cache_mixup, 0)
+        _at_least("cache_noise", self.cache_noise, 0)
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise UsageError(f"val_fraction: must be a number >= 0 and < 1, got {self.val_fraction!r}")
+        if not isinstance(self.cache_views, int) or isinstance(self.cache_views, bool) or self.cache_views < 1:
+            raise UsageError(f"cache_views: must be an integer >= 1, got {self.cache_views!r}")
+        if self.refresh_threshold is not None:
+            _at_least("refresh_threshold", self.refresh_threshold, 0)
+            if self.cache_views > 1 or self.cache_augment != "view":
+                raise UsageError("refresh_threshold: per-sample refresh keeps one fixed view per sample; "
+                                 "it needs cache_views = 1 and cache_augment = view")
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
@@ -102,7 +119,8 @@ class RunConfig:
         if not 1 <= self.cut <= layers - 1:
             raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
         object.__setattr__(self, "policy_args", _typed_args("policy", POLICIES.get(self.policy), self.policy_args))
-        self.make_policy()  # the policy validates its own fields
+        if getattr(self.make_policy(), "signal", "train") == "val" and not self.val_fraction:  # validates it too
+            raise UsageError("val_fraction: must be > 0 when policy.signal = val (the validation loss needs a slice)")
         for stream, direction in enumerate(("quant_up", "quant_down")):
             codec, args = QUANTIZERS.get(getattr(self, direction)), getattr(self, f"{direction}_args")
             args = _typed_args(direction, codec, args, stages=True)
@@ -116,9 +134,12 @@ class RunConfig:
                 raise UsageError(f"{direction}.{exc}") from None
 
     def load_data(self) -> "data.Dataset":
-        """The data set this run trains and tests on, subsets drawn with the run's seed."""
-        return data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
-                         seed=self.seed)
+        """The data set this run trains and tests on, subsets drawn with the run's seed; a config
+        the data set is too small for (more clients than a class has samples) is a UsageError."""
+        ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
+                       seed=self.seed)
+        data.iid_shards(ds.train_y, self.clients, self.seed)
+        return ds
 
     def link_model(self):
         """The modelled link (bench/wire/linkmodel.py), or None when the run models none."""

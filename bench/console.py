@@ -70,7 +70,8 @@ class SweepConsole:
         self.spec = spec
         self.ended = 0
         self.lines = [tqdm(total=0, position=i, bar_format="{desc}", leave=False, disable=None) for i in range(workers)]
-        tqdm.write(f"sweep {spec.name}: {len(spec.cells)} cells x {spec.trials} trials, {workers} worker(s); "
+        tqdm.write(f"sweep {spec.name}: {len(spec.cells)} cells x {spec.trials} trials x {len(spec.seeds)} seed(s), "
+                   f"{workers} worker(s); "
                    f"storage {redact(target.storage)}, tracking {redact(target.tracking_uri)}")
 
     def handle(self, e: dict) -> None:
@@ -78,11 +79,15 @@ class SweepConsole:
         if e["kind"] == "wait":
             self.lines[e["worker"]].set_description_str(f"{head}: waiting for trials running elsewhere")
         elif e["kind"] in ("start", "epoch"):
-            epoch = f"epoch {e['epoch'] + 1}/{e['epochs']} acc {e['acc']:.1%}" if e["kind"] == "epoch" else "starting"
+            seed = f"seed {e['seed'] + 1}/{e['seeds']} " if e["kind"] == "epoch" and e["seeds"] > 1 else ""
+            epoch = f"{seed}epoch {e['epoch'] + 1}/{e['epochs']} acc {e['acc']:.1%}" if e["kind"] == "epoch" else "starting"
             self.lines[e["worker"]].set_description_str(f"{head} trial {e['trial']} [{e['choice']}] {epoch}")
+        elif e["kind"] == "duplicate":
+            tqdm.write(f"{head} trial {e['trial']} [{e['choice']}]: duplicate of trial {e['of']}, not trained")
         elif e["kind"] == "end":
             self.ended += 1
-            result = (f"acc {e['acc']:.2%}, {e['bytes'] / 1e6:.2f} MB" if e["state"] == "COMPLETE"
+            spread = f" ± {e['acc_std']:.2%} (std over {e['seeds']} seeds)" if e.get("acc_std") is not None else ""
+            result = (f"acc {e['acc']:.2%}{spread}, {e['bytes'] / 1e6:.2f} MB" if e["state"] == "COMPLETE"
                       else f"FAILED: {e['reason']}")
             tqdm.write(f"{head} trial {e['trial']} [{e['choice']}]: {result}")
 

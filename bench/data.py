@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from bench.augment import Epoch
+from bench.augment import Crops, Epoch
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
 
@@ -148,6 +148,16 @@ def iid_shards(labels: torch.Tensor, n: int, seed: int) -> list[torch.Tensor]:
     return list(torch.cat(dealt, dim=1).sort(dim=1).values.unbind())
 
 
+def hold_out(shard: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation): round(fraction x len(shard)) indices of `shard`, drawn with `seed`, held
+    out of training; both sorted. fraction 0 returns the shard itself and an empty slice."""
+    k = round(fraction * len(shard))
+    picked = torch.randperm(len(shard), generator=_generator(seed, "validation"))[:k]
+    held = torch.zeros(len(shard), dtype=torch.bool)
+    held[picked] = True
+    return shard[~held], shard[held]
+
+
 def batches(
     data: Dataset,
     split: str,
@@ -158,6 +168,7 @@ def batches(
     augment: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    crops: Crops | None = None,
 ) -> Epoch:
     """One epoch over `indices` of `split` ("train" or "test") as (x, y) on `device`.
 
@@ -167,10 +178,12 @@ def batches(
     RandomCrop(size, padding=4) + RandomHorizontalFlip. Shuffling and augmentation draw from
     `generator` only (a CPU generator), all of it when this is called, so an epoch is reproducible
     from its state. Batches are made where the images live (see `Dataset.to`), then moved to `device`.
+    crops: fixed augmentation, one crop per entry of `indices` (in their order; requires
+    shuffle=False), instead of drawn ones (bench.augment.draw_crops).
     """
     images, labels = {"train": (data.train_x, data.train_y), "test": (data.test_x, data.test_y)}[split]
     return Epoch(images, labels, indices, batch_size, data.mean, data.std, shuffle=shuffle, augment=augment,
-                 generator=generator, device=device)
+                 generator=generator, device=device, crops=crops)
 
 
 # ---- subsets --------------------------------------------------------------------------------------

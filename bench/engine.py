@@ -3,17 +3,24 @@
 Per epoch each client runs the mode its policy chose (PAPER.md):
     FULL     client forward -> up codec -> server step -> down codec -> client backward/step;
              the server caches what it received (payload and labels).
-    FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed.
+    FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed (in
+             cache_views views, or only the samples that moved with per-sample refresh).
     CACHED   no client work, no payload bytes (only a header-sized request per batch): the server
-             trains on the cached payloads, in an order of the cached batches the client draws.
+             trains on its cache (bench/cache.py: the cached batches in an order the client draws,
+             with the cache's regularisers).
 Batches are served round-robin across clients (client 1 batch 1, client 2 batch 1, ...) and the
 one server network steps after every client batch. After an epoch in which clients updated, the
 updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and
 sent back; a client that missed averages fetches the latest one before it next computes. One
 client is N = 1 of the same loop (nothing to average).
+With val_fraction > 0 each client holds a validation slice of its shard out of training; after a
+FULL or FORWARD epoch its activations cross through the up codec (counted as val bytes), and after
+every epoch the server's loss on the slices it holds feeds the gate.
 
-The engine never touches the server network or a codec: each client talks to the server side
-(bench/server.py) through its end of its Link (bench/wire), over the run's transport.
+The engine never touches the server network or a codec's decoding for training: each client talks
+to the server side (bench/server.py, which holds the caches) through its end of its Link
+(bench/wire), over the run's transport. The client end decides what crosses: the views, the
+per-sample refresh selection and its map, the validation slice.
 """
 
 from __future__ import annotations
@@ -31,13 +38,16 @@ from tqdm import tqdm
 from bench import data as datasets
 from bench import flops
 from bench.acceleration import Acceleration
+from bench.augment import Crops, Epoch, draw_crops
+from bench.cache import BatchCache
 from bench.config import RunConfig
 from bench.devices import resolve_device
-from bench.errors import RunFailed
+from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.losses import StepLosses
-from bench.server import Server, sgd, split_networks
-from bench.wire import ClientEnd, Ledger, exchanged_state
+from bench.refresh import SampleRefresh
+from bench.server import Server, client_stream, sgd, split_networks
+from bench.wire import KINDS, ClientEnd, Ledger, exchanged_state
 from bench.wire import tcp
 from bench.wire.inproc import InProcess
 from bench.wire.link import Transport
@@ -76,17 +86,61 @@ class RunResult:
 
 @dataclass
 class Client:
-    """One edge device: its shard, its copy of the client network, its end of its link, and the
-    sizes of the batches the server holds in its cache for it."""
+    """One edge device: its shards, its copy of the client network, its end of its link, and its
+    record of what the server holds of it: per cached batch its number and samples, in views (with
+    per-sample refresh, `refresh` holds the per-sample record), and the samples of its validation
+    slice the server holds."""
 
     index: int
     shard: torch.Tensor
+    val: torch.Tensor  # the validation slice, held out of `shard`
     net: torch.nn.Module
     opt: torch.optim.Optimizer
     link: ClientEnd
     generator: torch.Generator
-    cached: list[int] = field(default_factory=list)
+    cached: BatchCache = field(default_factory=lambda: BatchCache(None, None))
+    refresh: SampleRefresh | None = None
+    crops: Crops | None = None  # per-sample refresh: each sample's view until the next FULL epoch
+    sent: int = 0  # batches cached since the last refresh began (the next one's number)
+    val_held: int = 0
     version: int = 0  # the number of the average this client holds
+
+    def holds_cache(self) -> bool:
+        return bool(self.refresh.held if self.refresh is not None else self.cached)
+
+    def cached_order(self) -> list:
+        """The next CACHED epoch's batches, drawn as the server's cache would draw them."""
+        return (self.refresh.held if self.refresh is not None else self.cached).order(self.generator)
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """One batch a client computes this epoch: images, labels, which view (cache_views) and, with
+    per-sample refresh, the samples' positions in the client's shard."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    view: int = 0
+    positions: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class FreshEpoch:
+    """A client's batches of one FULL or FORWARD epoch: each view's Epoch in turn, as Fresh batches
+    (with per-sample refresh, one Epoch and the positions of each of its batches)."""
+
+    epochs: list[Epoch]
+    positions: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(e) for e in self.epochs)
+
+    def __iter__(self):
+        if self.positions is not None:
+            yield from (Fresh(x, y, positions=p) for (x, y), p in zip(self.epochs[0], self.positions))
+            return
+        for view, epoch in enumerate(self.epochs):
+            yield from (Fresh(x, y, view) for x, y in epoch)
 
 
 def lr_at(cfg: RunConfig, epoch: float) -> float:
@@ -134,6 +188,10 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
         _make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
         for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
     ]
+    val_samples = sum(len(c.val) for c in clients)
+    if cfg.val_fraction and not all(len(c.val) and len(c.shard) for c in clients):
+        raise UsageError(f"val_fraction: {cfg.val_fraction} of shards of {len(clients[0].shard) + len(clients[0].val)} "
+                         "samples leaves a validation slice or a training shard empty")
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
     accel.compile_all(*(c.net for c in clients), average)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
@@ -150,6 +208,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
             streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, accel.device)))
         steps = sum(len(batches) for _, _, batches in streams)
         step_losses = StepLosses(cfg.clients, epoch)
+        client_flops = [0.0 for _ in clients]
         bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
         tagged = [zip(itertools.repeat(c), itertools.repeat(m), batches) for c, m, batches in streams]
         schedule = itertools.chain.from_iterable(itertools.zip_longest(*tagged))
@@ -159,6 +218,9 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
             for group in client.opt.param_groups:
                 group["lr"] = lr
             step_losses.add(step, client.index, *_step(accel, client, mode, batch, lr))
+            if mode != Mode.CACHED:
+                per_sample = cost.forward_backward if mode == Mode.FULL else cost.forward
+                client_flops[client.index] += len(batch.y) * per_sample
             if check_every and (step + 1) % check_every == 0:
                 step_losses.check()
             bar.update()
@@ -169,10 +231,15 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
         if cfg.clients > 1 and updated:
             version += 1
             _average(updated, average, version)
+        val_losses = None
+        if val_samples:
+            val_losses = _validate(cfg, accel, ds, clients, modes, cost, client_flops)
         train_s = time.perf_counter() - started
         acc = evaluate(average, clients[0].link, ds, accel.device, accel)
-        record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), cost, acc, train_s, lr_at(cfg, epoch))
-        gate.record(modes, losses)
+        record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), client_flops, acc, train_s, lr_at(cfg, epoch))
+        if val_losses:
+            record["val/loss"] = sum(t for t, _ in val_losses) / val_samples
+        gate.record(modes, losses, val_losses)
         records.append(record)
         modes_seen.append(modes)
         sink.log_epoch(epoch, record)
@@ -186,43 +253,90 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
 def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
     link = ClientEnd(k, cfg, transport, ledger, num_classes)
-    generator = torch.Generator().manual_seed(cfg.seed * 1000 + k + 1)
-    return Client(k, shard, net, sgd(cfg, net), link, generator)
+    stream = client_stream(cfg, k)
+    generator = torch.Generator().manual_seed(stream)
+    shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
+    refresh = None if cfg.refresh_threshold is None else SampleRefresh(cfg.refresh_threshold, len(shard))
+    return Client(k, shard, val, net, sgd(cfg, net), link, generator, refresh=refresh)
 
 
 def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
     """The client's batches for this epoch in serving order (all random draws are taken here); a
-    CACHED epoch's batches are indices into the server's cache, in an order the client draws."""
+    CACHED epoch's batches are what the client knows of the server's cache (a batch's number and
+    samples, or the positions of held samples), in an order the client draws."""
     if mode == Mode.CACHED:
-        if not client.cached:
+        if not client.holds_cache():
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
-        return torch.randperm(len(client.cached), generator=client.generator).tolist()
+        return client.cached_order()
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
-    client.cached = []  # refreshed by what this epoch sends
+    client.cached.clear()  # refreshed by what this epoch sends
+    client.sent = 0
     client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
-    return datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
-                            generator=client.generator, device=device)
+    if client.refresh is not None:
+        return _fixed_view_epoch(cfg, ds, client, mode, augment, device)
+    views = cfg.cache_views if mode == Mode.FORWARD else 1
+    return FreshEpoch([
+        datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
+                         generator=client.generator, device=device)
+        for _ in range(views)
+    ])
+
+
+def _fixed_view_epoch(cfg, ds, client: Client, mode: Mode, augment: bool, device) -> FreshEpoch:
+    """Per-sample refresh: a shuffled epoch in which each sample shows the view fixed at the last FULL epoch."""
+    if augment and (mode == Mode.FULL or client.crops is None):
+        client.crops = draw_crops([len(client.shard)], client.generator)
+    order = torch.randperm(len(client.shard), generator=client.generator)
+    crops = client.crops.take(order) if augment else None
+    epoch = datasets.batches(ds, "train", client.shard[order], cfg.batch_size, device=device, crops=crops)
+    return FreshEpoch([epoch], list(order.split(cfg.batch_size)))
 
 
 def _step(accel: Acceleration, client: Client, mode: Mode, batch, lr: float) -> tuple[torch.Tensor, int]:
-    """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples)."""
+    """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples the
+    server trained on)."""
     link = client.link
     if mode == Mode.CACHED:
-        return link.cached_step(batch, lr), client.cached[batch]
-    x, y = batch
-    index = len(client.cached)
-    client.cached.append(len(y))
+        if client.refresh is not None:
+            return link.cached_step(lr, positions=batch), len(batch)
+        number, samples = batch
+        return link.cached_step(lr, index=number), samples
     if mode == Mode.FORWARD:
         with torch.no_grad():
-            acts = _client_forward(accel, client.net, x)
-        return link.forward_step(acts, y, lr, index), len(y)
-    acts = _client_forward(accel, client.net, x)
-    grad, loss = link.full_step(acts, y, lr, index)
+            acts = _client_forward(accel, client.net, batch.x)
+        if client.refresh is not None:
+            sent = client.refresh.select(batch.positions, acts)
+            loss, payload = link.refresh_step(acts, batch.y, lr, client.sent, batch.positions, sent)
+            _remember(client, batch.positions[sent.cpu()], payload, acts[sent], batch.y[sent])
+        elif batch.view:  # further views are stored for CACHED epochs, not trained on now
+            link.store_view(acts, batch.y, batch.view)
+            loss = None
+        else:
+            loss, _ = link.forward_step(acts, batch.y, lr, client.sent)
+        _counted(client, batch)
+        return (acts.new_zeros(()), 0) if loss is None else (loss, len(batch.y))
+    acts = _client_forward(accel, client.net, batch.x)
+    grad, loss, payload = link.full_step(acts, batch.y, lr, client.sent, batch.positions)
+    _remember(client, batch.positions, payload, acts.detach(), batch.y)
+    _counted(client, batch)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
     client.opt.step()
-    return loss, len(y)
+    return loss, len(batch.y)
+
+
+def _counted(client: Client, batch: Fresh) -> None:
+    """The client's record of the batch the server just cached (per-batch layout)."""
+    if client.refresh is None:
+        client.cached.store((client.sent, len(batch.y)), batch.view)
+    client.sent += 1
+
+
+def _remember(client: Client, positions, payload, acts: torch.Tensor, labels: torch.Tensor) -> None:
+    """Per-sample refresh: the client's copy of what the server now holds (decoded as the server decodes it)."""
+    if client.refresh is not None and payload is not None:
+        client.refresh.remember(positions, client.link.up.decode(payload, acts), labels)
 
 
 def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
@@ -249,6 +363,25 @@ def _average(updated: list[Client], average: torch.nn.Module, version: int) -> N
         c.version = version
 
 
+def _validate(cfg, accel, ds, clients, modes, cost, client_flops) -> list[tuple[float, int]]:
+    """After the epoch: refreshing clients send their slice; per client, the server's loss on what it holds."""
+    for client, mode in zip(clients, modes):
+        if mode != Mode.CACHED:
+            _send_validation(cfg, accel, ds, client, accel.device)
+            client_flops[client.index] += len(client.val) * cost.forward
+    return [(c.link.validation_loss(), c.val_held) for c in clients]
+
+
+@torch.no_grad()
+def _send_validation(cfg, accel, ds, client: Client, device) -> None:
+    """The client's validation slice crosses (val bytes, labels) and replaces what the server held of it."""
+    client.net.eval()
+    batches = datasets.batches(ds, "train", client.val, cfg.batch_size, device=device)
+    for index, (x, y) in enumerate(batches):
+        client.link.send_validation(_client_forward(accel, client.net, x), y, index)
+    client.val_held = len(client.val)
+
+
 @torch.no_grad()
 def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None = None) -> float:
     """Test accuracy through the deployed path: activations cross the up codec (bytes not counted).
@@ -264,12 +397,8 @@ def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None
     return correct.item() / len(ds.test_y)
 
 
-def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[str, float]:
+def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, lr) -> dict[str, float]:
     """One epoch's record under DESIGN.md's metric names (each the amount in this epoch)."""
-    per_client_flops = [
-        n * (cost.forward_backward if m == Mode.FULL else cost.forward if m == Mode.FORWARD else 0)
-        for m, (_, n) in zip(modes, losses)
-    ]
     record = {
         "train/loss": sum(t for t, _ in losses) / sum(n for _, n in losses),
         "test/acc": acc,
@@ -279,6 +408,7 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
         "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
         "comm/label_bytes": float(sum(c["labels"] for c in counts)),
         "comm/meta_bytes": float(sum(c["meta"] for c in counts)),
+        "comm/val_bytes": float(sum(c["val"] for c in counts)),
         "client/flops": float(sum(per_client_flops)),
         "comm/wire_up_bytes": float(sum(c["wire_up"] for c in counts)),
         "comm/wire_down_bytes": float(sum(c["wire_down"] for c in counts)),
@@ -294,25 +424,29 @@ def _epoch_metrics(cfg, modes, losses, counts, cost, acc, train_s, lr) -> dict[s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
             record[f"mode/client_{k}"] = float(mode)
-            for kind in ("up", "down", "sync", "label", "meta"):
+            for kind in ("up", "down", "sync", "label", "meta", "val"):
                 record[f"comm/{kind}_bytes/client_{k}"] = float(c["labels" if kind == "label" else kind])
             record[f"client/flops/client_{k}"] = float(fl)
     return record
 
 
 def _final_metrics(cfg, records, ledger: Ledger) -> dict[str, float]:
-    up, down = ledger.run_total("up"), ledger.run_total("down")
-    totals = {kind: ledger.run_total(kind) for kind in ("up", "down", "labels", "sync")}
+    """Totals; final/comm_bytes is every activation and gradient that crossed, the validation
+    slice's activations (final/val_bytes) included. Meta bytes are part of up, down and val, so
+    final/total_bytes counts them once, there."""
+    up, down, val = ledger.run_total("up"), ledger.run_total("down"), ledger.run_total("val")
+    totals = {kind: ledger.run_total(kind) for kind in KINDS if kind != "meta"}
     modes = [int(r["mode"]) for r in records]
     final = {
         "final/test_acc": records[-1]["test/acc"],
-        "final/comm_bytes": float(up + down),
+        "final/comm_bytes": float(up + down + val),
         "final/total_bytes": float(sum(totals.values())),
         "final/up_bytes": float(up),
         "final/down_bytes": float(down),
         "final/label_bytes": float(totals["labels"]),
         "final/sync_bytes": float(totals["sync"]),
         "final/meta_bytes": float(ledger.run_total("meta")),
+        "final/val_bytes": float(val),
         "final/client_flops": sum(r["client/flops"] for r in records),
         "final/full_epochs": float(modes.count(Mode.FULL)),
         "final/forward_epochs": float(modes.count(Mode.FORWARD)),

@@ -1,6 +1,7 @@
-"""The server side of a run: the server network and its optimizer, the per-client caches, the
-average of the client networks. It answers Frames (`handle`), whichever transport brought them:
-the in-process transport calls it directly, `bench serve` drives it from a socket.
+"""The server side of a run: the server network and its optimizer, the per-client caches with their
+regularisers (bench/cache.py) and validation slices, the average of the client networks. It
+answers Frames (`handle`), whichever transport brought them: the in-process transport calls it
+directly, `bench serve` drives it from a socket.
 
 Both sides build the whole network from the run's seed (`split_networks`) and keep their part, so
 the server process holds exactly the weights an in-process run would. The server computes as the
@@ -10,13 +11,14 @@ its losses and counts stay on its device (0-dim tensors) until a socket or the c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from bench import models
 from bench.acceleration import Acceleration
+from bench.cache import BatchCache, Received, Regularisers, Replay, SampleCache
 from bench.config import RunConfig
 from bench.wire.frames import Frame, FrameError, Kind
 from bench.wire.link import ServerEnd
@@ -30,24 +32,44 @@ def split_networks(cfg: RunConfig, in_channels: int, num_classes: int) -> tuple[
     return models.split(net, cfg.cut)
 
 
+def client_stream(cfg: RunConfig, client: int) -> int:
+    """The seed of client `client`'s random draws (its shuffles; +500,000: its cache's regularisers)."""
+    return cfg.seed * 1000 + client + 1
+
+
+def _cache(cfg: RunConfig, client: int, codec) -> BatchCache | SampleCache:
+    # The regularisers draw from a stream of their own, so turning them on moves no client shuffle.
+    regularisers = Regularisers(cfg.cache_mixup, cfg.cache_noise, seed=client_stream(cfg, client) + 500_000)
+    if cfg.refresh_threshold is None:
+        return BatchCache(codec, regularisers)
+    return SampleCache(0, cfg.batch_size, regularisers)
+
+
+def _aux(frame: Frame, name: str) -> torch.Tensor:
+    if name not in frame.aux:
+        raise FrameError(f"{frame.kind.name} frame without its {name!r} tensor")
+    return frame.aux[name]
+
+
 def sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-@dataclass(frozen=True)
-class CachedBatch:
-    """One batch as the server received it: the payload (not re-encoded), labels, and the shape to decode to."""
+@dataclass
+class Held:
+    """What the server holds of one client: its cache (with the cache's regularisers) and the
+    decoded batches of its validation slice."""
 
-    payload: Payload
-    labels: torch.Tensor
-    shape: tuple[int, ...]
-    dtype: torch.dtype
+    cache: BatchCache | SampleCache
+    val: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 class Server:
     """Answers one run's frames. FULL and FORWARD frames train the server network and refresh the
-    sender's cache (a frame with index 0 starts it afresh); CACHED frames train on a cached batch;
-    SYNC, AVERAGE and FETCH average the client networks (FedAvg, weighted by the SYNC values)."""
+    sender's cache (a frame with index 0 starts it afresh), STORE frames add a further view to it;
+    CACHED frames train on a cached batch; VAL frames replace the sender's validation slice and
+    VAL_LOSS asks for the loss on it; SYNC, AVERAGE and FETCH average the client networks (FedAvg,
+    weighted by the SYNC values)."""
 
     def __init__(self, cfg: RunConfig, net: torch.nn.Module, device: torch.device):
         self.accel = Acceleration.of(cfg, device)
@@ -56,18 +78,19 @@ class Server:
         self.device = device
         self.opt = sgd(cfg, self.net)
         self.ends = [ServerEnd(k, cfg) for k in range(cfg.clients)]
-        self.caches: list[list[CachedBatch]] = [[] for _ in range(cfg.clients)]
+        self.held = [Held(_cache(cfg, k, end.up)) for k, end in enumerate(self.ends)]
         self.synced: list[tuple[float, dict[str, torch.Tensor]]] = []
         self.average: dict[str, torch.Tensor] = {}
         self.eval_end = ServerEnd(0, cfg, sends=False)
         self.handlers = {
-            Kind.FULL: self._full, Kind.FORWARD: self._forward, Kind.CACHED: self._cached, Kind.SYNC: self._sync,
-            Kind.AVERAGE: self._average, Kind.FETCH: self._fetch, Kind.EVAL: self._eval, Kind.STATE: self._state,
+            Kind.FULL: self._full, Kind.FORWARD: self._forward, Kind.STORE: self._store, Kind.CACHED: self._cached,
+            Kind.SYNC: self._sync, Kind.AVERAGE: self._average, Kind.FETCH: self._fetch, Kind.EVAL: self._eval,
+            Kind.STATE: self._state, Kind.VAL: self._val, Kind.VAL_LOSS: self._val_loss,
         }
 
     def handle(self, frame: Frame) -> Frame | None:
-        """The reply to `frame` (None for SYNC and AVERAGE); FrameError for a frame this protocol
-        does not allow here."""
+        """The reply to `frame` (None for SYNC, AVERAGE, STORE and VAL); FrameError for a frame this
+        protocol does not allow here."""
         handler = self.handlers.get(frame.kind)
         if handler is None:
             raise FrameError(f"unexpected {frame.kind.name} frame")
@@ -78,40 +101,84 @@ class Server:
     def _full(self, frame: Frame) -> Frame:
         end = self.ends[frame.client]
         acts, labels = end.receive(frame, self.device)
+        self._begin(frame)
+        self._keep(frame, acts, labels)
         acts = acts.detach().requires_grad_(True)
-        self._cache(frame, labels)
-        loss = self._step(acts, labels, frame.value)
+        loss = self._step(Replay(acts, labels), frame.value)
         return end.gradient(acts.grad, loss)
 
     def _forward(self, frame: Frame) -> Frame:
-        acts, labels = self.ends[frame.client].receive(frame, self.device)
-        self._cache(frame, labels)
-        return Frame(Kind.LOSS, frame.client, value=self._step(acts, labels, frame.value))
+        self._begin(frame)
+        cache = self.held[frame.client].cache
+        if isinstance(cache, SampleCache):  # per-sample refresh: only the samples that moved crossed
+            positions = _aux(frame, "positions")
+            if frame.payload is not None:
+                cache.store(positions[_aux(frame, "sent")], *self.ends[frame.client].receive(frame, self.device))
+            batch = Replay(*cache.read(positions))
+        else:
+            batch = Replay(*self.ends[frame.client].receive(frame, self.device))
+            self._keep(frame, batch.acts, batch.labels)
+        return Frame(Kind.LOSS, frame.client, value=self._step(batch, frame.value))
+
+    def _store(self, frame: Frame) -> None:
+        cache = self.held[frame.client].cache
+        if not isinstance(cache, BatchCache) or not cache:
+            raise FrameError("STORE frame without a view 0 in a per-batch cache")
+        self._keep(frame, *self.ends[frame.client].receive(frame, self.device))
 
     def _cached(self, frame: Frame) -> Frame:
-        cache = self.caches[frame.client]
-        if not 0 <= frame.index < len(cache):
-            raise FrameError(f"client {frame.client} has {len(cache)} cached batches, asked for batch {frame.index}")
-        batch = cache[frame.index]
-        acts = self.ends[frame.client].decode(batch.payload, batch.shape, batch.dtype, self.device)
-        return Frame(Kind.LOSS, frame.client, value=self._step(acts, batch.labels, frame.value))
+        cache = self.held[frame.client].cache
+        if isinstance(cache, SampleCache):
+            item = _aux(frame, "positions")
+            if not cache or int(item.max()) >= len(cache.held) or not bool(cache.held[item].all()):
+                raise FrameError(f"client {frame.client} asked for samples the server does not hold")
+        else:
+            held = cache.batches()
+            if not 0 <= frame.index < len(held):
+                raise FrameError(f"client {frame.client} has {len(held)} cached batches, asked for batch {frame.index}")
+            item = held[frame.index]
+        return Frame(Kind.LOSS, frame.client, value=self._step(cache.replay(item), frame.value))
 
-    def _cache(self, frame: Frame, labels: torch.Tensor) -> None:
+    def _begin(self, frame: Frame) -> None:
         if frame.index == 0:  # the client's epoch that sends: its cache and its down codec start afresh
-            self.caches[frame.client] = []
+            self.held[frame.client].cache.clear()
             reset(self.ends[frame.client].down)  # no residual outlives the cache or the network it was made for
-        self.caches[frame.client].append(CachedBatch(frame.payload, labels, frame.shape, frame.dtype))
 
-    def _step(self, acts: torch.Tensor, labels: torch.Tensor, lr) -> torch.Tensor:
+    def _keep(self, frame: Frame, acts: torch.Tensor, labels: torch.Tensor) -> None:
+        """Cache what a FULL, FORWARD or STORE frame brought: per batch as received, or per sample decoded."""
+        cache = self.held[frame.client].cache
+        if isinstance(cache, SampleCache):
+            cache.store(_aux(frame, "positions"), acts.detach(), labels)
+        else:
+            view = frame.index if frame.kind == Kind.STORE else 0
+            cache.store(Received(frame.payload, labels, torch.Size(frame.shape), frame.dtype), view)
+
+    def _step(self, batch: Replay, lr) -> torch.Tensor:
         """One SGD step of the server network; the batch's mean loss (checked by the client)."""
         for group in self.opt.param_groups:
             group["lr"] = float(lr)
         self.opt.zero_grad(set_to_none=True)
         with self.accel.autocast():
-            loss = F.cross_entropy(self.net(self.accel.input(acts)), labels)
+            loss = batch.loss(self.net(self.accel.input(batch.acts)))
         loss.backward()
         self.opt.step()
         return loss.detach()
+
+    def _val(self, frame: Frame) -> None:
+        held = self.held[frame.client]
+        if frame.index == 0:
+            held.val = []
+        held.val.append(self.ends[frame.client].receive(frame, self.device))
+
+    @torch.no_grad()
+    def _val_loss(self, frame: Frame) -> Frame:
+        """(sum of per-sample losses) of the server, in eval mode, on the client's slice as it holds it."""
+        self.net.eval()
+        with self.accel.autocast():
+            sums = [F.cross_entropy(self.net(self.accel.input(acts)), y, reduction="sum").float()
+                    for acts, y in self.held[frame.client].val]
+        self.net.train()
+        return Frame(Kind.LOSS, frame.client, value=sum(torch.stack(sums).tolist()) if sums else 0.0)  # one read-back
 
     def _sync(self, frame: Frame) -> None:
         if frame.payload is None:

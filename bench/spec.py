@@ -6,7 +6,8 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     name = "quick"              # MLflow experiment and study prefix (default: the file's stem)
     trials = 6                  # per cell, the always/fp32 baseline included
     sampler = "tpe"             # "tpe" (multi-objective TPE) or "nsga2" (NSGA-II)
-    seed = 0                    # the samplers' seed (the runs' own seed is a fixed field)
+    seed = 0                    # the samplers' seed
+    seeds = [0, 1]              # every setting is trained once per seed (default [0]); objectives are means
     save_model = false          # every trial logs its client and server weights
 
     [sweep.cells]               # the grid: one cell (one Optuna study) per model x clients
@@ -25,9 +26,22 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     [sweep.search.codec_ranges.fp8_e4m3]   # additions to or overrides of a codec's declared search_space
     rounding = { choices = ["nearest", "stochastic"] }
 
-A codec's arguments are searched like a policy's fields, in both directions where it is listed.
+    [[sweep.settings]]          # exact settings, run after the baseline and before the sampler's
+    policy = "loss_threshold"   # trials (fields not given take the policy's defaults)
+    args = { threshold = 0.02 }
+    quant_up = "fp8_e4m3"
+    quant_down = "fp8_e5m2"
+
+A codec's arguments are searched like a policy's fields, in both directions where it is listed;
+an explicit setting's codecs take their default arguments.
+
 The baseline (policy always, fp32 both ways) is always part of the search space: it is the first
-trial of every study. Everything is checked here, before any trial starts: a bad value is a
+trial of every study (listed among the settings or not). The explicit settings' policies and
+codecs join the search space too. A
+spec may list settings and no [sweep.search]; `trials` then defaults to the baseline plus the
+settings. A sampled float is rounded before it is trained (a log range to 2 significant digits,
+a linear one to a hundredth of the range's order of magnitude), so near-identical proposals are
+one setting (Range.round). Everything is checked here, before any trial starts: a bad value is a
 UsageError of one line naming the field by its path in the file, e.g.
 `sweep.cells.models: unknown name 'vgg12'; did you mean 'vgg11'?`.
 """
@@ -36,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +65,12 @@ SAMPLERS = ("tpe", "nsga2")
 BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
 # Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
 _DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args",
-            "data_dir")
+            "data_dir", "seed")
 _FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECIDED]
 _KEYS = {
-    "sweep": ["name", "description", "trials", "sampler", "seed", "save_model", "cells", "fixed", "models", "search"],
+    "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "save_model", "cells", "fixed", "models",
+              "search", "settings"],
+    "sweep.settings": ["policy", "args", "quant_up", "quant_down"],
     "sweep.cells": ["models", "clients"],
     "sweep.search": ["policies", "quant_up", "quant_down", "ranges", "codec_ranges"],
 }
@@ -68,6 +85,54 @@ class Range:
     log: bool = False
     choices: tuple | None = None
 
+    @property
+    def is_float(self) -> bool:
+        return self.choices is None and not (isinstance(self.low, int) and isinstance(self.high, int))
+
+    def round(self, value):
+        """A float to the precision that matters: 2 significant digits on a log range, else steps
+        of 1/100 of the range's order of magnitude. Other values as they are."""
+        if not self.is_float or value == 0:
+            return value
+        if self.log:
+            return float(f"{value:.2g}")
+        return round(round(value / self._step()) * self._step(), 12)
+
+    def size(self) -> int:
+        """How many distinct values the range holds once rounded."""
+        if self.choices is not None:
+            return len(self.choices)
+        if not self.is_float:
+            return self.high - self.low + 1
+        low, high = self.round(self.low), self.round(self.high)
+        if not self.log:
+            return round((high - low) / self._step()) + 1
+        decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
+        return sum(low <= float(f"{m}e{d - 1}") <= high for d in decades for m in range(10, 100))
+
+    def contains(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        return self.low <= value <= self.high and value == self.round(value)
+
+    def _step(self) -> float:
+        width = self.high - self.low
+        return 10.0 ** (math.floor(math.log10(width)) - 2) if width > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One exact setting of a trial: a policy with its arguments, and the two codecs."""
+
+    policy: str
+    args: tuple[tuple[str, Any], ...]
+    quant_up: str
+    quant_down: str
+
+    def choice(self) -> dict[str, Any]:
+        return {"policy": self.policy, "policy_args": self.args, "quant_up": self.quant_up,
+                "quant_down": self.quant_down}
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -75,13 +140,14 @@ class Cell:
 
     study: str
     fields: tuple[tuple[str, Any], ...]
+    seeds: tuple[int, ...] = (0,)
 
     def params(self) -> dict[str, Any]:
         return dict(self.fields)
 
     def config(self, data_dir: str | None = None, **choice) -> RunConfig:
-        """The run of one trial: the cell's fields plus what the trial chose (the baseline by default)."""
-        return RunConfig(**self.params(), **(BASELINE | choice), data_dir=data_dir)
+        """The run of one trial (its first seed): the cell's fields plus what the trial chose (the baseline by default)."""
+        return RunConfig(**self.params(), **(BASELINE | choice), data_dir=data_dir, seed=self.seeds[0])
 
 
 @dataclass(frozen=True)
@@ -98,6 +164,8 @@ class SweepSpec:
     quant_up: tuple[str, ...]
     quant_down: tuple[str, ...]
     ranges: tuple[tuple[str, tuple[tuple[str, Range], ...]], ...]  # policy -> its fields' ranges
+    seeds: tuple[int, ...] = (0,)
+    settings: tuple[Setting, ...] = ()  # explicit, the baseline left out
     codec_ranges: tuple[tuple[str, tuple[tuple[str, Range], ...]], ...] = ()  # codec -> its arguments' ranges
 
     def space(self, policy: str) -> dict[str, Range]:
@@ -105,6 +173,38 @@ class SweepSpec:
 
     def codec_space(self, codec: str) -> dict[str, Range]:
         return dict(dict(self.codec_ranges)[codec])
+
+    def fixed_params(self, setting: Setting) -> dict[str, Any]:
+        """An explicit setting as Optuna params: every searched field of its policy, given or default,
+        and every searched argument of its codecs at its default."""
+        from policies import POLICIES
+        from quantizers import QUANTIZERS
+
+        given = dict(setting.args)
+        default = POLICIES.get(setting.policy)()
+        params = {"policy": setting.policy}
+        params |= {f"{setting.policy}.{f}": given.get(f, getattr(default, f)) for f in self.space(setting.policy)}
+        for direction in ("quant_up", "quant_down"):
+            codec = getattr(setting, direction)
+            params[direction] = codec
+            params |= {f"{direction}.{codec}.{f}": getattr(QUANTIZERS.get(codec)(), f) for f in self.codec_space(codec)}
+        return params
+
+    def size(self) -> int:
+        """How many distinct settings a cell can run: the search space (rounded) and the explicit
+        settings outside it."""
+        searched = sum(math.prod(r.size() for r in self.space(p).values()) for p in self.policies)
+        for codecs in (self.quant_up, self.quant_down):
+            searched *= sum(math.prod(r.size() for r in self.codec_space(c).values()) for c in codecs)
+        outside = sum(not self._searched(s) for s in self.settings)
+        return searched + outside
+
+    def _searched(self, setting: Setting) -> bool:
+        params = self.fixed_params(setting)
+        spaces = {setting.policy: self.space(setting.policy)} | {
+            f"{d}.{getattr(setting, d)}": self.codec_space(getattr(setting, d)) for d in ("quant_up", "quant_down")}
+        return set(dict(setting.args)) <= set(self.space(setting.policy)) and all(
+            rng.contains(params[f"{prefix}.{f}"]) for prefix, space in spaces.items() for f, rng in space.items())
 
 
 def shipped() -> list[str]:
@@ -137,26 +237,63 @@ def load(name_or_path: str) -> SweepSpec:
 
 
 def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepSpec:
+    from bench.record import check_seeds
+
     _known_keys("sweep", table)
     name = _get(table, "sweep", "name", str, name)
     if not name or "/" in name:
         raise UsageError(f"sweep.name: must be a non-empty name without '/', got {name!r}")
-    trials = _get(table, "sweep", "trials", int, None)
-    if trials is None or trials < 1:
-        raise UsageError(f"sweep.trials: must be an integer >= 1, got {trials!r}")
     sampler = _get(table, "sweep", "sampler", str, "tpe")
     if sampler not in SAMPLERS:
         raise UsageError(unknown_name_message("sweep.sampler", sampler, list(SAMPLERS)))
-    policies, ups, downs, ranges, codec_ranges = _search(_table(table, "sweep", "search"))
+    seeds = check_seeds("sweep.seeds", table.get("seeds", [0]))
+    cells = _cells(name, table, seeds)
+    settings = _settings(table.get("settings", []), cells[0])
+    policies, ups, downs, ranges, codec_ranges = _search(_table(table, "sweep", "search"), settings)
+    least = 1 + len(settings)
+    trials = _get(table, "sweep", "trials", int, least if settings else None)
+    if trials is None or trials < least:
+        what = f" (the baseline and {len(settings)} explicit setting(s))" if settings else ""
+        raise UsageError(f"sweep.trials: must be an integer >= {least}{what}, got {trials!r}")
     return SweepSpec(
         name=name, source=source, text=text, trials=trials, sampler=sampler,
         seed=_get(table, "sweep", "seed", int, 0), save_model=_get(table, "sweep", "save_model", bool, False),
-        cells=_cells(name, table), policies=policies, quant_up=ups, quant_down=downs, ranges=ranges,
-        codec_ranges=codec_ranges,
+        cells=cells, policies=policies, quant_up=ups, quant_down=downs, ranges=ranges, seeds=seeds,
+        settings=settings, codec_ranges=codec_ranges,
     )
 
 
-def _cells(sweep: str, table: dict) -> tuple[Cell, ...]:
+def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
+    """The explicit settings but the baseline, each checked by building its run; a repeat is rejected."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise UsageError(f"sweep.settings: expected [[sweep.settings]] tables, got {raw!r}")
+    out, seen = [], []
+    for i, table in enumerate(raw):
+        path = f"sweep.settings[{i}]"
+        _known_keys("sweep.settings", table, path)
+        policy = _get(table, path, "policy", str, None)
+        if policy is None:
+            raise UsageError(f"{path}.policy: missing; name a policy")
+        args = _table(table, path, "args")
+        choice = {"policy": policy, "policy_args": tuple(args.items()),
+                  "quant_up": _get(table, path, "quant_up", str, "fp32"),
+                  "quant_down": _get(table, path, "quant_down", str, "fp32")}
+        try:
+            cfg = cell.config(**choice)
+        except UsageError as exc:
+            raise located(exc, {"policy": path, "quant_up": path, "quant_down": path}
+                          | {f"policy.{k}": f"{path}.args" for k in args}) from None
+        setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down)
+        if cfg.to_params() in seen:  # compared with the policy's defaults filled in
+            raise UsageError(f"{path}: repeats an earlier setting, "
+                             f"{setting.policy} {dict(setting.args)} {setting.quant_up}/{setting.quant_down}")
+        seen.append(cfg.to_params())
+        if cfg.to_params() != cell.config().to_params():  # the baseline runs first anyway
+            out.append(setting)
+    return tuple(out)
+
+
+def _cells(sweep: str, table: dict, seeds: tuple[int, ...]) -> tuple[Cell, ...]:
     from bench import models
 
     grid = _table(table, "sweep", "cells")
@@ -179,7 +316,7 @@ def _cells(sweep: str, table: dict) -> tuple[Cell, ...]:
         own = _fields(f"sweep.models.{model}", _table(per_model, "sweep.models", model))
         origin |= {k: f"sweep.models.{model}" for k in own}
         fields = {"model": model, "clients": n} | fixed | own
-        cell = Cell(f"{sweep}/{model}-c{n}", tuple(sorted(fields.items())))
+        cell = Cell(f"{sweep}/{model}-c{n}", tuple(sorted(fields.items())), seeds)
         try:
             cell.config()
         except UsageError as exc:
@@ -192,7 +329,7 @@ def _fields(path: str, table: dict) -> dict[str, Any]:
     """RunConfig fields from a table, TOML lists turned into the tuples RunConfig holds."""
     for key in table:
         if key not in _FIXABLE:
-            hint = " (a cell or trial decides it)" if key in _DECIDED else ""
+            hint = " (sweep.seeds decides it)" if key == "seed" else " (a cell or trial decides it)" if key in _DECIDED else ""
             raise UsageError(unknown_name_message(f"{path}.{key}", key, _FIXABLE) + hint)
     return {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
 
@@ -200,10 +337,12 @@ def _fields(path: str, table: dict) -> dict[str, Any]:
 def located(exc: UsageError, origin: dict[str, str]) -> UsageError:
     """RunConfig's `field: ...` message with the field named by where the spec set it."""
     field, sep, rest = str(exc).partition(":")
-    return UsageError(f"{origin[field]}.{field}:{rest}") if sep and field in origin else exc
+    name = field.removeprefix("policy.") if field.startswith("policy.") else field
+    return UsageError(f"{origin[field]}.{name}:{rest}") if sep and field in origin else exc
 
 
-def _search(table: dict):
+def _search(table: dict, settings: tuple[Setting, ...]):
+    """The search lists (the baseline's and the explicit settings' names always in them) and ranges."""
     from policies import POLICIES
     from quantizers import QUANTIZERS
 
@@ -211,11 +350,12 @@ def _search(table: dict):
     picked = {}
     for key, registry, base in (("policies", POLICIES, "always"), ("quant_up", QUANTIZERS, "fp32"),
                                 ("quant_down", QUANTIZERS, "fp32")):
-        names = _list(table, "sweep.search", key, str)
+        names = _list(table, "sweep.search", key, str) if key in table or not settings else []
         for n in names:
             if n not in registry:
                 raise UsageError(unknown_name_message(f"sweep.search.{key}", n, registry.names()))
-        picked[key] = tuple(dict.fromkeys([base, *names]))  # the baseline is always in the space
+        named = [getattr(s, "policy" if key == "policies" else key) for s in settings]
+        picked[key] = tuple(dict.fromkeys([base, *names, *named]))
     overrides = _table(table, "sweep.search", "ranges")
     for policy in overrides:
         if policy not in picked["policies"]:
@@ -274,10 +414,10 @@ def _range(path: str, raw: Any) -> Range:
     return Range(low=low, high=high, log=log)
 
 
-def _known_keys(path: str, table: dict) -> None:
+def _known_keys(path: str, table: dict, shown: str | None = None) -> None:
     for key in table:
         if key not in _KEYS[path]:
-            raise UsageError(unknown_name_message(f"{path}.{key}", key, _KEYS[path]))
+            raise UsageError(unknown_name_message(f"{shown or path}.{key}", key, _KEYS[path]))
 
 
 def _table(table: dict, path: str, key: str) -> dict:

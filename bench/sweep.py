@@ -1,4 +1,5 @@
-"""Sweeps: grid cells -> one Optuna study each -> trials, each trial one MLflow run of the engine.
+"""Sweeps: grid cells -> one Optuna study each -> trials, each trial trained over the spec's seeds
+and recorded by bench.record (a trial run of means, a nested run per seed).
 
     outcome = run(spec, Target(storage="sqlite:///optuna.db", tracking_uri="sqlite:///mlflow.db"), workers=2)
 
@@ -14,7 +15,6 @@ so a second run only adds what is missing.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import queue as queues
@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from bench import data, devices, tracking, tuning
+from bench import data, devices, record, tracking, tuning
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import Cell, SweepSpec
 
@@ -82,15 +82,19 @@ def prepare(spec: SweepSpec, target: Target) -> tuple[dict[str, str], int]:
 
     Returns the parent run id of every study and the number of cells not yet done.
     """
+    from bench.engine import resolve_device
+
     for cfg in {_data_key(cfg): cfg for cfg in (cell.config(target.data_dir) for cell in spec.cells)}.values():
-        cfg.load_data()
+        resolve_device(cfg.device)
+        cfg.load_data()  # also checks what depends on the data set's size
     tracking.check_reachable(target.tracking_uri)
     storage = tuning.open_storage(target.storage, target.heartbeat)
     parents, pending = {}, 0
     for cell in spec.cells:
-        pending += tuning.next_step(tuning.open_study(storage, cell), spec.trials) is not tuning.Next.DONE
+        pending += tuning.next_step(tuning.open_study(storage, cell, spec), spec) is not tuning.Next.DONE
         tags = {"n_trials": str(spec.trials), "sampler": spec.sampler, "sampler_seed": str(spec.seed)}
-        parents[cell.study] = tracking.study_run(target.tracking_uri, spec.name, cell.study, cell.params(), tags, spec.text)
+        parents[cell.study] = tracking.study_run(target.tracking_uri, spec.name, cell.study,
+                                                 cell.params() | {"seeds": ",".join(map(str, spec.seeds))}, tags, spec.text)
     return parents, pending
 
 
@@ -116,16 +120,16 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
     pending = list(spec.cells)
     while pending:
         for cell in list(pending):
-            study = tuning.open_study(storage, cell)
+            study = tuning.open_study(storage, cell, spec)
             # Seeded per cell, worker and study size, so that workers (and machines joining
             # later) do not draw the same random start-up trials.
             seed = spec.seed + zlib.crc32(cell.study.encode()) + 7919 * index + 104729 * len(study.get_trials(deepcopy=False))
             study.sampler = tuning.make_sampler(spec, seed=seed % 2**32)
-            step = tuning.next_step(study, spec.trials)
+            step = tuning.next_step(study, spec)
             while step is tuning.Next.RUN:
                 objective = Objective(spec, cell, target, parents[cell.study], datasets, report, index)
                 tuning.run_one(study, objective)
-                step = tuning.next_step(study, spec.trials)
+                step = tuning.next_step(study, spec)
             if step is tuning.Next.DONE:
                 pending.remove(cell)
         if pending:
@@ -137,7 +141,9 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
 
 @dataclass
 class Objective:
-    """One trial: the cell's config with the trial's choice, trained and logged as a child run."""
+    """One trial: the cell's config with the trial's choice, trained over the spec's seeds and
+    recorded (bench.record) as a child run of the study's run; a setting the study already
+    finished takes that result instead."""
 
     spec: SweepSpec
     cell: Cell
@@ -148,39 +154,51 @@ class Objective:
     worker: int
 
     def __call__(self, trial) -> tuple[float, float]:
-        from bench.console import Tee
-        from bench.engine import resolve_device, train
-
         tuning.check_room(trial, self.spec.trials)
-        choice = tuning.suggest(trial, self.spec)
-        cfg = self.cell.config(self.target.data_dir, **choice)
-        params = cfg.to_params()
+        cfg = self.cell.config(self.target.data_dir, **tuning.choice(trial, self.spec))
+        params = record.params(cfg, self.spec.seeds)
         key = tuning.config_key(params)
         trial.set_user_attr("config_key", key)
+        trial.set_user_attr("duplicate_of", None)  # a retry inherits its attempt's attrs
         uri, sweep, study = self.target.tracking_uri, self.spec.name, self.cell.study
-        tracking.supersede(uri, sweep, study, tuning.retried(trial), trial.number)
-        ds = self._dataset(cfg)
-        tags = (tracking.provenance(str(resolve_device(cfg.device)), cfg.seed) | {"data_source": ds.source}
-                | tracking.trial_tags(sweep, study, trial.number, key))
+        dest = record.Destination(uri, sweep, f"{study.rpartition('/')[2]}-t{trial.number}", self.parent_run_id,
+                                  tracking.trial_tags(sweep, study, trial.number, key), self.spec.save_model)
         args = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in cfg.policy_args)
         event = {"worker": self.worker, "study": study, "trial": trial.number, "epochs": cfg.epochs,
-                 "choice": f"{cfg.policy}{args} {cfg.quant_up}/{cfg.quant_down}"}
+                 "seeds": len(self.spec.seeds), "choice": f"{cfg.policy}{args} {cfg.quant_up}/{cfg.quant_down}"}
+        earlier = tuning.same_setting(trial, key)
+        if earlier is not None:
+            return self._duplicate(trial, earlier, dest, params, event)
+        attempts = tuning.retried(trial)
+        adopt = tracking.finished_seeds(uri, sweep, study, attempts, key)
+        tracking.supersede(uri, sweep, study, attempts, trial.number, keep=frozenset(adopt.values()))
         self.report(event | {"kind": "start"})
-        name = f"{study.rpartition('/')[2]}-t{trial.number}"
-        with tracking.MlflowRun(uri, sweep, name, parent_run_id=self.parent_run_id, tags=tags) as run:
-            trial.set_user_attr("mlflow_run_id", run.run_id)
-            run.log_config(params, dataclasses.asdict(cfg))
-            try:
-                result = train(cfg, Tee([run, _Progress(self.report, event)]), dataset=ds, progress=False)
-            except RunFailed as exc:
-                trial.set_user_attr("failure", f"{tuning.DIVERGED}: {exc}")
-                self.report(event | {"kind": "end", "state": "FAIL", "reason": str(exc)})
-                raise
-            if self.spec.save_model:
-                run.log_weights({"client": result.client, "server": result.server})
-        acc, nbytes = result.final["final/test_acc"], result.final["final/comm_bytes"]
-        self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes})
+        try:
+            outcome = record.train_setting(
+                cfg, self.spec.seeds, dest, load=self._dataset, adopt=adopt,
+                watch=lambda seed: _Progress(self.report, event | {"seed": self.spec.seeds.index(seed)}),
+                started=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+        except RunFailed as exc:
+            trial.set_user_attr("failure", f"{tuning.DIVERGED}: {exc}")
+            self.report(event | {"kind": "end", "state": "FAIL", "reason": str(exc)})
+            raise
+        acc, nbytes = outcome.final["final/test_acc"], outcome.final["final/comm_bytes"]
+        self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes,
+                             "acc_std": outcome.final.get("final/test_acc_std")})
         return acc, nbytes
+
+    def _duplicate(self, trial, earlier, dest, params, event) -> tuple[float, float]:
+        """Take `earlier`'s result: its values in Optuna, its final metrics in a run tagged duplicate_of."""
+        trial.set_user_attr("duplicate_of", earlier.number)
+        run_id = tracking.record_duplicate(dest.uri, dest.experiment, dest.name, dest.parent_run_id,
+                                           dict(dest.tags) | {"duplicate_of": str(earlier.number)}, params,
+                                           earlier.user_attrs["mlflow_run_id"])
+        trial.set_user_attr("mlflow_run_id", run_id)
+        self.report(event | {"kind": "duplicate", "of": earlier.number})
+        if earlier.values is None:  # it diverged
+            trial.set_user_attr("failure", f"duplicate of trial {earlier.number}: {earlier.user_attrs['failure']}")
+            raise RunFailed(f"duplicate of trial {earlier.number}, which failed")
+        return tuple(earlier.values)
 
     def _dataset(self, cfg) -> data.Dataset:
         key = _data_key(cfg)
@@ -190,7 +208,7 @@ class Objective:
 
 
 class _Progress:
-    """A Sink that reports each epoch of a trial to the console."""
+    """A Sink that reports each epoch of a trial's seed to the console."""
 
     def __init__(self, report: Report, event: dict):
         self.report, self.event = report, event

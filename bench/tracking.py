@@ -7,6 +7,9 @@ and server weights. A run that fails is ended as FAILED with its reason in the t
 `failure_reason`.
 Every client comes from stores.tracking_client: the store's schema made by one process at a
 time, a busy SQLite file waited for, storage faults raised as StoreFault.
+A setting trained over several seeds is one run of means with a nested run per seed
+(bench/record.py writes them through MlflowRun). Experiments are tagged as model training
+(KIND_TAG), so that the MLflow UI opens them on their runs.
 Privacy attacks (bench/privacy.py) read a run's config and client weights back and add their
 scores, settings and pictures to the same run.
 """
@@ -27,6 +30,10 @@ from bench import stores
 from bench.errors import StoreFault, UsageError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves a local store
+# MLflow's experiment-kind tag: its UI then opens an experiment on the training runs.
+KIND_TAG, KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"
+HISTORY_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
 def check_reachable(uri: str) -> None:
@@ -89,30 +96,17 @@ def device_name(device: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def experiment_id(client, name: str) -> str:
-    """The id of experiment `name`, created on first use (by whichever process asks first)."""
-    from mlflow.exceptions import MlflowException
-
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            return client.create_experiment(name)
-        except MlflowException:  # another process created it first
-            exp = client.get_experiment_by_name(name)
-    return exp.experiment_id
-
-
 class MlflowRun:
     """A Sink that writes one MLflow run; use as a context manager so it always ends with a status."""
 
     def __init__(self, uri: str, experiment: str, run_name: str, *, parent_run_id: str | None = None,
                  tags: dict[str, str] | None = None):
         self.client = stores.tracking_client(uri)
-        exp_id = experiment_id(self.client, experiment)
+        self.experiment_id = experiment_id(self.client, experiment)
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
+        self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags).info.run_id
 
     def __enter__(self) -> "MlflowRun":
         return self
@@ -144,6 +138,15 @@ class MlflowRun:
     def log_final(self, metrics: dict[str, float]) -> None:
         self._log_metrics(metrics, step=0)
 
+    def log_history(self, epochs: list[dict[str, float]]) -> None:
+        """Every epoch's metrics (step = epoch) in as few batched calls as MLflow allows."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for step, record in enumerate(epochs) for k, v in record.items()]
+        for i in range(0, len(metrics), HISTORY_BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + HISTORY_BATCH])
+
     def _log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
@@ -157,6 +160,28 @@ class MlflowRun:
                 path = Path(tmp) / f"{name}.pt"
                 torch.save(net.state_dict(), path)
                 self.client.log_artifact(self.run_id, str(path), "weights")
+
+
+def experiment_id(client, name: str) -> str:
+    """The id of experiment `name`, created on first use (another machine may create it at the same
+    time) and marked as a model-training experiment."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, tags={KIND_TAG: KIND_TRAINING})
+        except MlflowException:  # another process or machine created it first
+            exp = client.get_experiment_by_name(name)
+    if exp.tags.get(KIND_TAG) is None:
+        client.set_experiment_tag(exp.experiment_id, KIND_TAG, KIND_TRAINING)
+    return exp.experiment_id
+
+
+def runs_page(uri: str, experiment: str) -> str:
+    """The address of `experiment`'s runs in the MLflow UI: the server's own, or `make ui`'s for a local store."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_URL
+    return f"{base}/#/experiments/{experiment_id(stores.tracking_client(uri), experiment)}/runs"
 
 
 # Reading runs back, for reports: plain data out, so that readers never import mlflow.
@@ -283,20 +308,65 @@ def trial_tags(sweep: str, study: str, trial: int, config_key: str) -> dict[str,
     return {"splitbench.role": "trial", "sweep": sweep, "study": study, "trial": str(trial), "config_key": config_key}
 
 
-def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int) -> None:
+def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int, keep: frozenset[str] = frozenset()) -> None:
     """Delete the runs of earlier attempts of a trial (their worker died or was interrupted).
 
     A retried trial is a new Optuna trial with the same params; its run replaces theirs, so that
-    every finished trial has exactly one run. Deleted runs stay in MLflow's trash, tagged.
+    every finished trial has exactly one run. Their seed runs go too, except those in `keep` (the
+    finished seeds the retry adopts). Deleted runs stay in MLflow's trash, tagged.
     """
     if not attempts:
         return
     client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
-    for run in client.search_runs([exp.experiment_id], _role_filter("trial", study)):
-        if int(run.data.tags.get("trial", -1)) in attempts:
-            client.set_tag(run.info.run_id, "superseded_by", str(by))
-            client.delete_run(run.info.run_id)
+    for role in ("trial", "seed"):
+        for run in client.search_runs([exp.experiment_id], _role_filter(role, study)):
+            if int(run.data.tags.get("trial", -1)) in attempts and run.info.run_id not in keep:
+                client.set_tag(run.info.run_id, "superseded_by", str(by))
+                client.delete_run(run.info.run_id)
+
+
+def finished_seeds(uri: str, sweep: str, study: str, attempts: list[int], config_key: str) -> dict[int, str]:
+    """seed -> run id of each seed run that finished in an earlier attempt of the same setting."""
+    if not attempts:
+        return {}
+    client = stores.tracking_client(uri)
+    exp = client.get_experiment_by_name(sweep)
+    query = _role_filter("seed", study) + f" and tags.config_key = '{config_key}' and attributes.status = 'FINISHED'"
+    return {int(r.data.tags["seed"]): r.info.run_id for r in client.search_runs([exp.experiment_id], query)
+            if int(r.data.tags.get("trial", -1)) in attempts}
+
+
+def adopt_run(uri: str, run_id: str, parent_run_id: str, tags: dict[str, str]) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Move a finished seed run under `parent_run_id` (with the new trial's tags); its history and finals."""
+    from mlflow.entities import RunTag
+    client = stores.tracking_client(uri)
+    moved = {k: v for k, v in tags.items() if k != "splitbench.role"} | {"mlflow.parentRunId": parent_run_id}
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in moved.items()])
+    metrics = client.get_run(run_id).data.metrics
+    epochs: dict[int, dict[str, float]] = {}
+    for name in metrics:
+        if not name.startswith("final/"):
+            for m in client.get_metric_history(run_id, name):
+                epochs.setdefault(m.step, {})[name] = m.value
+    return [epochs[step] for step in sorted(epochs)], {k: v for k, v in metrics.items() if k.startswith("final/")}
+
+
+def record_duplicate(uri: str, experiment: str, name: str, parent_run_id: str, tags: dict[str, str],
+                     params: dict, of_run_id: str) -> str:
+    """A run that takes the final metrics (and the status) of an earlier run of the same setting."""
+    from mlflow.entities import Metric, Param
+    client = stores.tracking_client(uri)
+    earlier = client.get_run(of_run_id)
+    all_tags = tags | {"mlflow.parentRunId": parent_run_id}
+    if "failure_reason" in earlier.data.tags:
+        all_tags["failure_reason"] = earlier.data.tags["failure_reason"]
+    run_id = client.create_run(experiment_id(client, experiment), run_name=name, tags=all_tags).info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                     metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items() if k.startswith("final/")])
+    client.set_terminated(run_id, earlier.info.status)
+    return run_id
 
 
 def trial_runs(uri: str, sweep: str, study: str) -> list:

@@ -9,8 +9,13 @@ trial's state means for a sweep (the resume rule):
                                       is failed by the next worker and re-queued as WAITING with
                                       the same params (RetryHeartbeatStaleTrialCallback, up to MAX_RETRY)
     FAIL, anything else               did not finish (worker died, Ctrl-C, surplus): does not count
+    user attr duplicate_of = N        the setting had finished as trial N: took N's result in
+                                      seconds, does not count
 
 So running a sweep again only adds what is missing, and a trial is never run twice to completion.
+A cell is also done when every distinct setting it can run has finished (SweepSpec.size), or when
+the last DUPLICATE_LIMIT trials the sampler proposed were all duplicates (it keeps proposing what
+is known: the search has converged).
 Storages: any SQLAlchemy URL Optuna accepts (sqlite:///optuna.db, postgresql://...), or
 `journal:PATH` for a journal file on a shared file system (no heartbeats there: a trial of a dead
 worker stays RUNNING and must be failed by hand).
@@ -36,6 +41,7 @@ from bench.spec import BASELINE, Cell, SweepSpec
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 DIRECTIONS = ("maximize", "minimize")  # final/test_acc, final/comm_bytes
 MAX_RETRY = 2  # re-queues of a trial whose worker died; a config that kills workers stops there
+DUPLICATE_LIMIT = 20  # consecutive duplicate proposals that end a cell
 DIVERGED = "diverged"
 SURPLUS = "surplus"
 
@@ -105,20 +111,23 @@ def has_heartbeat(storage) -> bool:
     return isinstance(storage, RDBStorage) and storage.heartbeat_interval is not None
 
 
-def open_study(storage, cell: Cell) -> optuna.Study:
-    """The cell's study, created on first use with the baseline enqueued as its first trial.
+def open_study(storage, cell: Cell, spec: SweepSpec) -> optuna.Study:
+    """The cell's study, created on first use with the baseline enqueued as its first trial and
+    the spec's explicit settings after it (user attr `setting` = their index).
 
-    A study that exists with other fixed fields (the spec changed) is a UsageError: its trials
-    would not be comparable.
+    A study that exists with other fixed fields or seeds (the spec changed) is a UsageError: its
+    trials would not be comparable.
     """
     study = optuna.create_study(storage=storage, study_name=cell.study, directions=list(DIRECTIONS),
                                 load_if_exists=True)
-    fields = json.dumps(cell.params(), sort_keys=True, default=list)
+    fields = json.dumps(cell.params() | {"seeds": list(cell.seeds)}, sort_keys=True, default=list)
     stored = study.user_attrs.get("cell")
     if stored is None:
         study.set_user_attr("cell", fields)
-        # skip_if_exists: two commands starting together enqueue the baseline once.
+        # skip_if_exists: two commands starting together enqueue each setting once.
         study.enqueue_trial(BASELINE, skip_if_exists=True)
+        for i, setting in enumerate(spec.settings):
+            study.enqueue_trial(spec.fixed_params(setting), user_attrs={"setting": i}, skip_if_exists=True)
     elif stored != fields:
         raise UsageError(f"sweep: study {cell.study} exists with other fixed fields ({stored}); "
                          "give the sweep another name or use another storage")
@@ -134,6 +143,8 @@ def make_sampler(spec: SweepSpec, seed: int):
 
 def counts(trial: FrozenTrial) -> bool:
     """Whether the trial holds or will hold one of the cell's `trials` slots."""
+    if trial.user_attrs.get("duplicate_of") is not None:
+        return False
     if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
         return True
     return trial.state == TrialState.FAIL and trial.user_attrs.get("failure", "").startswith(DIVERGED)
@@ -143,14 +154,34 @@ def finished(trial: FrozenTrial) -> bool:
     return counts(trial) and trial.state in (TrialState.COMPLETE, TrialState.FAIL)
 
 
-def next_step(study: optuna.Study, n_trials: int) -> Next:
+def ended(trial: FrozenTrial) -> bool:
+    """Finished, or a duplicate that took a finished trial's result."""
+    return finished(trial) or (trial.user_attrs.get("duplicate_of") is not None
+                               and trial.state in (TrialState.COMPLETE, TrialState.FAIL))
+
+
+def next_step(study: optuna.Study, spec: SweepSpec) -> Next:
     optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
     trials = study.get_trials(deepcopy=False)
-    if sum(finished(t) for t in trials) >= n_trials:
+    if sum(finished(t) for t in trials) >= spec.trials or exhausted(trials, spec):
         return Next.DONE
-    if any(t.state == TrialState.WAITING for t in trials) or sum(counts(t) for t in trials) < n_trials:
+    if any(t.state == TrialState.WAITING for t in trials) or sum(counts(t) for t in trials) < spec.trials:
         return Next.RUN
     return Next.BUSY
+
+
+def exhausted(trials: list[FrozenTrial], spec: SweepSpec) -> bool:
+    """Every distinct setting has finished, or the last DUPLICATE_LIMIT proposals were duplicates."""
+    if len({t.user_attrs.get("config_key") for t in trials if finished(t)}) >= spec.size():
+        return True
+    last = [t for t in trials if ended(t)][-DUPLICATE_LIMIT:]
+    return len(last) == DUPLICATE_LIMIT and all(t.user_attrs.get("duplicate_of") is not None for t in last)
+
+
+def same_setting(trial: Trial, config_key: str) -> FrozenTrial | None:
+    """The earliest finished trial of the study (not a duplicate itself) that ran the same setting."""
+    return next((t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number and finished(t)
+                 and t.user_attrs.get("config_key") == config_key), None)
 
 
 def run_one(study: optuna.Study, objective) -> None:
@@ -191,9 +222,17 @@ def check_room(trial: Trial, n_trials: int) -> None:
         raise Surplus
 
 
+def choice(trial: Trial, spec: SweepSpec) -> dict:
+    """The trial's choice: an explicit setting's exactly (user attr `setting`), else the sampler's."""
+    suggested = suggest(trial, spec)  # also for an explicit setting: the sampler learns from its params
+    index = trial.user_attrs.get("setting")
+    return suggested if index is None else spec.settings[index].choice()
+
+
 def suggest(trial: Trial, spec: SweepSpec) -> dict:
-    """The trial's choice: policy, its arguments, codecs and theirs; a policy's fields are named
-    `<policy>.<field>`, a codec's arguments `quant_up.<codec>.<arg>` (and quant_down)."""
+    """The sampler's choice: policy, its arguments, codecs and theirs (floats rounded, Range.round);
+    a policy's fields are named `<policy>.<field>`, a codec's arguments `quant_up.<codec>.<arg>`
+    (and quant_down)."""
     policy = trial.suggest_categorical("policy", list(spec.policies))
     choice = {"policy": policy, "policy_args": _suggest_args(trial, policy, spec.space(policy))}
     for direction in ("quant_up", "quant_down"):
@@ -212,7 +251,7 @@ def _suggest_args(trial: Trial, prefix: str, space: dict) -> tuple:
         elif isinstance(rng.low, int) and isinstance(rng.high, int):
             value = trial.suggest_int(name, rng.low, rng.high, log=rng.log)
         else:
-            value = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+            value = rng.round(trial.suggest_float(name, rng.low, rng.high, log=rng.log))
         args.append((field, value))
     return tuple(args)
 
@@ -242,8 +281,8 @@ def summarize(storage, cell: Cell) -> Summary:
     except KeyError:
         return Summary(cell.study, 0, 0, 0, None, None, 0)
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    front = study.best_trials if complete else []
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and finished(t)]  # duplicates left out
+    front = [t for t in study.best_trials if finished(t)] if complete else []
     return Summary(
         study=cell.study,
         done=len(complete),

@@ -33,6 +33,11 @@ class Observation:
     ref_loss: mean training loss of the last FULL epoch (None before any).
     last_mode: mode of the last epoch (None before the first).
     history: (mode, train_loss) of every past epoch, oldest first.
+    val_loss: the server's loss on the held-out validation slice after the last epoch (None when
+        the run holds none out, see RunConfig.val_fraction, or before the first epoch).
+    ref_val_loss: val_loss after the last FULL epoch (None before any).
+    val_history: val_loss after every past epoch, oldest first (aligned with history).
+    cached_run: how many epochs in a row, ending with the last one, were CACHED.
     """
 
     epoch: int
@@ -40,6 +45,10 @@ class Observation:
     ref_loss: float | None = None
     last_mode: Mode | None = None
     history: tuple[tuple[Mode, float], ...] = field(default=())
+    val_loss: float | None = None
+    ref_val_loss: float | None = None
+    val_history: tuple[float | None, ...] = field(default=())
+    cached_run: int = 0
 
 
 class GatingPolicy(Protocol):

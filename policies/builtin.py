@@ -43,22 +43,31 @@ class Periodic:
 
 
 REFERENCES = ("last_full", "previous")
+SIGNALS = ("train", "val")
 
 
 @POLICIES.register("loss_threshold")
 @dataclass(frozen=True)
 class LossThreshold:
-    """PAPER.md's state machine, decided after each epoch from its mean training loss L.
+    """PAPER.md's state machine, decided after each epoch from a loss L.
 
     With L_ref the loss of the last FULL epoch (`reference = "last_full"`, the paper's rule) or
     of the epoch before the last one (`reference = "previous"`, the consecutive-epochs variant):
     the next epoch is FULL when there is no L_ref yet or |L_ref - L| >= threshold; otherwise
     FORWARD after a FULL epoch and CACHED after a FORWARD or CACHED one. threshold = 0 is
     vanilla split learning.
+
+    signal: which loss L is, "train" (the epoch's mean training loss, the paper's) or "val" (the
+    server's loss on the validation slice held out of each client's shard, which does not fall
+    when the server over-fits its cache; the run needs val_fraction > 0).
+    max_cached: after this many CACHED epochs in a row the next epoch is FULL whatever the loss
+    says (0: no limit, the paper's rule).
     """
 
     threshold: float = 0.02
     reference: str = "last_full"
+    max_cached: int = 0
+    signal: str = "train"
     search_space: ClassVar[dict] = {
         "threshold": {"low": 1e-3, "high": 0.5, "log": True},
         "reference": {"choices": list(REFERENCES)},
@@ -71,14 +80,25 @@ class LossThreshold:
             raise UsageError(
                 f"policy.reference: must be one of {', '.join(REFERENCES)}, got {self.reference!r}"
             )
+        if not isinstance(self.max_cached, int) or isinstance(self.max_cached, bool) or self.max_cached < 0:
+            raise UsageError(f"policy.max_cached: must be an integer >= 0 (0 = no limit), got {self.max_cached!r}")
+        if self.signal not in SIGNALS:
+            raise UsageError(f"policy.signal: must be one of {', '.join(SIGNALS)}, got {self.signal!r}")
 
     def decide(self, obs: Observation) -> Mode:
-        ref = self._reference(obs)
-        if ref is None or obs.train_loss is None or abs(ref - obs.train_loss) >= self.threshold:
+        if self.max_cached and obs.cached_run >= self.max_cached:
+            return Mode.FULL
+        loss, ref = self._losses(obs)
+        if ref is None or loss is None or abs(ref - loss) >= self.threshold:
             return Mode.FULL
         return Mode.FORWARD if obs.last_mode == Mode.FULL else Mode.CACHED
 
-    def _reference(self, obs: Observation) -> float | None:
+    def _losses(self, obs: Observation) -> tuple[float | None, float | None]:
+        """(L, L_ref) of the chosen signal and reference."""
+        if self.signal == "val":
+            losses, loss, last_full = obs.val_history, obs.val_loss, obs.ref_val_loss
+        else:
+            losses, loss, last_full = tuple(h[1] for h in obs.history), obs.train_loss, obs.ref_loss
         if self.reference == "last_full":
-            return obs.ref_loss
-        return obs.history[-2][1] if len(obs.history) >= 2 else None
+            return loss, last_full
+        return loss, (losses[-2] if len(losses) >= 2 else None)

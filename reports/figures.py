@@ -24,7 +24,7 @@ from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from reports import noise  # noqa: E402
 from reports.codecs import family_label, short_label  # noqa: E402
-from reports.frames import TOLERANCE_PP  # noqa: E402
+from reports.frames import TOLERANCE_PP, best_of_families  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
 MB, GFLOP = 1e6, 1e9
@@ -34,6 +34,7 @@ FRONT_STYLE = dict(color="0.25", lw=1.3, zorder=1)
 CODEC_HEADING = "codec family (up/down)"
 MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
 MAX_TIMELINE_ROWS = 16
+TIMELINE_LABEL_CHARS = 60  # a timeline label wraps beyond this
 MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
 
 
@@ -103,14 +104,38 @@ def flops(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
 def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     """FULL / FORWARD / CACHED per epoch for each setting of the communication front, baseline on top
     (the first MAX_TIMELINE_ROWS); a setting of several seeds shows its first seed's run."""
-    runs = _front_runs(cell, history)[:MAX_TIMELINE_ROWS]
+    chosen = pd.concat([cell[cell["baseline"]],
+                        cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
+    runs = _first_seed_runs(chosen, history, [f"{s.setting}, {short_label(s.codec)}" for s in chosen.itertuples()])
+    return _timeline(runs[:MAX_TIMELINE_ROWS], history, "Mode per epoch: baseline and communication front", title)
+
+
+def gates(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
+    """The mode timeline of each gate family's best setting (frames.best_of_families), the paper's
+    gate on top, each labelled with its reduction and accuracy change: where one gate stays quiet
+    (CACHED) longer than another, and what it costs."""
+    chosen = best_of_families(cell)
+    if chosen.empty:  # nothing but the baseline ran
+        chosen = cell[cell["baseline"]]
+    names = [f"{s.family}: {s.setting}, {short_label(s.codec)}"
+             + ("" if np.isnan(s.comm_x) else f" ({s.comm_x:.3g}x, {s.delta_pp:+.1f} pp)")
+             for s in chosen.itertuples()]
+    runs = _first_seed_runs(chosen, history, names)
+    return _timeline(runs[:MAX_TIMELINE_ROWS], history, "Mode per epoch: the best setting of each gate family", title)
+
+
+def _timeline(runs: list[tuple[str, str]], history: pd.DataFrame, what: str, title: str) -> plt.Figure:
+    """One row of FULL / FORWARD / CACHED cells per (run_id, label), in the order given."""
     table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * len(runs)), layout="constrained")
+    # Long settings (a gate's every field) wrap, or their labels would squeeze the timeline away.
+    labels = [textwrap.fill(label, width=TIMELINE_LABEL_CHARS) for _, label in runs]
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * lines * len(runs)), layout="constrained")
     colours = matplotlib.colors.ListedColormap([c for _, c in MODES.values()])
     border = 1.5 if table.shape[1] <= MAX_MARKED_EPOCHS else 0
     ax.pcolormesh(table.to_numpy(), cmap=colours, vmin=-0.5, vmax=2.5, edgecolors="white", linewidth=border)
-    ax.set_yticks(np.arange(len(runs)) + 0.5, [label for _, label in runs])
+    ax.set_yticks(np.arange(len(runs)) + 0.5, labels)
     ax.invert_yaxis()
     epochs = table.columns.to_numpy()
     step = max(1, len(epochs) // 20)  # at most ~20 labelled epochs
@@ -119,7 +144,7 @@ def modes(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     ax.grid(False)
     ax.legend([Patch(color=c) for _, c in MODES.values()], [n for n, _ in MODES.values()],
               loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="mode")
-    _title(fig, "Mode per epoch: baseline and communication front", title)
+    _title(fig, what, title)
     return fig
 
 
@@ -225,19 +250,17 @@ def _title(fig: plt.Figure, what: str, cell_title: str) -> None:
     fig.suptitle(f"{what}\n{cell_lines}", fontweight="bold", linespacing=1.4)
 
 
-def _front_runs(cell: pd.DataFrame, history: pd.DataFrame) -> list[tuple[str, str]]:
-    """(run_id, label) of the baseline's, then the communication front's settings, cheapest first: the
-    run holding the `mode` history of each setting's first seed."""
-    chosen = pd.concat([cell[cell["baseline"]],
-                        cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]].sort_values("comm_bytes")])
+def _first_seed_runs(chosen: pd.DataFrame, history: pd.DataFrame, names: list[str]) -> list[tuple[str, str]]:
+    """(run_id, label) per setting of `chosen`, in its order: the run holding the `mode` history of the
+    setting's first seed, labelled with its name (and that seed, when it has several)."""
     modes = history[(history["metric"] == "mode") & history["per_seed"]]
     out = []
-    for s in chosen.itertuples():
+    for s, name in zip(chosen.itertuples(), names):
         runs = modes[modes["trial_run"].isin(s.run_ids)]
         first = runs.loc[runs["seed"].idxmin()] if len(runs) else {"run_id": s.run_ids[0], "seed": np.nan}
         run, seed = first["run_id"], first["seed"]
         which = f", seed {seed:g} of {s.seeds}" if s.seeds > 1 and not np.isnan(seed) else ""
-        out.append((run, f"{s.setting}, {short_label(s.codec)}{which}"))
+        out.append((run, f"{name}{which}"))
     return out
 
 

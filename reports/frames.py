@@ -1,8 +1,9 @@
 """Runs (plain dicts from bench.tracking.load_runs) -> tidy pandas frames.
 
-trials:    one row per FINISHED trial run: the cell, the setting (policy with its arguments,
-           codec = "quant_up/quant_down"), its seeds, the final metrics (means over the seeds,
-           with their standard deviations) and the provenance tags. Seed runs are never trials.
+trials:    one row per FINISHED trial run: the cell, the setting (policy with its arguments and
+           the engine options it switched on, codec = "quant_up/quant_down"), its gate family
+           (labels.family), its seeds, the final metrics (means over the seeds, with their standard
+           deviations) and the provenance tags. Seed runs are never trials.
 cells:     one row per cell (study): its fixed fields, a title, and how its runs were made.
 histories: one row per (run, metric, epoch) of the per-epoch metrics of trials and their seed runs.
 settings:  one row per (cell, setting), seeds averaged, with confidence intervals, reduction
@@ -39,7 +40,11 @@ CELL = ["model", "width", "cut", "dataset", "clients", "epochs", "train_subset"]
 NUMERIC = ["width", "cut", "clients", "epochs", "train_subset", "seed"]
 PROVENANCE = ["git_commit", "versions", "device", "data_source"]
 # What the seeds of one setting are averaged over; everything else is fixed within a cell.
-SETTING = ["study", "policy", "policy_args", "setting", "quant_up", "quant_down", "codec"]
+SETTING = ["study", "policy", "policy_args", "setting", "family", "quant_up", "quant_down", "codec"]
+# Engine options that make a setting of their own (the validation slice, bench/cache.py's cache),
+# with the value that means "off": a run that switches one on shows it among its setting's arguments.
+ENGINE_OPTIONS = {"val_fraction": 0.0, "cache_mixup": 0.0, "cache_noise": 0.0, "cache_views": 1,
+                  "refresh_threshold": None}
 
 
 def trials(runs: list[dict]) -> pd.DataFrame:
@@ -64,6 +69,9 @@ def trials(runs: list[dict]) -> pd.DataFrame:
         # A run logged outside a sweep has no study tag: its cell is named from its fixed fields.
         row["study"] = tags.get("study") or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
         args = sorted((k.removeprefix("policy."), v) for k, v in params.items() if k.startswith("policy."))
+        options = sorted((k, params[k]) for k in ENGINE_OPTIONS if _switched_on(k, params.get(k)))
+        row["family"] = labels.family(row["policy"], dict(args), [k for k, _ in options])
+        args += options
         row["policy_args"] = ", ".join(f"{k}={v}" for k, v in args)
         row["_args"] = dict(args)
         row["codec"] = labels.codec_label(row["quant_up"], row["quant_down"])
@@ -97,6 +105,32 @@ def links(runs: list[dict], trial_frame: pd.DataFrame) -> dict[str, str]:
             link = LinkModel(float(p["uplink_mbit"]), float(p["downlink_mbit"]), float(rtt) if rtt not in (None, "None") else 0.0)
             out[study[run["run_id"]]] = link.name
     return out
+
+
+def _switched_on(option: str, text: str | None) -> bool:
+    """Whether a logged engine option differs from its "off" value ("None" and a missing param are off)."""
+    if text is None or text == "None":
+        return False
+    off = ENGINE_OPTIONS[option]
+    try:
+        return off is None or float(text) != off
+    except ValueError:
+        return True
+
+
+def best_of_families(cell: pd.DataFrame) -> pd.DataFrame:
+    """Per gate family of one cell's settings (the baseline left out), its best setting: the fewest
+    bytes (activations + gradients) within TOLERANCE_PP of the baseline, on means, else the most
+    accurate. The paper's gate (labels.PAPER_GATE) first, then by bytes, fewest first."""
+    rows = []
+    for _, group in cell[~cell["baseline"]].groupby("family", sort=False):
+        within = group[group["within"]]
+        rows.append(within.nsmallest(1, "comm_bytes") if len(within) else group.nlargest(1, "acc"))
+    if not rows:
+        return cell.iloc[:0]
+    out = pd.concat(rows)
+    out = out.assign(_paper=out["family"] != labels.PAPER_GATE).sort_values(["_paper", "comm_bytes"])
+    return out.drop(columns="_paper")
 
 
 def _seeds(params: dict) -> list[int]:

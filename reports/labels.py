@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 SIGNIFICANT = 2  # digits of a continuous policy or codec argument
+PAPER_GATE = "loss_threshold"  # the family of PAPER.md's gate, every option as the paper has it
 
 
 def codec_label(up: str, down: str) -> str:
@@ -28,17 +29,38 @@ def value(text: str) -> str:
 
 def setting_labels(policies: pd.Series, parsed: pd.Series) -> list[str]:
     """"policy(k=v, ...)" from each run's policy arguments (dicts), naming only the arguments that vary
-    among the policy's runs, e.g. loss_threshold(threshold=0.3) when every run used
-    reference=last_full; all of them when the policy ran with one set of arguments. Values are
+    among the policy's runs (or that only some of them have), e.g. loss_threshold(threshold=0.3)
+    when every run used reference=last_full; all of them when the policy ran with one set of arguments. Values are
     rounded by `value`; the full arguments stay in the policy_args column."""
     varying = {}
     for policy, args in zip(policies, parsed):
         seen = varying.setdefault(policy, {})
         for k, v in args.items():
             seen.setdefault(k, set()).add(value(v))
+    for policy, args in zip(policies, parsed):  # an argument some runs lack (an engine option) varies too
+        for k, values in varying[policy].items():
+            if k not in args:
+                values.add(None)
     labels = []
     for policy, args in zip(policies, parsed):
         shown = {k: value(v) for k, v in args.items() if len(varying[policy][k]) > 1} or {
             k: value(v) for k, v in args.items()}
         labels.append(policy + (f"({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
     return labels
+
+
+def family(policy: str, args: dict, options: list[str]) -> str:
+    """A setting's gate family: its policy, then each mechanism it switches on beyond the paper's
+    form of that policy, e.g. "loss_threshold +signal=val", "periodic +cache_mixup". `args`: the
+    policy's arguments as logged (strings); `options`: the engine options switched on."""
+    extras = []
+    if policy == "loss_threshold":
+        if args.get("reference", "last_full") != "last_full":
+            extras.append(f"reference={args['reference']}")
+        if args.get("signal", "train") != "train":
+            extras.append(f"signal={args['signal']}")
+        if str(args.get("max_cached", "0")) != "0":
+            extras.append("max_cached")
+    if "signal=val" in extras:
+        options = [o for o in options if o != "val_fraction"]  # the slice is part of that signal
+    return " ".join([policy, *(f"+{e}" for e in extras + list(options))])

@@ -37,6 +37,11 @@ CAPTIONS = {
             "link model's communication time (bytes at the link's rates, a round trip per awaited reply), summed "
             "over the epochs; the baseline and the most accurate settings on the communication front, one line "
             "per setting through the means over its seeds. Drawn for cells whose runs modelled a link.",
+    "gates": "The mode each gate family ran in, epoch by epoch: per family (the policy, and each mechanism "
+             "switched on beyond the paper's form of it) its best setting, the fewest bytes within 0.5 pp of the "
+             "baseline on means (else the most accurate), the paper's gate (loss_threshold) first; in brackets "
+             "its communication reduction and accuracy change. Long grey stretches are a gate keeping the "
+             "client quiet.",
     "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
               "communication front: the mean over seeds, shaded: its 95% confidence interval (t-distribution), "
               "where there are several seeds.",
@@ -111,6 +116,8 @@ def _draw(kind: str, cell: pd.DataFrame, history: pd.DataFrame, legend: figures.
         return figures.flops(cell, legend, title)
     if kind == "modes":
         return figures.modes(cell, history, title)
+    if kind == "gates":
+        return figures.gates(cell, history, title)
     return figures.curves(cell, history, title)
 
 

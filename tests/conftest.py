@@ -19,6 +19,17 @@ SMALL = ["--model", "smallcnn", "--width", "0.5", "--dataset", "synthetic", "--t
 OUTSIDE = ("MLFLOW_TRACKING_URI", "SPLITBENCH_DATA", "OPTUNA_STORAGE")
 
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """Each test starts with torch's thread count as the session found it: an in-process sweep worker
+    sets it to 1, and the thread count decides how convolutions sum, so it must not leak."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def cifar_dir() -> Path:
     if not any(DATA_DIR.glob("cifar*")):

@@ -11,9 +11,12 @@ Header (HEADER_SIZE bytes, struct format HEADER):
     kind     u8    a Kind
     client   u16   the client the frame is about
     index    u32   FULL/FORWARD: the batch's place in its epoch (0 starts a fresh cache);
-                   CACHED: the cached batch to train on
-    value    f64   FULL/FORWARD/CACHED: the learning rate; GRAD/LOSS: the batch's mean loss;
-                   SYNC: the client's averaging weight; CORRECT: the count of right answers
+                   STORE: the view (cache_views) the batch belongs to;
+                   CACHED: the cached batch to train on, numbered in the order they were sent
+                   (across views); VAL: the batch's place in the slice (0 replaces what was held)
+    value    f64   FULL/FORWARD/CACHED: the learning rate; GRAD/LOSS: the batch's mean loss
+                   (for VAL_LOSS the sum of per-sample losses); SYNC: the client's averaging
+                   weight; CORRECT: the count of right answers
     ntensors u16   entries in the table
     body     u32   bytes of the body
     dtype    u8    dtype code (DTYPES) of the tensor the payload decodes to (0: none)
@@ -22,7 +25,9 @@ Header (HEADER_SIZE bytes, struct format HEADER):
     codec    24s   the codec that encoded the payload, UTF-8, zero-padded
 Table entry (ENTRY_SIZE bytes, struct format ENTRY), one per tensor:
     name     32s   UTF-8, zero-padded
-    flags    u8    META (a codec's scale, index or bitmap tensor) | LABELS (the batch's labels)
+    flags    u8    META (a codec's scale, index or bitmap tensor) | LABELS (the batch's labels) |
+                   AUX (bookkeeping beside the payload: with per-sample refresh `positions`, the
+                   batch's places in the client's shard, and `sent`, which of them follow)
     dtype    u8    dtype code
     ndim     u32
     shape    6 x u32
@@ -47,15 +52,16 @@ HEADER_SIZE = struct.calcsize(HEADER)  # 87
 ENTRY_SIZE = struct.calcsize(ENTRY)  # 62
 MAGIC, VERSION = b"SPLB", 1
 MAX_DIMS, NAME_BYTES, CODEC_BYTES = 6, 32, 24
-META, LABELS = 1, 2
+META, LABELS, AUX = 1, 2, 4
 # Codes are positions in this tuple plus one; 0 means "no tensor". Append only.
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2, torch.float64,
           torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
 
 
 class Kind(enum.IntEnum):
-    """What a frame asks or answers. Client -> server: HELLO, FULL, FORWARD, CACHED, SYNC, AVERAGE,
-    FETCH, EVAL, STATE, BYE. Server -> client: READY, GRAD, LOSS, WEIGHTS, CORRECT, ERROR."""
+    """What a frame asks or answers. Client -> server: HELLO, FULL, FORWARD, STORE, CACHED, SYNC,
+    AVERAGE, FETCH, EVAL, STATE, VAL, VAL_LOSS, BYE. Server -> client: READY, GRAD, LOSS, WEIGHTS,
+    CORRECT, ERROR."""
 
     HELLO = 1  # body: JSON {token, config, in_channels, num_classes}
     READY = 2
@@ -73,6 +79,9 @@ class Kind(enum.IntEnum):
     STATE = 14  # answered by WEIGHTS: the server network's whole state
     ERROR = 15  # body: the reason
     BYE = 16
+    STORE = 17  # a further view's activations payload + labels, cached for CACHED epochs; no reply
+    VAL = 18  # the validation slice's activations payload + labels, held by the server; no reply
+    VAL_LOSS = 19  # answered by LOSS: the server's summed loss on the slice it holds
 
 
 class FrameError(Exception):
@@ -93,14 +102,16 @@ class Frame:
     dtype: torch.dtype | None = None
     codec: str = ""
     body: bytes = field(default=b"", repr=False)
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def tensors(self) -> list[tuple[str, int, torch.Tensor]]:
-        """(name, flags, tensor) in table order: the payload's tensors, then the labels."""
+        """(name, flags, tensor) in table order: the payload's tensors, the labels, the aux tensors."""
         out = []
         if self.payload is not None:
             out += [(n, META if n in self.payload.meta else 0, t) for n, t in self.payload.tensors.items()]
         if self.labels is not None:
             out.append(("labels", LABELS, self.labels))
+        out += [(n, AUX, t) for n, t in self.aux.items()]
         return out
 
 
@@ -188,11 +199,12 @@ def unpack_table(header: Header, data: bytes) -> list[Entry]:
 
 
 def assemble(header: Header, entries: list[Entry], tensors: list[torch.Tensor], body: bytes) -> Frame:
-    named = [(e, t) for e, t in zip(entries, tensors) if not e.flags & LABELS]
+    named = [(e, t) for e, t in zip(entries, tensors) if not e.flags & (LABELS | AUX)]
     labels = [t for e, t in zip(entries, tensors) if e.flags & LABELS]
+    aux = {e.name: t for e, t in zip(entries, tensors) if e.flags & AUX}
     payload = Payload({e.name: t for e, t in named}, meta=tuple(e.name for e, _ in named if e.flags & META))
     return Frame(header.kind, header.client, header.index, header.value, payload if named else None,
-                 labels[0] if labels else None, header.shape, header.dtype, header.codec, body)
+                 labels[0] if labels else None, header.shape, header.dtype, header.codec, body, aux)
 
 
 def _raw(t: torch.Tensor):

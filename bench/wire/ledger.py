@@ -1,25 +1,32 @@
 """The Ledger: byte counts per client and kind, for the current epoch and the whole run.
 
 Kinds (the metric names in DESIGN.md):
-    up         activations, client -> server (codec `quant_up`, scales included)
+    up         activations, client -> server (codec `quant_up`, scales included); with per-sample
+               refresh also the map of which samples of a batch were sent, 1 bit per sample
+               (ceil(B / 8) bytes per batch)
     down       cut-layer gradients, server -> client (codec `quant_down`)
     labels     training labels, client -> server, as the smallest unsigned integer type that holds
                the class index (uint8 for CIFAR-10: 1 byte per sample)
+    val        activations of the validation slice, client -> server (codec `quant_up`), sent after
+               each FULL or FORWARD epoch when the run holds a slice out (RunConfig.val_fraction)
     sync       client-network weights exchanged for averaging (fp32 parameters and batch-norm
                running statistics, each way)
-    meta       the part of up and down that describes values rather than carries them (scales,
-               indices, bitmaps: Payload.meta_nbytes); counted in up and down as well
+    meta       the part of up, down and val that describes values rather than carries them (scales,
+               indices, bitmaps: Payload.meta_nbytes; the per-sample refresh map above); counted in
+               up, down and val as well
     wire_up    every byte of the training frames client -> server: the above plus frame headers
     wire_down  every byte of the training frames server -> client
     exchanges  messages whose reply the client waits for (a FULL step's gradient, a weight fetch):
                the link model charges one round trip for each
+KINDS are the payload kinds (final/total_bytes adds them up, meta once, inside the others); the
+last three are the frames' own counts.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-KINDS = ("up", "down", "labels", "sync", "meta", "wire_up", "wire_down", "exchanges")
+KINDS = ("up", "down", "labels", "sync", "meta", "val")
 
 
 class Ledger:

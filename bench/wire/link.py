@@ -57,21 +57,64 @@ class ClientEnd:
         """Clear the up codec's state: the client starts an epoch that sends (and refreshes its cache)."""
         reset(self.up)
 
-    def full_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int):
+    def full_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int,
+                  positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Payload]:
         """Activations and labels up, one server step; (the gradient w.r.t. `acts`, the loss as a
-        0-dim tensor)."""
-        reply = self._exchange(self._training_frame(Kind.FULL, acts, labels, lr, index), Kind.GRAD)
+        0-dim tensor, the payload that crossed). `positions`: the samples' places in the shard, for
+        a server that caches per sample."""
+        frame = self._training_frame(Kind.FULL, acts, labels, lr, index, _aux(positions=positions))
+        reply = self._exchange(frame, Kind.GRAD)
         self._count("down", reply.payload)
         self.ledger.add(self.client, "exchanges", 1)
-        return self.down.decode(reply.payload, acts), _tensor(reply.value)
+        return self.down.decode(reply.payload, acts), _tensor(reply.value), frame.payload
 
-    def forward_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int) -> torch.Tensor:
-        """Activations and labels up, one server step, nothing back but the loss (a 0-dim tensor)."""
-        return _tensor(self._exchange(self._training_frame(Kind.FORWARD, acts, labels, lr, index), Kind.LOSS).value)
+    def forward_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int,
+                     positions: torch.Tensor | None = None) -> tuple[torch.Tensor, Payload]:
+        """Activations and labels up, one server step, nothing back but the loss (a 0-dim tensor);
+        also the payload that crossed."""
+        frame = self._training_frame(Kind.FORWARD, acts, labels, lr, index, _aux(positions=positions))
+        return _tensor(self._exchange(frame, Kind.LOSS).value), frame.payload
 
-    def cached_step(self, index: int, lr: float) -> torch.Tensor:
-        """One server step on the server's cached batch `index`; the loss (a 0-dim tensor)."""
-        return _tensor(self._exchange(Frame(Kind.CACHED, self.client, index=index, value=lr), Kind.LOSS).value)
+    def refresh_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int,
+                     positions: torch.Tensor, sent: torch.Tensor) -> tuple[torch.Tensor, Payload | None]:
+        """Per-sample refresh (bench/refresh.py): the map of which samples follow (counted as up
+        and meta, 1 bit per sample), then only those; one server step on the batch as the server
+        now holds it. (The loss, the payload that crossed or None when no sample moved.)"""
+        bitmap = (len(sent) + 7) // 8
+        self.ledger.add(self.client, "up", bitmap)
+        self.ledger.add(self.client, "meta", bitmap)
+        aux = _aux(positions=positions, sent=sent.cpu())
+        if sent.any():
+            frame = self._training_frame(Kind.FORWARD, acts[sent], labels[sent], lr, index, aux)
+        else:
+            frame = Frame(Kind.FORWARD, self.client, index=index, value=lr, aux=aux)
+        return _tensor(self._exchange(frame, Kind.LOSS).value), frame.payload
+
+    def store_view(self, acts: torch.Tensor, labels: torch.Tensor, view: int) -> None:
+        """A batch of a further view (cache_views) up, for the server's cache only."""
+        self._send(self._training_frame(Kind.STORE, acts, labels, 0.0, view))
+
+    def cached_step(self, lr: float, index: int = 0, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """One server step on the server's cached batch `index` (or, cached per sample, on the
+        samples at `positions`); the loss (a 0-dim tensor)."""
+        frame = Frame(Kind.CACHED, self.client, index=index, value=lr, aux=_aux(positions=positions))
+        return _tensor(self._exchange(frame, Kind.LOSS).value)
+
+    def send_validation(self, acts: torch.Tensor, labels: torch.Tensor, index: int) -> Payload:
+        """A batch of the validation slice up (val bytes; its labels are label bytes); batch 0
+        replaces what the server held. Each batch is encoded afresh (no residual crosses)."""
+        reset(self.up)
+        payload = self.up.encode(acts.detach())
+        wire_labels = labels.to(self.label_dtype)
+        self._count("val", payload)
+        self.ledger.add(self.client, "labels", nbytes(wire_labels))
+        self._send(Frame(Kind.VAL, self.client, index=index, payload=payload, labels=wire_labels,
+                         shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name))
+        return payload
+
+    def validation_loss(self) -> float:
+        """The server's summed loss (eval mode) on the validation slice it holds of this client."""
+        return float(self._exchange(Frame(Kind.VAL_LOSS, self.client), Kind.LOSS).value)
 
     def upload_weights(self, state: dict[str, torch.Tensor], weight: float) -> None:
         self.ledger.add(self.client, "sync", exchanged_bytes(state))
@@ -99,13 +142,13 @@ class ClientEnd:
         """The server network's whole state, for saving the trained model."""
         return self._reply(Frame(Kind.STATE, self.client), Kind.WEIGHTS)[0].payload.tensors
 
-    def _training_frame(self, kind: Kind, acts, labels, lr: float, index: int) -> Frame:
+    def _training_frame(self, kind: Kind, acts, labels, lr: float, index: int, aux=None) -> Frame:
         payload = self.up.encode(acts.detach())
         wire_labels = labels.to(self.label_dtype)
         self._count("up", payload)
         self.ledger.add(self.client, "labels", nbytes(wire_labels))
         return Frame(kind, self.client, index=index, value=lr, payload=payload, labels=wire_labels,
-                     shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name)
+                     shape=tuple(acts.shape), dtype=acts.dtype, codec=self.codec_name, aux=aux or {})
 
     def _count(self, kind: str, payload: Payload) -> None:
         self.ledger.add(self.client, kind, payload.nbytes)
@@ -141,7 +184,7 @@ class ServerEnd:
         self.down = cfg.make_codec("quant_down") if sends else None
 
     def receive(self, frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The activations and labels of a FULL or FORWARD frame, decoded on `device`."""
+        """The activations and labels of a FULL, FORWARD, STORE, VAL or EVAL frame, decoded on `device`."""
         if frame.payload is None or frame.labels is None or frame.dtype is None:
             raise FrameError(f"{frame.kind.name} frame without activations, labels or their dtype")
         if frame.codec != self.codec_name:
@@ -153,6 +196,11 @@ class ServerEnd:
 
     def gradient(self, grad: torch.Tensor, loss) -> Frame:
         return Frame(Kind.GRAD, self.client, value=loss, payload=self.down.encode(grad))
+
+
+def _aux(**tensors) -> dict[str, torch.Tensor]:
+    """A frame's aux tensors: those given."""
+    return {name: t for name, t in tensors.items() if t is not None}
 
 
 def _tensor(value) -> torch.Tensor:

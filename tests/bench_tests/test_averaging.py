@@ -36,7 +36,8 @@ def hand_set_client(k: int, ledger: Ledger, server: InProcess) -> Client:
     bn.running_var.fill_(var)
     bn.num_batches_tracked.fill_(batches)
     link = ClientEnd(k, CONFIG, server, ledger, num_classes=10)
-    return Client(k, torch.arange(shard), net, torch.optim.SGD(net.parameters(), lr=0.1), link, torch.Generator())
+    return Client(k, torch.arange(shard), torch.arange(0), net, torch.optim.SGD(net.parameters(), lr=0.1), link,
+                  torch.Generator())
 
 
 def test_fedavg_is_the_shard_weighted_mean_of_parameters_and_running_statistics():

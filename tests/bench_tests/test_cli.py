@@ -149,7 +149,8 @@ def test_output_to_a_file_is_one_line_per_epoch_and_no_progress_bar(tmp_path):
     out = cli(["run", *args], tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert len(lines) == 1 + 3 + 1  # header, one row per epoch, the final line
+    assert len(lines) == 1 + 3 + 1 + 1  # header, one row per epoch, the totals, the runs' address
+    assert lines[-1].startswith("runs: http://127.0.0.1:5000/#/experiments/")
     assert [line.split()[:2] for line in lines[1:4]] == [["0", "FULL"], ["1", "FULL"], ["2", "FULL"]]
     assert "\r" not in out.stdout + out.stderr
     assert "epoch 0" not in out.stderr and out.stderr.splitlines()[-1].startswith("run ")

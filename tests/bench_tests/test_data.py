@@ -13,6 +13,7 @@ import torch
 import torchvision
 
 from bench import data
+from bench.augment import draw_crops
 from bench.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,6 +267,20 @@ def test_augmentation_is_seeded_crop_and_flip(cifar):
         windows = pad.unfold(1, 32, 1).unfold(2, 32, 1).permute(1, 2, 0, 3, 4).reshape(81, 3, 32, 32)
         candidates = torch.cat([windows, windows.flip(-1)])
         assert (candidates == image).flatten(1).all(1).sum() >= 1
+
+
+def test_fixed_crops_are_the_draws_an_augmented_epoch_takes(synthetic):
+    indices = torch.arange(0, 1000, 7)  # batches of 100, 43
+    drawn = _epoch(synthetic, indices, augment=True, generator=torch.Generator().manual_seed(3))[0]
+    crops = draw_crops([100, 43], torch.Generator().manual_seed(3))
+    fixed = _epoch(synthetic, indices, crops=crops)[0]
+    assert all(torch.equal(a, b) for a, b in zip(drawn, fixed))
+    # Taken per entry: the crops of a reordering follow their images.
+    order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(4))
+    moved = torch.cat(_epoch(synthetic, indices[order], crops=crops.take(order))[0])
+    assert torch.equal(moved, torch.cat(fixed)[order])
+    with pytest.raises(ValueError, match="crops fix one view per entry"):
+        data.batches(synthetic, "train", indices, 100, shuffle=True, generator=torch.Generator(), crops=crops)
 
 
 # ---- Fashion-MNIST and synthetic -----------------------------------------------------------------

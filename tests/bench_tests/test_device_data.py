@@ -4,7 +4,8 @@ The reference values below are exact floats recorded from the engine as it was b
 made on the data's device and losses were read back once per epoch (each step's loss read with
 .item() and the batches built on the CPU). Equality, not closeness: moving the data path and
 deferring the loss check must not change a single bit on the CPU. They were recorded with torch
-2.14 on x86-64; another CPU kernel library may round convolutions differently.
+2.14 on x86-64 with 2 threads (the test pins that count: it decides how convolutions sum);
+another CPU kernel library may round convolutions differently.
 """
 
 import math
@@ -31,6 +32,7 @@ BASE = dict(model="smallcnn", width=0.25, cut=2, dataset="synthetic", train_subs
      [(2.4647288133227634, 0.14, 0.0), (2.3285165514264787, 0.1, 1.0)]),
 ])
 def test_cpu_metrics_are_bit_identical_to_the_per_step_engine(overrides, expected):
+    torch.set_num_threads(2)  # restored after the test (tests/conftest.py)
     cfg = RunConfig(**(BASE | overrides))
     run = train(cfg, progress=False)
     assert [(e["train/loss"], e["test/acc"], e["mode"]) for e in run.epochs] == expected

@@ -11,19 +11,25 @@ SMOKE = spec.tomllib.loads(spec.resolve("smoke").read_text())["sweep"]
 
 
 def test_shipped_specs_define_their_grids():
-    assert spec.shipped() == ["paper", "quick", "smoke"]
+    assert spec.shipped() == ["beyond", "paper", "quick", "smoke"]
     smoke, quick, paper = spec.load("smoke"), spec.load("quick"), spec.load("paper")
+    beyond = spec.load("beyond").cells[0].config()
+    assert (beyond.model, beyond.clients, beyond.train_subset, beyond.test_subset) == ("smallcnn", 1, 10000, None)
     assert [c.study for c in smoke.cells] == ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
-    assert smoke.trials == 3 and smoke.sampler == "tpe"
-    assert [c.study for c in quick.cells] == ["quick/smallcnn-c1", "quick/smallcnn-c2", "quick/vgg11-c1",
-                                              "quick/vgg11-c2"]
-    assert len(quick.cells) * quick.trials >= 20
-    assert quick.cells[0].config().width == 0.5 and quick.cells[2].config().width == 0.25
-    assert quick.cells[0].config().dataset == "cifar10"
+    assert smoke.trials == 3 and smoke.sampler == "tpe" and smoke.seeds == (0, 1)
+    assert [c.study for c in quick.cells] == ["quick/smallcnn-c1", "quick/smallcnn-c2"]
+    assert quick.trials == 8 and quick.seeds == (0, 1)
+    assert [(s.policy, s.quant_up, s.quant_down) for s in quick.settings] == [
+        ("loss_threshold", "fp8_e4m3", "fp8_e5m2")] * 2 + [("periodic", "fp8_e4m3", "fp8_e5m2")]
+    assert quick.cells[0].config().width == 0.5 and quick.cells[0].config().dataset == "cifar10"
     assert len(paper.cells) == 9 and {c.config().model for c in paper.cells} == {"vgg11", "vgg13", "resnet18"}
     assert {c.config().clients for c in paper.cells} == {1, 5, 10}
     base = paper.cells[0].config()
     assert (base.epochs, base.lr, base.lr_milestones, base.batch_size) == (200, 0.05, (60, 120, 160), 128)
+    assert paper.seeds == (0, 1, 2)
+    assert [(s.policy, dict(s.args), s.quant_up, s.quant_down) for s in paper.settings] == [
+        ("loss_threshold", {"threshold": t}, "fp8_e4m3", "fp8_e5m2") for t in (0.01, 0.02, 0.05)] + [
+        ("periodic", {"period": p}, "fp32", "fp32") for p in (5, 20)]
 
 
 def test_the_baseline_is_always_in_the_search_space_and_ranges_merge_with_declared_ones():
@@ -64,6 +70,20 @@ def edit(path, value):
     ("search.ranges.loss_threshold", {"threshold": {"low": 0, "high": 1, "log": True}}, "sweep.search.ranges.loss_threshold.threshold: log must be true or false, and a log range needs low > 0"),
     ("search.ranges.loss_threshold", {"reference": {"choices": ["last"]}}, "sweep.search.ranges.loss_threshold.reference: 'last' is not allowed"),
     ("search.ranges.loss_treshold", {}, "sweep.search.ranges: unknown name 'loss_treshold'; did you mean 'loss_threshold'?"),
+    ("seeds", [], "sweep.seeds: expected a non-empty list of seeds, got []"),
+    ("seeds", [0, -1], "sweep.seeds: every seed must be an integer >= 0, got -1"),
+    ("seeds", [0, 1, 0], "sweep.seeds: lists a seed twice, got [0, 1, 0]"),
+    ("seeds", 3, "sweep.seeds: expected a non-empty list of seeds, got 3"),
+    ("fixed.seed", 1, "sweep.fixed.seed: unknown name 'seed'"),
+    ("settings", [{"policy": "loss_treshold"}], "sweep.settings[0].policy: unknown name 'loss_treshold'; did you mean 'loss_threshold'?"),
+    ("settings", [{"policy": "always", "quant_up": "fp8_e4m4"}], "sweep.settings[0].quant_up: unknown name 'fp8_e4m4'"),
+    ("settings", [{"policy": "periodic", "args": {"perod": 2}}], "sweep.settings[0].args.perod: unknown name 'perod'; did you mean 'period'?"),
+    ("settings", [{"policy": "periodic", "args": {"period": 0}}], "sweep.settings[0].args.period: must be an integer >= 1, got 0"),
+    ("settings", [{"policy": "periodic", "codec": "fp16"}], "sweep.settings[0].codec: unknown name 'codec'"),
+    ("settings", [{"quant_up": "fp16"}], "sweep.settings[0].policy: missing; name a policy"),
+    ("settings", [{"policy": "periodic"}, {"policy": "periodic", "args": {"period": 3}}], "sweep.settings[1]: repeats an earlier setting"),
+    ("settings", [{"policy": "periodic", "args": {"period": 2}}, {"policy": "periodic", "args": {"period": 4}}, {"policy": "periodic", "args": {"period": 5}}],
+     "sweep.trials: must be an integer >= 4 (the baseline and 3 explicit setting(s)), got 3"),
 ])
 def test_a_bad_spec_names_the_field(path, value, message):
     with pytest.raises(UsageError) as err:
@@ -82,3 +102,32 @@ def test_spec_names_resolve_to_shipped_files_or_paths(tmp_path):
     broken.write_text("[sweep\n")
     with pytest.raises(UsageError, match="not valid TOML"):
         spec.load(str(broken))
+
+
+def test_explicit_settings_join_the_space_and_run_after_the_baseline_and_a_settings_only_spec_counts_them():
+    table = {k: v for k, v in SMOKE.items() if k not in ("search", "trials")}
+    table["settings"] = [{"policy": "always"},  # the baseline, listed: it runs first once
+                         {"policy": "loss_threshold", "args": {"threshold": 0.02}, "quant_up": "fp8_e4m3",
+                          "quant_down": "fp8_e5m2"},
+                         {"policy": "periodic", "args": {"period": 4}}]
+    s = spec.parse(table, name="x")
+    assert s.trials == 3  # the baseline and two settings
+    assert s.policies == ("always", "loss_threshold", "periodic") and s.quant_up == ("fp32", "fp8_e4m3")
+    lt, per = s.settings
+    assert lt.choice() == {"policy": "loss_threshold", "policy_args": (("threshold", 0.02),),
+                           "quant_up": "fp8_e4m3", "quant_down": "fp8_e5m2"}
+    assert s.fixed_params(lt) == {"policy": "loss_threshold", "loss_threshold.reference": "last_full",
+                                  "loss_threshold.threshold": 0.02, "quant_up": "fp8_e4m3", "quant_down": "fp8_e5m2"}
+    assert s.fixed_params(per) == {"policy": "periodic", "periodic.period": 4, "quant_up": "fp32", "quant_down": "fp32"}
+
+
+def test_floats_are_rounded_to_what_matters_and_the_space_is_counted_after_rounding():
+    log = spec.Range(low=0.02, high=0.5, log=True)
+    assert log.round(0.040013105825410386) == 0.04 and log.round(0.123456) == 0.12
+    # 0.020 .. 0.099 (80 values) and 0.10 .. 0.50 (41)
+    assert log.size() == 121
+    linear = spec.Range(low=0.0, high=1.0)
+    assert linear.round(0.123456) == 0.12 and linear.size() == 101
+    assert spec.Range(low=1, high=3).size() == 3 and spec.Range(choices=("a", "b")).size() == 2
+    smoke = spec.load("smoke")  # (always 1 + periodic 3 + loss_threshold 2 x 221) x 3 x 3 codecs
+    assert smoke.size() == (1 + 3 + 2 * 221) * 9

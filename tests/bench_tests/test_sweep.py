@@ -21,23 +21,27 @@ def studies(storage):
             for s in optuna.get_all_study_summaries(storage)}
 
 
-def child_runs(client, sweep):
+def child_runs(client, sweep, role="trial"):
     exp = client.get_experiment_by_name(sweep)
-    return client.search_runs([exp.experiment_id], "tags.`splitbench.role` = 'trial'")
+    return client.search_runs([exp.experiment_id], f"tags.`splitbench.role` = '{role}'")
 
 
 def assert_each_finished_trial_has_one_run(trials_by_study, runs, n_trials):
-    """The contract the reports rely on: one active child run per finished trial, none for others."""
+    """The contract the reports rely on: one active child run per finished trial (duplicates
+    included), none for others; `n_trials` finished trials per study besides the duplicates."""
     finished = {(study, t.number) for study, trials in trials_by_study.items() for t in trials
-                if t.state == TrialState.COMPLETE or t.user_attrs.get("failure", "").startswith("diverged")}
-    assert {study: sum(s == study for s, _ in finished) for study in trials_by_study} == {
+                if t.state == TrialState.COMPLETE or t.user_attrs.get("failure", "").startswith("diverged")
+                or t.user_attrs.get("duplicate_of") is not None}
+    originals = {(study, t.number) for study, trials in trials_by_study.items() for t in trials
+                 if t.user_attrs.get("duplicate_of") is None}
+    assert {study: sum(s == study for s, _ in finished & originals) for study in trials_by_study} == {
         study: n_trials for study in trials_by_study}
     tagged = [(r.data.tags["study"], int(r.data.tags["trial"])) for r in runs]
     assert sorted(tagged) == sorted(finished)  # each exactly once
 
 
 def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(tmp_path):
-    out = run_cli(["sweep", "--spec", "smoke"], tmp_path)
+    out = run_cli(["sweep", "--spec", "smoke", "--workers", "1"], tmp_path)  # one worker: the proposals are reproducible
     assert out.returncode == 0, out.stderr
     trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")
     assert sorted(trials) == SMOKE_STUDIES
@@ -55,6 +59,8 @@ def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(t
     assert parent["smoke/smallcnn-c2"].data.params["clients"] == "2"
     assert parent["smoke/smallcnn-c2"].data.params["dataset"] == "synthetic"
     runs = child_runs(client, "smoke")
+    seed_runs = child_runs(client, "smoke", "seed")
+    assert len(seed_runs) == 2 * len(runs)
     assert_each_finished_trial_has_one_run(trials, runs, 3)
     for run in runs:
         study, number = run.data.tags["study"], int(run.data.tags["trial"])
@@ -67,12 +73,23 @@ def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(t
         assert run.data.params["quant_down"] == trial.params["quant_down"]
         assert run.data.metrics["final/test_acc"] == trial.values[0]
         assert run.data.metrics["final/comm_bytes"] == trial.values[1]
-        assert len(client.get_metric_history(run.info.run_id, "test/acc")) == 2  # one per epoch
+        assert run.data.params["seeds"] == "0,1"
+        assert len(client.get_metric_history(run.info.run_id, "test/acc")) == 2  # one per epoch, the mean
+        # one nested run per seed; the trial's objectives are their means
+        seeds = {r.data.tags["seed"]: r for r in seed_runs if r.data.tags["mlflow.parentRunId"] == run.info.run_id}
+        assert sorted(seeds) == ["0", "1"]
+        assert all(r.data.tags["trial"] == str(number) and r.info.status == "FINISHED" for r in seeds.values())
+        accs = [seeds[s].data.metrics["final/test_acc"] for s in ("0", "1")]
+        assert trial.values[0] == pytest.approx(sum(accs) / 2)
+        assert run.data.metrics["final/test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+        assert len(client.get_metric_history(seeds["1"].info.run_id, "mode")) == 2
     baselines = [r for r in runs if r.data.tags["trial"] == "0"]
     assert baselines[0].data.tags["config_key"] != baselines[1].data.tags["config_key"]  # clients differ
     assert "cell" in out.stdout and "smoke/smallcnn-c1     3       0" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == f"runs: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
-    again = run_cli(["sweep", "--spec", "smoke"], tmp_path)
+    again = run_cli(["sweep", "--spec", "smoke", "--workers", "1"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert "done: 0 trial(s) run" in again.stdout
     assert {s: len(t) for s, t in studies(f"sqlite:///{tmp_path / 'optuna.db'}").items()} == {s: 3 for s in SMOKE_STUDIES}
@@ -90,19 +107,23 @@ def write_spec(tmp_path, old, new):
 
 def test_diverging_trials_are_failed_in_optuna_and_mlflow_and_the_sweep_goes_on(tmp_path):
     path = write_spec(tmp_path, "warmup_epochs = 0\n", "warmup_epochs = 0\nlr = 1e12\n")
-    out = run_cli(["sweep", "--spec", path], tmp_path)
+    out = run_cli(["sweep", "--spec", path, "--workers", "1"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("FAILED: train/loss is") == 6
     trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")
     for study in ("spec/smallcnn-c1", "spec/smallcnn-c2"):
-        assert [t.state for t in trials[study]] == [TrialState.FAIL] * 3
-        assert all(t.user_attrs["failure"].startswith("diverged: train/loss is") for t in trials[study])
+        originals = [t for t in trials[study] if t.user_attrs["duplicate_of"] is None]
+        assert [t.state for t in originals] == [TrialState.FAIL] * 3
+        assert all(t.user_attrs["failure"].startswith("diverged: train/loss is") for t in originals)
+        # a proposal that repeats a diverged setting fails at once, as a duplicate (it does not count)
+        assert all(t.state == TrialState.FAIL and t.user_attrs["failure"].startswith("duplicate of trial ")
+                   for t in trials[study] if t not in originals)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = child_runs(client, "spec")
     assert_each_finished_trial_has_one_run(trials, runs, 3)
     assert {r.info.status for r in runs} == {"FAILED"}
     assert all(r.data.tags["failure_reason"].startswith("train/loss is") for r in runs)
-    again = run_cli(["sweep", "--spec", path], tmp_path)
+    again = run_cli(["sweep", "--spec", path, "--workers", "1"], tmp_path)
     assert again.returncode == 0 and "done: 0 trial(s) run" in again.stdout
 
 
@@ -119,35 +140,56 @@ def wait_for_running_trial(storage, study, number, timeout=240):
     raise AssertionError(f"trial {number} of {study} never ran")
 
 
+def wait_for_finished_seed(tracking_uri, sweep, seed, timeout=240):
+    """The run id of the first seed run tagged `seed` that finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client = MlflowClient(tracking_uri)
+            done = [r for r in child_runs(client, sweep, "seed")
+                    if r.data.tags["seed"] == str(seed) and r.info.status == "FINISHED"]
+        except Exception:  # the experiment or the tables do not exist yet
+            done = []
+        if done:
+            return done[0].info.run_id
+        time.sleep(0.2)
+    raise AssertionError(f"seed {seed} never finished")
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
-def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_lost_or_repeated(tmp_path, sig, code):
-    """The worker is stopped in the middle of the baseline; the rerun retries it (same params), then completes."""
-    # One cell of two trials, long enough to stop the first one midway.
+def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_or_seed_lost_or_repeated(
+        tmp_path, sig, code):
+    """The worker is stopped in the baseline's second seed; the rerun retries the baseline (same
+    params), adopts its finished first seed instead of training it again, then completes."""
+    # One cell of two trials, long enough to stop the second seed of the first one midway.
     path = write_spec(tmp_path, "epochs = 2\nbatch_size", "epochs = 5\nbatch_size")
     text = (tmp_path / "spec.toml").read_text().replace("clients = [1, 2]", "clients = [1]")
     (tmp_path / "spec.toml").write_text(text.replace("trials = 3", "trials = 2\nsave_model = true"))
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage, tracking_uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "bench", "sweep", "--spec", path, "--heartbeat", "1"]
+    cmd = [sys.executable, "-m", "bench", "sweep", "--spec", path, "--heartbeat", "1", "--workers", "1"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_running_trial(storage, "spec/smallcnn-c1", 0)
-        time.sleep(1.5)  # into its first epochs
+        first_seed = wait_for_finished_seed(tracking_uri, "spec", 0)
+        time.sleep(1.5)  # into the second seed's first epochs
         proc.send_signal(sig)
         proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == code
     stopped = optuna.load_study(study_name="spec/smallcnn-c1", storage=storage).trials[0]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri)
     (stopped_run,) = child_runs(client, "spec")
+    (stopped_seed,) = [r for r in child_runs(client, "spec", "seed") if r.data.tags["seed"] == "1"]
     if sig == signal.SIGINT:  # stopped cleanly: failed, and its params queued again
         assert stopped.state == TrialState.FAIL and stopped_run.info.status == "KILLED"
+        assert stopped_seed.info.status == "KILLED"
     else:  # died: still RUNNING until its heartbeat is missed
         assert stopped.state == TrialState.RUNNING and stopped_run.info.status == "RUNNING"
 
     time.sleep(3.5)  # three missed heartbeats
-    out = run_cli(["sweep", "--spec", path, "--heartbeat", "1"], tmp_path)
+    out = run_cli(["sweep", "--spec", path, "--heartbeat", "1", "--workers", "1"], tmp_path)
     assert out.returncode == 0, out.stderr
     trials = studies(storage)
     first = trials["spec/smallcnn-c1"]
@@ -157,11 +199,23 @@ def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_lost
     assert [t.state for t in first] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     runs = child_runs(client, "spec")
     assert_each_finished_trial_has_one_run(trials, runs, 2)
-    for run in runs:  # save_model: the weights, for the privacy attack
-        assert {a.path for a in client.list_artifacts(run.info.run_id, "weights")} == {"weights/client.pt",
-                                                                                      "weights/server.pt"}
-    gone = client.get_run(stopped_run.info.run_id)
-    assert gone.info.lifecycle_stage == "deleted" and gone.data.tags["superseded_by"] == str(retry.number)
+    seed_runs = child_runs(client, "spec", "seed")
+    assert len(seed_runs) == 4 and {r.info.status for r in seed_runs} == {"FINISHED"}
+    for run in runs + seed_runs:  # save_model: the weights, for the privacy attack
+        names = {a.path for a in client.list_artifacts(run.info.run_id, "weights")}
+        assert names == (set() if run in runs else {"weights/client.pt", "weights/server.pt"})
+    # the finished seed was adopted by the retry, not trained again
+    (retry_run,) = [r for r in runs if r.data.tags["trial"] == str(retry.number)]
+    adopted = client.get_run(first_seed)
+    assert adopted.info.lifecycle_stage == "active" and adopted.data.tags["trial"] == str(retry.number)
+    assert adopted.data.tags["mlflow.parentRunId"] == retry_run.info.run_id
+    assert len(client.get_metric_history(first_seed, "test/acc")) == 5  # logged once, not twice
+    mean = sum(r.data.metrics["final/test_acc"] for r in seed_runs
+               if r.data.tags["mlflow.parentRunId"] == retry_run.info.run_id) / 2
+    assert retry.values[0] == pytest.approx(mean)
+    for gone_id in (stopped_run.info.run_id, stopped_seed.info.run_id):
+        gone = client.get_run(gone_id)
+        assert gone.info.lifecycle_stage == "deleted" and gone.data.tags["superseded_by"] == str(retry.number)
 
 
 @pytest.mark.parametrize("args, env, message", [
@@ -180,12 +234,58 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, env, me
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_bad_spec_file_is_rejected_before_anything_is_written(tmp_path):
+@pytest.mark.parametrize("old, new, message", [
+    ('["smallcnn"]', '["vgg12"]', "error: sweep.cells.models: unknown name 'vgg12'; did you mean 'vgg13' or 'vgg11'?"),
+    # a check that needs the data set: its classes hold 200 training images each
+    ("clients = [1, 2]", "clients = [1, 300]", "error: clients: must be between 1 and 200 for this data set, got 300"),
+])
+def test_a_bad_spec_file_is_rejected_before_anything_is_written(tmp_path, old, new, message):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "s.toml").write_text(specs.resolve("smoke").read_text().replace('["smallcnn"]', '["vgg12"]'))
+    (bad / "s.toml").write_text(specs.resolve("smoke").read_text().replace(old, new))
     out = run_cli(["sweep", "--spec", str(bad / "s.toml")], tmp_path)
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
-    assert line.startswith("error: sweep.cells.models: unknown name 'vgg12'; did you mean 'vgg13' or 'vgg11'?")
+    assert line.startswith(message)
     assert [p.name for p in tmp_path.iterdir()] == ["bad"]
+
+
+def test_explicit_settings_run_first_a_known_setting_is_not_trained_again_and_a_used_up_space_ends_the_cell(tmp_path):
+    """Space: always x {fp32, fp16, bf16} up x fp32 down (3 settings), 9 trials asked for."""
+    text = specs.resolve("smoke").read_text().replace("clients = [1, 2]", "clients = [1]")
+    text = text.replace("trials = 3", "trials = 9").replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.replace("epochs = 2", "epochs = 1")
+    head, _, _ = text.partition("[sweep.search]")
+    path = tmp_path / "spec.toml"
+    path.write_text(head + '[sweep.search]\npolicies = ["always"]\nquant_up = ["fp32", "fp16", "bf16"]\n'
+                    'quant_down = ["fp32"]\n\n[[sweep.settings]]\npolicy = "always"\nquant_up = "bf16"\n')
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    spec = specs.load(str(path))
+    assert spec.size() == 3
+    from bench import tuning
+
+    # A proposal the study has already run, queued after the baseline and the explicit setting.
+    tuning.open_study(tuning.open_storage(storage, None), spec.cells[0], spec).enqueue_trial(specs.BASELINE)
+    out = run_cli(["sweep", "--spec", str(path), "--workers", "1"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = studies(storage)["spec/smallcnn-c1"]
+    assert trials[0].params == specs.BASELINE
+    assert trials[1].params == {"policy": "always", "quant_up": "bf16", "quant_down": "fp32"}  # the setting
+    assert trials[2].params == specs.BASELINE and trials[2].user_attrs["duplicate_of"] == 0
+    assert trials[2].values == trials[0].values
+    originals = [t for t in trials if t.user_attrs["duplicate_of"] is None]
+    # every setting ran once and the cell ended there, 6 trials short of `trials`
+    assert sorted(t.params["quant_up"] for t in originals) == ["bf16", "fp16", "fp32"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert "trial 2 [always fp32/fp32]: duplicate of trial 0, not trained" in out.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = {int(r.data.tags["trial"]): r for r in child_runs(client, "spec")}
+    assert sorted(runs) == [t.number for t in trials]
+    dup, first = runs[2], runs[0]
+    assert dup.data.tags["duplicate_of"] == "0" and "duplicate_of" not in first.data.tags
+    finals = {k: v for k, v in first.data.metrics.items() if k.startswith("final/")}
+    assert dup.data.metrics == finals and "final/comm_bytes" in finals and dup.info.status == "FINISHED"
+    assert client.get_metric_history(dup.info.run_id, "test/acc") == []  # nothing trained
+    again = run_cli(["sweep", "--spec", str(path), "--workers", "1"], tmp_path)
+    assert again.returncode == 0 and "done: 0 trial(s) run" in again.stdout, again.stderr
+

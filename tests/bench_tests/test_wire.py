@@ -80,6 +80,19 @@ def test_tcp_gives_the_same_metrics_as_inproc_and_wire_bytes_are_payload_plus_he
     assert cached["comm/wire_up_bytes"] == cached["comm/wire_down_bytes"] == BATCHES * HEADER_SIZE
 
 
+@pytest.mark.slow  # a server process
+@pytest.mark.parametrize("options", [
+    {"cache_views": 2, "cache_mixup": 0.2, "cache_noise": 0.1, "val_fraction": 0.2},
+    {"refresh_threshold": 0.05, "val_fraction": 0.2},
+], ids=["views-mixup-noise-val", "refresh-val"])
+def test_the_servers_cache_options_give_the_same_metrics_over_tcp(options):
+    # views, regularisers, per-sample refresh and the validation slice live in the server process
+    inproc = train(config(**options), progress=False)
+    over_tcp = train(config(transport="tcp", **options), progress=False)
+    assert strip(over_tcp) == strip(inproc)
+    assert inproc.epochs[1]["comm/val_bytes"] > 0 and "val/loss" in inproc.epochs[2]
+
+
 def strip(result):
     return [{k: v for k, v in e.items() if not k.startswith("time/")} for e in result.epochs]
 

@@ -1,7 +1,8 @@
 """Runs as bench.tracking.load_runs returns them, written by hand: frames and tables without MLflow.
 
-`run` is one run of one seed (a trial from before seeds existed, or a seed run); `trial` is a trial of
-several seeds in the sweep's layout: the trial run (means, `_std`, param `seeds`) and its seed runs.
+`run` is one run of one seed (a trial from before seeds existed, or a seed run; `options`: further
+params, such as engine options); `trial` is a trial of several seeds in the sweep's layout: the trial
+run (means, `_std`, param `seeds`) and its seed runs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ _ids = itertools.count()
 
 def run(policy="always", up="fp32", down="fp32", *, seed=0, acc=0.9, comm=100.0, total=None, flops=1e9,
         study="vgg11-c2-clients1", status="FINISHED", args=None, model="vgg11", clients=1, modes=(0, 0, 0),
-        role="trial", tags=None) -> dict:
+        role="trial", tags=None, options=None) -> dict:
     params = {"model": model, "width": "1.0", "cut": "2", "dataset": "cifar10", "clients": str(clients),
               "epochs": str(len(modes)), "train_subset": "None", "seed": str(seed), "policy": policy,
               "quant_up": up, "quant_down": down}
-    params |= {f"policy.{k}": str(v) for k, v in (args or {}).items()}
+    params |= {f"policy.{k}": str(v) for k, v in (args or {}).items()} | (options or {})
     metrics = {"final/test_acc": acc, "final/comm_bytes": comm, "final/total_bytes": total or comm * 1.01,
                "final/client_flops": flops, "final/full_epochs": float(modes.count(0)),
                "final/forward_epochs": float(modes.count(1)), "final/cached_epochs": float(modes.count(2))}

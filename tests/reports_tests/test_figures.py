@@ -93,3 +93,30 @@ def test_long_runs_and_large_fronts_stay_readable():
     assert len(ax.get_yticklabels()) == figures.MAX_TIMELINE_ROWS
     assert ax.collections[0].get_linewidth()[0] == 0
     assert len(figures.curves(settings, history, "t").axes[0].get_legend().get_texts()) == 1 + figures.MAX_CURVES
+
+
+def test_gates_show_each_familys_best_setting_beside_the_papers_gate():
+    fp8 = ("fp8_e4m3", "fp8_e5m2")
+
+    def gate(threshold, signal="train", **fields):
+        args = {"threshold": threshold, "reference": "last_full", "max_cached": 0, "signal": signal}
+        return run("loss_threshold", *fp8, args=args, **fields)
+
+    runs = [run(acc=0.90, comm=100),
+            gate(0.1, acc=0.899, comm=20, modes=(0, 1, 0)),  # the paper's gate, within 0.5 pp
+            gate(0.3, acc=0.80, comm=5, modes=(0, 1, 2)),  # cheaper but 10 pp down: not its best
+            gate(0.1, "val", acc=0.90, comm=10, modes=(0, 1, 2), options={"val_fraction": "0.1"}),
+            gate(0.1, acc=0.70, comm=8, modes=(0, 1, 2), options={"cache_mixup": "0.2", "cache_views": "1"}),
+            run("periodic", *fp8, acc=0.895, comm=30, args={"period": 3}, modes=(0, 1, 2))]
+    settings, history, _ = cell(runs)
+    ax = figures.gates(settings, history, "t").axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert max(len(line) for label in labels for line in label.split("\n")) <= figures.TIMELINE_LABEL_CHARS
+    assert [label.replace("\n", " ") for label in labels] == [
+        "loss_threshold: loss_threshold(signal=train, threshold=0.1), fp8_e4m3/fp8_e5m2 (5x, -0.1 pp)",
+        "loss_threshold +cache_mixup: loss_threshold(signal=train, threshold=0.1, cache_mixup=0.2), "
+        "fp8_e4m3/fp8_e5m2 (12.5x, -20.0 pp)",  # none within 0.5 pp: the most accurate
+        "loss_threshold +signal=val: loss_threshold(signal=val, threshold=0.1, val_fraction=0.1), "
+        "fp8_e4m3/fp8_e5m2 (10x, +0.0 pp)",
+        "periodic: periodic(period=3), fp8_e4m3/fp8_e5m2 (3.33x, -0.5 pp)"]
+    assert ax.collections[0].get_array().reshape(4, 3).tolist() == [[0, 1, 0], [0, 1, 2], [0, 1, 2], [0, 1, 2]]

@@ -126,3 +126,18 @@ def test_an_accuracy_interval_stops_at_zero_and_one():
     # 0.02, 0.20: mean 0.11, std 0.127279; t_{0.975,1} = 12.706 -> 0.11 -/+ 1.1435, beyond both ends
     s = frames.settings(frames.trials(trial(accs=(0.02, 0.20)))).iloc[0]
     assert (s["acc_ci_low"], s["acc_ci_high"]) == (0.0, 1.0)
+
+
+def test_engine_options_switched_on_make_a_setting_and_a_family_of_their_own():
+    args = {"threshold": 0.1, "reference": "last_full", "max_cached": 0, "signal": "train"}
+    off = {"val_fraction": "0.0", "cache_mixup": "0.0", "cache_noise": "0.0", "cache_views": "1",
+           "refresh_threshold": "None"}
+    runs = [run(), run("loss_threshold", args=args, options=off),
+            run("loss_threshold", args=args | {"max_cached": 3}, options=off | {"refresh_threshold": "0.05"}),
+            run("loss_threshold", args=args, options=off | {"cache_views": "2", "cache_noise": "0.1"})]
+    settings = frames.settings(frames.trials(runs))
+    assert settings["family"].tolist() == ["always", "loss_threshold", "loss_threshold +max_cached +refresh_threshold",
+                                           "loss_threshold +cache_noise +cache_views"]
+    assert settings["setting"].tolist()[1:] == [
+        "loss_threshold(max_cached=0)", "loss_threshold(max_cached=3, refresh_threshold=0.05)",
+        "loss_threshold(max_cached=0, cache_noise=0.1, cache_views=2)"]

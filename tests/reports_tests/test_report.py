@@ -11,11 +11,12 @@ from reports import cli
 def test_the_report_has_every_figure_table_and_caption(report):
     page = (report / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 8  # 4 figures x 2 cells
+    assert len(images) == 10  # 5 figures x 2 cells
+    assert sum(png.endswith("-gates.png") for png in images) == 2
     for png in images:
         assert (report / png).stat().st_size > 10_000 and (report / png).with_suffix(".svg").exists()
     assert 'id="headline-table"' in page and "1.64x-106.7x" in page
-    assert page.count("Made from sweep <code>quick</code>") == 1 + 8 + 2  # headline, figures, settings tables
+    assert page.count("Made from sweep <code>quick</code>") == 1 + 10 + 2  # headline, figures, settings tables
     assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed run is not shown" in page
     assert "2 trials repeating an earlier trial's setting are counted once" in page
     headline = pd.read_csv(report / "headline.csv")
@@ -29,7 +30,7 @@ def test_the_report_has_every_figure_table_and_caption(report):
     assert trials["seeds"].tolist() == [2, 2, 1] * 2
     settings = pd.read_csv(report / "settings.csv")
     one = settings[settings["policy"] == "loss_threshold"]
-    assert one["setting"].tolist() == ["loss_threshold(reference=last_full, threshold=0.3)"] * 2
+    assert one["setting"].tolist() == ["loss_threshold(max_cached=0, reference=last_full, signal=train, threshold=0.3)"] * 2
     assert (one["verdict"] == "noise unknown").all() and one["delta_ci_low"].isna().all()
     two = settings[settings["policy"] == "periodic"]
     assert (two["acc_ci_low"] <= two["acc"]).all() and (two["delta_ci_low"] <= two["delta_ci_high"]).all()

@@ -1,0 +1,145 @@
+"""One setting trained over its seeds and recorded: the one path from a RunConfig to MLflow.
+
+`bench run` and every sweep trial call train_setting, so the two can never record differently:
+
+    one seed   one run: params (RunConfig.to_params() and `seeds`), the per-epoch history, the
+               final metrics, provenance tags, config.json, and the weights on request.
+    n seeds    the setting's run: the same params with `seeds` = "0,1,2" (in order); every final
+               metric `final/<name>` is the mean over the seeds and `final/<name>_std` their sample
+               standard deviation (ddof=1); per epoch (step = epoch) the mean over the seeds of every
+               metric except the modes (`mode`, `mode/client_K`: a mean of modes is no mode).
+               Under it one nested run per seed (tags `splitbench.role` = seed, `seed` = k) holds
+               that seed exactly as a single-seed run would (its own params, history, finals, weights).
+
+Seeds that already finished in an earlier, interrupted attempt are adopted (moved under the new
+setting run) instead of trained again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from bench import tracking
+from bench.config import RunConfig
+from bench.errors import UsageError
+
+SEED_ROLE = "seed"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a setting's runs go: the store, the experiment, the run's name, its parent and tags."""
+
+    uri: str
+    experiment: str
+    name: str
+    parent_run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # on the setting's run and on every seed run
+    save_model: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    experiment_id: str
+    final: dict[str, float]  # as logged on the setting's run: the means (and `_std` with >= 2 seeds)
+
+
+def check_seeds(name: str, seeds) -> tuple[int, ...]:
+    """The seeds as a tuple, or a UsageError naming `name` when the list is empty, negative or repeated."""
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise UsageError(f"{name}: expected a non-empty list of seeds, got {seeds!r}")
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise UsageError(f"{name}: every seed must be an integer >= 0, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"{name}: lists a seed twice, got {list(seeds)}")
+    return tuple(seeds)
+
+
+def params(cfg: RunConfig, seeds: tuple[int, ...]) -> dict:
+    """The setting's params: RunConfig.to_params() of its first seed plus `seeds`."""
+    return dataclasses.replace(cfg, seed=seeds[0]).to_params() | {"seeds": ",".join(map(str, seeds))}
+
+
+def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
+                  load: Callable[[RunConfig], object] | None = None,
+                  watch: Callable[[int], object] | None = None,
+                  adopt: Mapping[int, str] | None = None,
+                  started: Callable[[str], None] | None = None, progress: bool = False,
+                  transport=None) -> Outcome:
+    """Train `cfg` once per seed and record the runs as the module docstring says.
+
+    load: the data set of a seed's config (default RunConfig.load_data); watch: an extra Sink per
+    seed (progress, console); adopt: seed -> id of a finished seed run to move under this setting
+    instead of training that seed; started: called with the setting run's id once it exists;
+    progress: a progress bar per epoch; transport: an open session with a server that was given
+    this setting's config (`bench run --connect`; one seed only), else each seed opens its own.
+    A RunFailed of any seed fails the seed's run and the setting's run and propagates.
+    """
+    from bench.console import Tee
+    from bench.engine import resolve_device, train
+
+    if transport is not None and len(seeds) > 1:
+        raise UsageError("seeds: a server session serves one run, so it takes a single seed")
+    load = load or RunConfig.load_data
+    device = str(resolve_device(cfg.device))
+    configs = {s: dataclasses.replace(cfg, seed=s) for s in seeds}
+    first = load(configs[seeds[0]])
+    tags = dict(dest.tags) | tracking.provenance(device, seeds[0]) | {"data_source": first.source}
+    with tracking.MlflowRun(dest.uri, dest.experiment, dest.name, parent_run_id=dest.parent_run_id,
+                            tags=tags) as setting:
+        setting.log_config(params(cfg, seeds), dataclasses.asdict(configs[seeds[0]]))
+        if started:
+            started(setting.run_id)
+        results = {}
+        for seed in seeds:
+            if adopt and seed in adopt:
+                results[seed] = tracking.adopt_run(dest.uri, adopt[seed], setting.run_id, dest.tags)
+                continue
+            ds = first if seed == seeds[0] else load(configs[seed])
+            sinks = [watch(seed)] if watch else []
+            if len(seeds) == 1:
+                result = train(configs[seed], Tee([setting, *sinks]), dataset=ds, progress=progress,
+                               transport=transport)
+                _save(setting, result, dest.save_model)
+                return Outcome(setting.run_id, setting.experiment_id, result.final)
+            seed_tags = (dict(dest.tags) | tracking.provenance(device, seed)
+                         | {"data_source": ds.source, "splitbench.role": SEED_ROLE})
+            with tracking.MlflowRun(dest.uri, dest.experiment, f"{dest.name}-s{seed}",
+                                    parent_run_id=setting.run_id, tags=seed_tags) as run:
+                run.log_config(params(cfg, (seed,)), dataclasses.asdict(configs[seed]))
+                result = train(configs[seed], Tee([run, *sinks]), dataset=ds, progress=progress)
+                _save(run, result, dest.save_model)
+            results[seed] = (result.epochs, result.final)
+        final = summarize([results[s][1] for s in seeds])
+        setting.log_history(mean_epochs([results[s][0] for s in seeds]))
+        setting.log_final(final)
+    return Outcome(setting.run_id, setting.experiment_id, final)
+
+
+def _save(run, result, save_model: bool) -> None:
+    if save_model:
+        run.log_weights({"client": result.client, "server": result.server})
+
+
+def summarize(finals: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of every final metric over the seeds, and `<name>_std`, the sample standard deviation."""
+    out = {}
+    for name in finals[0]:
+        values = [f[name] for f in finals]
+        out[name] = statistics.fmean(values)
+        out[f"{name}_std"] = statistics.stdev(values)
+    return out
+
+
+def mean_epochs(histories: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per epoch, the mean over the seeds of every metric but the modes."""
+    out = []
+    for records in zip(*histories):
+        names = [k for k in records[0] if k != "mode" and not k.startswith("mode/")]  # mode/client_K too
+        out.append({k: statistics.fmean(r[k] for r in records) for k in names})
+    return out
