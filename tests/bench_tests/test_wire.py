@@ -209,6 +209,7 @@ def test_a_client_that_loses_its_server_fails_the_run(tmp_path):
     (["--connect", "nowhere"], TOKEN, "connect: expected HOST:PORT"),
     (["--connect", "127.0.0.1:1", "--transport", "inproc"], TOKEN, "connect: a server at HOST:PORT is reached over tcp"),
     (["--connect", "127.0.0.1:1"], TOKEN, "connect: no server at 127.0.0.1:1"),
+    (["--connect", "127.0.0.1:1", "--seeds", "0,1"], TOKEN, "seeds: `bench serve` serves one run"),
 ])
 def test_bad_connect_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, args, token, message):
     monkeypatch.delenv(tcp.TOKEN_ENV, raising=False)
