@@ -2,6 +2,8 @@
 
     split / plain     one epoch of the split run (always, fp32) against plain training of the
                       same unsplit network on the same batches (target: <= 1.10)
+    tcp / inproc      one epoch of VGG11 width 0.25, cut 2 with the server side in a `bench serve`
+                      process on loopback against the same epoch in process (target: <= 1.10)
     CACHED / FULL     wall time of a CACHED epoch relative to a FULL one
     codecs            per codec (every registered one, and fp8_e4m3 with each wrapper stage):
                       encode + decode throughput, GB/s of fp32 input, on one real cut-layer batch
@@ -71,6 +73,19 @@ def split_vs_plain(cfg: RunConfig, ds, repeats: int) -> tuple[float, float]:
         split.append(train(cfg, dataset=ds, progress=False).epochs[0]["time/epoch_s"])
         plain.append(plain_epoch(cfg, ds))
     return statistics.median(split), statistics.median(plain)
+
+
+def tcp_vs_inproc(cfg: RunConfig, ds, repeats: int) -> tuple[str, str, str, str]:
+    """The table row: median epoch seconds of VGG11 width 0.25 cut 2 over tcp and in process,
+    interleaved so drifts in machine load hit both."""
+    vgg = dataclasses.replace(cfg, model="vgg11", width=0.25, cut=2, epochs=1)
+    seconds = {"tcp": [], "inproc": []}
+    for _ in range(repeats):
+        for transport, runs in seconds.items():
+            runs.append(train(dataclasses.replace(vgg, transport=transport), dataset=ds, progress=False)
+                        .epochs[0]["time/epoch_s"])
+    tcp, inproc = statistics.median(seconds["tcp"]), statistics.median(seconds["inproc"])
+    return "tcp epoch / inproc epoch", f"{tcp / inproc:.3f}", f"{tcp:.2f} s vs {inproc:.2f} s, vgg11 w0.25 c2", "<= 1.10"
 
 
 def cached_vs_full(cfg: RunConfig, ds) -> tuple[float, float]:
@@ -168,6 +183,7 @@ def main(argv=None) -> int:
         rows = [
             ("split epoch / plain epoch", f"{split / plain:.3f}", f"{split:.2f} s vs {plain:.2f} s", "<= 1.10"),
             ("CACHED epoch / FULL epoch", f"{cached / full:.3f}", f"{cached:.2f} s vs {full:.2f} s", ""),
+            tcp_vs_inproc(cfg, ds, args.repeats),
         ]
     acts, grad = cut_tensors(cfg, ds)
     batches = math.ceil(len(ds.train_y) / cfg.batch_size)

@@ -96,6 +96,10 @@ class BatchCache:
     def __bool__(self) -> bool:
         return bool(self.views)
 
+    def batches(self) -> list[Received]:
+        """Every cached batch, view after view, in the order they were stored."""
+        return [b for view in self.views for b in view]
+
     def order(self, generator: torch.Generator) -> list[Received]:
         """The batches of the next CACHED epoch: view (c mod K), in an order drawn from `generator`."""
         self.replays += 1
@@ -108,7 +112,8 @@ class BatchCache:
 
 
 class SampleCache:
-    """Per-sample cache of decoded activations, indexed by position in the client's training shard."""
+    """Per-sample cache of decoded activations, indexed by position in the client's training shard.
+    It grows to the largest position stored (the server learns the shard's size from what arrives)."""
 
     def __init__(self, samples: int, batch_size: int, regularisers: Regularisers):
         self.samples, self.batch_size = samples, batch_size
@@ -121,12 +126,22 @@ class SampleCache:
         """Nothing to drop: a refresh overwrites the samples it sends and keeps the others."""
 
     def store(self, positions: torch.Tensor, acts: torch.Tensor, labels: torch.Tensor) -> None:
-        if self.acts is None:
-            self.acts = torch.zeros((self.samples, *acts.shape[1:]), dtype=acts.dtype, device=acts.device)
-            self.labels = torch.zeros(self.samples, dtype=labels.dtype, device=labels.device)
+        size = max(self.samples, int(positions.max()) + 1)
+        if self.acts is None or size > self.samples:
+            self._grow(size, acts, labels)
         self.acts[positions.to(acts.device)] = acts
         self.labels[positions.to(labels.device)] = labels
         self.held[positions.cpu()] = True
+
+    def _grow(self, size: int, acts: torch.Tensor, labels: torch.Tensor) -> None:
+        old = (self.acts, self.labels, self.held)
+        self.acts = torch.zeros((size, *acts.shape[1:]), dtype=acts.dtype, device=acts.device)
+        self.labels = torch.zeros(size, dtype=labels.dtype, device=labels.device)
+        self.held = torch.zeros(size, dtype=torch.bool)
+        self.held[:len(old[2])] = old[2]
+        if old[0] is not None:
+            self.acts[:len(old[0])], self.labels[:len(old[1])] = old[0], old[1]
+        self.samples = size
 
     def read(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The held activations and labels of `positions` (every one must be held)."""

@@ -2,12 +2,13 @@
 
 Exit codes: 0 done, 1 a run failed (recorded as FAILED) or a store failed, 2 bad input (nothing written).
 The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
-OPTUNA_STORAGE).
+OPTUNA_STORAGE, SPLITBENCH_TOKEN).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -45,6 +46,10 @@ FIELD_HELP = {
     "cache_augment": "what FORWARD epochs send: the augmented view that is cached, or unaugmented images",
     "frozen_bn": "batch-norm mode of the frozen client in FORWARD epochs",
     "device": "where to train (auto: CUDA when there is one)",
+    "transport": "where the server side runs: in this process (inproc) or a local `bench serve` process (tcp)",
+    "uplink_mbit": "modelled uplink rate in Mbit/s for time/comm_s (with --downlink-mbit; default: no link model)",
+    "downlink_mbit": "modelled downlink rate in Mbit/s for time/comm_s (with --uplink-mbit)",
+    "rtt_ms": "modelled round-trip time in ms, charged once per reply the client waits for; >= 0",
     "val_fraction": "share of each client's shard held out as the validation slice of policy.signal=val; in [0, 1)",
     "cache_mixup": "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); >= 0",
     "cache_noise": "Gaussian noise on cached activations, SIGMA x each channel's spread (0 = off); >= 0",
@@ -92,7 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
     run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
+    run.add_argument("--connect", default=None, metavar="HOST:PORT",
+                     help="the server side runs in `bench serve` at HOST:PORT (implies --transport tcp; "
+                          "both sides hold the same $SPLITBENCH_TOKEN)")
     run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="the server side of one run, for `bench run --connect` (needs $SPLITBENCH_TOKEN)")
+    serve.add_argument("--listen", default="127.0.0.1:7707", metavar="HOST:PORT",
+                       help="where to listen (default 127.0.0.1:7707; port 0: any free port, printed)")
+    serve.add_argument("--max-frame-mb", type=float, default=1024, help="larger frames are refused (default 1024)")
+    serve.add_argument("--plugin", action="append", default=[], help="a plugin the run uses (repeatable)")
+    serve.set_defaults(func=cmd_serve)
 
     priv = sub.add_parser("privacy", help="model-inversion attack on a logged run; scores go to that run")
     add_privacy_flags(priv)
@@ -171,7 +186,7 @@ def allowed_values() -> dict[str, list[str]]:
     return {"model": list(models.MODELS), "dataset": list(data.DATASETS), "gating": list(config.GATINGS),
             "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
             "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
-            "device": list(config.DEVICES), "amp": list(config.AMP)}
+            "device": list(config.DEVICES), "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -247,10 +262,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     seeds = seeds_from_args(args)
     cfg = config_from_args(args)
+    if args.connect:
+        if args.transport == "inproc":
+            raise UsageError("connect: a server at HOST:PORT is reached over tcp, not --transport inproc")
+        if len(seeds) > 1:
+            raise UsageError("seeds: `bench serve` serves one run, so --connect takes a single seed")
+        cfg = dataclasses.replace(cfg, transport="tcp")
+        host, port = _address("connect", args.connect)
+        token = _token()
     # everything the data set decides, checked before anything is written
     loaded = {seed: dataclasses.replace(cfg, seed=seed).load_data() for seed in seeds}
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     tracking.check_reachable(uri)
+    transport = None
+    if args.connect:
+        from bench.wire import tcp
+
+        ds = loaded[seeds[0]]
+        transport = tcp.connect(host, port, token, cfg, ds.in_channels, ds.num_classes)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
     dest = record.Destination(uri, args.experiment, name, save_model=args.save_model)
 
@@ -259,15 +288,42 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"seed {seed}")
         return EpochPrinter()
 
-    outcome = record.train_setting(
-        cfg, seeds, dest, load=lambda c: loaded[c.seed], watch=watch, progress=progress_bar(args.quiet),
-        started=lambda run_id: print(f"run {run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr))
+    with contextlib.closing(transport) if transport else contextlib.nullcontext():
+        outcome = record.train_setting(
+            cfg, seeds, dest, load=lambda c: loaded[c.seed], watch=watch, progress=progress_bar(args.quiet),
+            started=lambda run_id: print(f"run {run_id} in experiment {args.experiment!r} at {uri}", file=sys.stderr),
+            transport=transport)
     if len(seeds) > 1:
         m = outcome.final
         print(f"mean over {len(seeds)} seeds: test acc {m['final/test_acc']:.2%} ± {m['final/test_acc_std']:.2%} "
               f"(sample std), activations+gradients {m['final/comm_bytes'] / 1e6:.2f} MB")
     print(f"runs: {tracking.runs_page(uri, args.experiment)}")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bench.serve import serve
+
+    host, port = _address("listen", args.listen)
+    if args.max_frame_mb <= 0:
+        raise UsageError(f"max-frame-mb: must be > 0, got {args.max_frame_mb}")
+    return serve(host, port, _token(), limit=int(args.max_frame_mb * 2**20))
+
+
+def _address(flag: str, text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"{flag}: expected HOST:PORT (e.g. 127.0.0.1:7707), got {text!r}")
+    return host, int(port)
+
+
+def _token() -> str:
+    from bench.wire.tcp import TOKEN_ENV
+
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise UsageError(f"{TOKEN_ENV}: set it to a shared secret, the same for `bench serve` and `bench run --connect`")
+    return token
 
 
 def cmd_privacy(args: argparse.Namespace) -> int:

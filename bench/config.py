@@ -20,6 +20,7 @@ from bench.registry import unknown_name_message
 
 DEVICES = ("auto", "cpu", "cuda")
 GATINGS = ("global", "per-client")
+TRANSPORTS = ("inproc", "tcp")  # the server side in this process / in a `bench serve` process
 # PAPER.md's open choices, each a logged field rather than a hidden constant.
 CACHE_AUGMENT = ("view", "off")  # cache the one augmented view sent / no augmentation in FORWARD
 FROZEN_BN = ("eval", "train")  # batch norm of the frozen client in FORWARD epochs
@@ -63,6 +64,11 @@ class RunConfig:
     cache_views: int = 1  # augmented views a FORWARD epoch sends per image
     refresh_threshold: float | None = None  # per-sample refresh: resend a sample when it moved this much
     device: str = "auto"
+    transport: str = "inproc"
+    # The link model (bench/wire/linkmodel.py): none unless both rates are given.
+    uplink_mbit: float | None = None
+    downlink_mbit: float | None = None
+    rtt_ms: float | None = None
     # How the device computes (bench/acceleration.py); the defaults are plain fp32 eager PyTorch.
     amp: str = "off"
     channels_last: bool = False
@@ -78,6 +84,8 @@ class RunConfig:
         _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
         _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
         _choice("device", self.device, DEVICES)
+        _choice("transport", self.transport, TRANSPORTS)
+        _link_model(self.uplink_mbit, self.downlink_mbit, self.rtt_ms)
         _choice("amp", self.amp, AMP)
         for name in ("quant_up", "quant_down"):
             if getattr(self, name) not in QUANTIZERS:
@@ -133,6 +141,14 @@ class RunConfig:
         data.iid_shards(ds.train_y, self.clients, self.seed)
         return ds
 
+    def link_model(self):
+        """The modelled link (bench/wire/linkmodel.py), or None when the run models none."""
+        from bench.wire.linkmodel import LinkModel
+
+        if self.uplink_mbit is None:
+            return None
+        return LinkModel(self.uplink_mbit, self.downlink_mbit, self.rtt_ms or 0.0)
+
     def make_policy(self):
         """A fresh policy instance (one per run, or one per client with per-client gating)."""
         from policies import POLICIES
@@ -172,6 +188,18 @@ def _at_least(name: str, value: Any, low: float, strict: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > low if strict else value >= low)
     if not ok:
         raise UsageError(f"{name}: must be a number {'>' if strict else '>='} {low}, got {value!r}")
+
+
+def _link_model(uplink_mbit, downlink_mbit, rtt_ms) -> None:
+    given = {"uplink_mbit": uplink_mbit, "downlink_mbit": downlink_mbit, "rtt_ms": rtt_ms}
+    if all(v is None for v in given.values()):
+        return
+    for name in ("uplink_mbit", "downlink_mbit"):
+        if given[name] is None:
+            raise UsageError(f"{name}: a link model needs both uplink_mbit and downlink_mbit")
+        _at_least(name, given[name], 0, strict=True)
+    if rtt_ms is not None:
+        _at_least("rtt_ms", rtt_ms, 0)
 
 
 def _typed_args(prefix: str, cls: type, args, stages: bool = False) -> tuple[tuple[str, Any], ...]:

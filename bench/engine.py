@@ -5,8 +5,9 @@ Per epoch each client runs the mode its policy chose (PAPER.md):
              the server caches what it received (payload and labels).
     FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed (in
              cache_views views, or only the samples that moved with per-sample refresh).
-    CACHED   no client work, no bytes: the server trains on its cache (bench/cache.py: the
-             cached batches in a reshuffled order, with the cache's regularisers).
+    CACHED   no client work, no payload bytes (only a header-sized request per batch): the server
+             trains on its cache (bench/cache.py: the cached batches in an order the client draws,
+             with the cache's regularisers).
 Batches are served round-robin across clients (client 1 batch 1, client 2 batch 1, ...) and the
 one server network steps after every client batch. After an epoch in which clients updated, the
 updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and
@@ -15,10 +16,16 @@ client is N = 1 of the same loop (nothing to average).
 With val_fraction > 0 each client holds a validation slice of its shard out of training; after a
 FULL or FORWARD epoch its activations cross through the up codec (counted as val bytes), and after
 every epoch the server's loss on the slices it holds feeds the gate.
+
+The engine never touches the server network or a codec's decoding for training: each client talks
+to the server side (bench/server.py, which holds the caches) through its end of its Link
+(bench/wire), over the run's transport. The client end decides what crosses: the views, the
+per-sample refresh selection and its map, the validation slice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import time
@@ -26,23 +33,25 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench import data as datasets
-from bench import flops, models
+from bench import flops
 from bench.acceleration import Acceleration
 from bench.augment import Crops, Epoch, draw_crops
-from bench.cache import BatchCache, Received, Regularisers, Replay, SampleCache
+from bench.cache import BatchCache
 from bench.config import RunConfig
 from bench.devices import resolve_device
 from bench.errors import RunFailed, UsageError
 from bench.gating import Gate
 from bench.losses import StepLosses
 from bench.refresh import SampleRefresh
-from bench.wire import KINDS, Ledger, Link, exchanged_state
+from bench.server import Server, client_stream, sgd, split_networks
+from bench.wire import KINDS, ClientEnd, Ledger, exchanged_state
+from bench.wire import tcp
+from bench.wire.inproc import InProcess
+from bench.wire.link import Transport
 from policies import Mode
-from quantizers import reset
 
 
 class Sink(Protocol):
@@ -77,21 +86,31 @@ class RunResult:
 
 @dataclass
 class Client:
-    """One edge device: its shards, its copy of the client network, its link, and what the server
-    holds of it (its cache and the activations of its validation slice)."""
+    """One edge device: its shards, its copy of the client network, its end of its link, and its
+    record of what the server holds of it: per cached batch its number and samples, in views (with
+    per-sample refresh, `refresh` holds the per-sample record), and the samples of its validation
+    slice the server holds."""
 
     index: int
     shard: torch.Tensor
     val: torch.Tensor  # the validation slice, held out of `shard`
     net: torch.nn.Module
     opt: torch.optim.Optimizer
-    link: Link
+    link: ClientEnd
     generator: torch.Generator
-    cache: BatchCache | SampleCache
+    cached: BatchCache = field(default_factory=lambda: BatchCache(None, None))
     refresh: SampleRefresh | None = None
     crops: Crops | None = None  # per-sample refresh: each sample's view until the next FULL epoch
-    val_held: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    sent: int = 0  # batches cached since the last refresh began (the next one's number)
+    val_held: int = 0
     version: int = 0  # the number of the average this client holds
+
+    def holds_cache(self) -> bool:
+        return bool(self.refresh.held if self.refresh is not None else self.cached)
+
+    def cached_order(self) -> list:
+        """The next CACHED epoch's batches, drawn as the server's cache would draw them."""
+        return (self.refresh.held if self.refresh is not None else self.cached).order(self.generator)
 
 
 @dataclass(frozen=True)
@@ -132,27 +151,41 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
 
 
 def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: bool = True,
-          check_every: int | None = None) -> RunResult:
+          check_every: int | None = None, transport: Transport | None = None) -> RunResult:
     """Run `cfg` to the end, logging each epoch to `sink`; raises RunFailed on a non-finite loss.
 
     The data set and its augmentation live on the run's device, and no step reads anything back to
     the host: losses stay on the device and are checked at the end of each epoch, and also every
     `check_every` steps if given (a diverging run then stops sooner). Either way RunFailed names
     the epoch, step and client of the first non-finite loss.
+
+    `transport` reaches a server that was already given this run's config (`bench run --connect`);
+    without one the run opens its own, as `cfg.transport` says.
     """
     sink = sink or ListSink()
     device = resolve_device(cfg.device)
     accel = Acceleration.of(cfg, device)
     ds = (dataset or cfg.load_data()).to(device)
-    torch.manual_seed(cfg.seed)
-    client_net, server = models.split(
-        models.build(cfg.model, in_channels=ds.in_channels, num_classes=ds.num_classes, width=cfg.width), cfg.cut
-    )
-    client_net, server = accel.place(client_net), accel.place(server)
+    client_net, server_net = split_networks(cfg, ds.in_channels, ds.num_classes)
+    client_net = accel.place(client_net)
+    with contextlib.ExitStack() as stack:
+        if transport is None:
+            transport = _open_transport(cfg, ds, server_net, device)
+        stack.callback(transport.close)
+        return _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every)
+
+
+def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
+    if cfg.transport == "tcp":
+        return tcp.start_local(cfg, ds.in_channels, ds.num_classes)
+    return InProcess(Server(cfg, server_net, device))
+
+
+def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every) -> RunResult:
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
     clients = [
-        _make_client(cfg, k, shard, client_net, ledger, ds.num_classes)
+        _make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
         for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
     ]
     val_samples = sum(len(c.val) for c in clients)
@@ -160,10 +193,8 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         raise UsageError(f"val_fraction: {cfg.val_fraction} of shards of {len(clients[0].shard) + len(clients[0].val)} "
                          "samples leaves a validation slice or a training shard empty")
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
-    server_opt = _sgd(cfg, server)
-    accel.compile_all(*(c.net for c in clients), average, server)
+    accel.compile_all(*(c.net for c in clients), average)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")
-    eval_codec = cfg.make_codec("quant_up")
     version, records, modes_seen = 0, [], []
 
     for epoch in range(cfg.epochs):
@@ -174,7 +205,7 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
             if mode != Mode.CACHED and client.version < version:
                 _fetch_average(client, average)
                 client.version = version
-            streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, device)))
+            streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, accel.device)))
         steps = sum(len(batches) for _, _, batches in streams)
         step_losses = StepLosses(cfg.clients, epoch)
         client_flops = [0.0 for _ in clients]
@@ -184,10 +215,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         for step, item in enumerate(x for x in schedule if x is not None):
             client, mode, batch = item
             lr = lr_at(cfg, epoch + step / steps)
-            for opt in (server_opt, client.opt):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            step_losses.add(step, client.index, *_step(accel, client, mode, batch, server, server_opt))
+            for group in client.opt.param_groups:
+                group["lr"] = lr
+            step_losses.add(step, client.index, *_step(accel, client, mode, batch, lr))
             if mode != Mode.CACHED:
                 per_sample = cost.forward_backward if mode == Mode.FULL else cost.forward
                 client_flops[client.index] += len(batch.y) * per_sample
@@ -203,9 +233,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
             _average(updated, average, version)
         val_losses = None
         if val_samples:
-            val_losses = _validate(cfg, accel, ds, clients, modes, server, device, cost, client_flops)
+            val_losses = _validate(cfg, accel, ds, clients, modes, cost, client_flops)
         train_s = time.perf_counter() - started
-        acc = evaluate(average, server, ds, eval_codec, device, accel)
+        acc = evaluate(average, clients[0].link, ds, accel.device, accel)
         record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), client_flops, acc, train_s, lr_at(cfg, epoch))
         if val_losses:
             record["val/loss"] = sum(t for t, _ in val_losses) / val_samples
@@ -214,38 +244,33 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
         modes_seen.append(modes)
         sink.log_epoch(epoch, record)
 
-    final = _final_metrics(records, ledger)
+    server_net.load_state_dict(clients[0].link.server_state())
+    final = _final_metrics(cfg, records, ledger)
     sink.log_final(final)
-    return RunResult(cfg, records, final, modes_seen, average, server)
+    return RunResult(cfg, records, final, modes_seen, average, server_net)
 
 
-def _sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def _make_client(cfg, k, shard, client_net, ledger, num_classes) -> Client:
+def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
-    link = Link(k, cfg.make_codec("quant_up"), cfg.make_codec("quant_down"), ledger, num_classes)
-    stream = cfg.seed * 1000 + k + 1
+    link = ClientEnd(k, cfg, transport, ledger, num_classes)
+    stream = client_stream(cfg, k)
     generator = torch.Generator().manual_seed(stream)
     shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
-    # The regularisers draw from a stream of their own, so turning them on moves no client shuffle.
-    regularisers = Regularisers(cfg.cache_mixup, cfg.cache_noise, seed=stream + 500_000)
-    if cfg.refresh_threshold is None:
-        return Client(k, shard, val, net, _sgd(cfg, net), link, generator, BatchCache(link.up, regularisers))
-    cache = SampleCache(len(shard), cfg.batch_size, regularisers)
-    return Client(k, shard, val, net, _sgd(cfg, net), link, generator, cache,
-                  SampleRefresh(cfg.refresh_threshold, len(shard)))
+    refresh = None if cfg.refresh_threshold is None else SampleRefresh(cfg.refresh_threshold, len(shard))
+    return Client(k, shard, val, net, sgd(cfg, net), link, generator, refresh=refresh)
 
 
 def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
-    """The client's batches for this epoch in serving order (all random draws are taken here)."""
+    """The client's batches for this epoch in serving order (all random draws are taken here); a
+    CACHED epoch's batches are what the client knows of the server's cache (a batch's number and
+    samples, or the positions of held samples), in an order the client draws."""
     if mode == Mode.CACHED:
-        if not client.cache:
+        if not client.holds_cache():
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
-        return client.cache.order(client.generator)
+        return client.cached_order()
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
-    client.cache.clear()  # refreshed by what this epoch sends
+    client.cached.clear()  # refreshed by what this epoch sends
+    client.sent = 0
     client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
     if client.refresh is not None:
@@ -268,63 +293,50 @@ def _fixed_view_epoch(cfg, ds, client: Client, mode: Mode, augment: bool, device
     return FreshEpoch([epoch], list(order.split(cfg.batch_size)))
 
 
-def _step(accel: Acceleration, client: Client, mode: Mode, batch, server, server_opt) -> tuple[torch.Tensor, int]:
+def _step(accel: Acceleration, client: Client, mode: Mode, batch, lr: float) -> tuple[torch.Tensor, int]:
     """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples the
     server trained on)."""
     link = client.link
     if mode == Mode.CACHED:
-        replay = client.cache.replay(batch)
-        return _server_step(accel, server, server_opt, replay), len(replay.labels)
+        if client.refresh is not None:
+            return link.cached_step(lr, positions=batch), len(batch)
+        number, samples = batch
+        return link.cached_step(lr, index=number), samples
     if mode == Mode.FORWARD:
         with torch.no_grad():
             acts = _client_forward(accel, client.net, batch.x)
         if client.refresh is not None:
-            received = Replay(*_send_moved(client, batch, acts))
+            sent = client.refresh.select(batch.positions, acts)
+            loss, payload = link.refresh_step(acts, batch.y, lr, client.sent, batch.positions, sent)
+            _remember(client, batch.positions[sent.cpu()], payload, acts[sent], batch.y[sent])
+        elif batch.view:  # further views are stored for CACHED epochs, not trained on now
+            link.store_view(acts, batch.y, batch.view)
+            loss = None
         else:
-            payload, labels = _send(client, batch, acts)
-            received = Replay(link.up.decode(payload, acts), labels)
-        if batch.view:  # further views are stored for CACHED epochs, not trained on now
-            return acts.new_zeros(()), 0
-        return _server_step(accel, server, server_opt, received), len(batch.y)
+            loss, _ = link.forward_step(acts, batch.y, lr, client.sent)
+        _counted(client, batch)
+        return (acts.new_zeros(()), 0) if loss is None else (loss, len(batch.y))
     acts = _client_forward(accel, client.net, batch.x)
-    payload, labels = _send(client, batch, acts)
-    received = link.receive_up(payload, acts)
-    loss = _server_step(accel, server, server_opt, Replay(received, labels))
-    grad = link.send_down(received.grad)
+    grad, loss, payload = link.full_step(acts, batch.y, lr, client.sent, batch.positions)
+    _remember(client, batch.positions, payload, acts.detach(), batch.y)
+    _counted(client, batch)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
     client.opt.step()
     return loss, len(batch.y)
 
 
-def _send(client: Client, batch: Fresh, acts: torch.Tensor):
-    """Every sample of the batch crosses and the server caches it; returns (payload, labels as received)."""
-    link = client.link
-    payload = link.send_up(acts)
-    labels = link.send_labels(batch.y)
+def _counted(client: Client, batch: Fresh) -> None:
+    """The client's record of the batch the server just cached (per-batch layout)."""
     if client.refresh is None:
-        client.cache.store(Received(payload, labels, acts.shape, acts.dtype), batch.view)
-    else:
-        received = link.up.decode(payload, acts.detach())
-        client.cache.store(batch.positions, received, labels)
-        client.refresh.remember(batch.positions, received, labels)
-    return payload, labels
+        client.cached.store((client.sent, len(batch.y)), batch.view)
+    client.sent += 1
 
 
-def _send_moved(client: Client, batch: Fresh, acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample refresh (bench/refresh.py): the map, then only the samples that moved; the server
-    trains on the batch as it now holds it."""
-    link = client.link
-    sent = client.refresh.select(batch.positions, acts)
-    link.send_bitmap(sent)
-    if sent.any():
-        positions = batch.positions[sent.cpu()]
-        payload = link.send_up(acts[sent])
-        labels = link.send_labels(batch.y[sent])
-        received = link.up.decode(payload, acts[sent])
-        client.cache.store(positions, received, labels)
-        client.refresh.remember(positions, received, labels)
-    return client.cache.read(batch.positions)
+def _remember(client: Client, positions, payload, acts: torch.Tensor, labels: torch.Tensor) -> None:
+    """Per-sample refresh: the client's copy of what the server now holds (decoded as the server decodes it)."""
+    if client.refresh is not None and payload is not None:
+        client.refresh.remember(positions, client.link.up.decode(payload, acts), labels)
 
 
 def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
@@ -334,85 +346,54 @@ def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:
         return net(accel.input(x)).float()
 
 
-def _server_step(accel: Acceleration, server, opt, batch: Replay) -> torch.Tensor:
-    opt.zero_grad(set_to_none=True)
-    with accel.autocast():
-        loss = batch.loss(server(batch.acts))
-    loss.backward()
-    opt.step()
-    return loss
-
-
 def _fetch_average(client: Client, average: torch.nn.Module) -> None:
-    state = exchanged_state(average)
+    state = client.link.fetch_weights()
     client.net.load_state_dict(state, strict=False)
-    client.link.send_weights(state)
+    average.load_state_dict(state, strict=False)
 
 
 def _average(updated: list[Client], average: torch.nn.Module, version: int) -> None:
-    """FedAvg of the updated clients (weighted by shard size); the average goes back to each of them."""
-    weights = torch.tensor([len(c.shard) for c in updated], dtype=torch.float64)
-    weights /= weights.sum()
-    states = [exchanged_state(c.net) for c in updated]
-    for c, state in zip(updated, states):
-        c.link.send_weights(state)
-    mean = {k: sum(w * s[k].double() for w, s in zip(weights.tolist(), states)).to(states[0][k].dtype) for k in states[0]}
-    average.load_state_dict(mean, strict=False)
+    """FedAvg of the updated clients through the server (weighted by shard size); the average goes
+    back to each of them."""
+    for c in updated:
+        c.link.upload_weights(exchanged_state(c.net), len(c.shard))
+    updated[0].link.average()
     for c in updated:
         _fetch_average(c, average)
         c.version = version
 
 
-def _validate(cfg, accel, ds, clients, modes, server, device, cost, client_flops) -> list[tuple[float, int]]:
+def _validate(cfg, accel, ds, clients, modes, cost, client_flops) -> list[tuple[float, int]]:
     """After the epoch: refreshing clients send their slice; per client, the server's loss on what it holds."""
     for client, mode in zip(clients, modes):
         if mode != Mode.CACHED:
-            _send_validation(cfg, accel, ds, client, device)
+            _send_validation(cfg, accel, ds, client, accel.device)
             client_flops[client.index] += len(client.val) * cost.forward
-    return [_validation_loss(accel, server, c) for c in clients]
+    return [(c.link.validation_loss(), c.val_held) for c in clients]
 
 
 @torch.no_grad()
 def _send_validation(cfg, accel, ds, client: Client, device) -> None:
     """The client's validation slice crosses (val bytes, labels) and replaces what the server held of it."""
     client.net.eval()
-    client.val_held = []
-    link = client.link
-    for x, y in datasets.batches(ds, "train", client.val, cfg.batch_size, device=device):
-        acts = _client_forward(accel, client.net, x)
-        reset(link.up)  # slice batches are independent, and no training residual reaches them
-        payload = link.send_up(acts, kind="val")
-        client.val_held.append((link.up.decode(payload, acts), link.send_labels(y)))
+    batches = datasets.batches(ds, "train", client.val, cfg.batch_size, device=device)
+    for index, (x, y) in enumerate(batches):
+        client.link.send_validation(_client_forward(accel, client.net, x), y, index)
+    client.val_held = len(client.val)
 
 
 @torch.no_grad()
-def _validation_loss(accel, server, client: Client) -> tuple[float, int]:
-    """(sum of per-sample losses, samples) of the server, in eval mode, on the client's slice as it holds it."""
-    server.eval()
-    with accel.autocast():
-        sums = [F.cross_entropy(server(acts), y, reduction="sum").float() for acts, y in client.val_held]
-    server.train()
-    total = sum(torch.stack(sums).tolist()) if sums else 0.0  # one read-back
-    return total, sum(len(y) for _, y in client.val_held)
-
-
-@torch.no_grad()
-def evaluate(client_net, server, ds, codec, device, accel: Acceleration | None = None) -> float:
+def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None = None) -> float:
     """Test accuracy through the deployed path: activations cross the up codec (bytes not counted).
 
     Batches are made where ds's tensors are, then moved to `device`; the count is read back once.
     """
     accel = accel or Acceleration(torch.device(device))
     client_net.eval()
-    server.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     everything = torch.arange(len(ds.test_y))
     for x, y in datasets.batches(ds, "test", everything, 1000, device=device):
-        acts = _client_forward(accel, client_net, x)
-        reset(codec)  # test batches are independent: no error-feedback residual crosses between them
-        with accel.autocast():
-            correct += (server(codec.decode(codec.encode(acts), acts)).argmax(1) == y).sum()
-    server.train()
+        correct += link.evaluate(_client_forward(accel, client_net, x), y)
     return correct.item() / len(ds.test_y)
 
 
@@ -429,9 +410,17 @@ def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, l
         "comm/meta_bytes": float(sum(c["meta"] for c in counts)),
         "comm/val_bytes": float(sum(c["val"] for c in counts)),
         "client/flops": float(sum(per_client_flops)),
+        "comm/wire_up_bytes": float(sum(c["wire_up"] for c in counts)),
+        "comm/wire_down_bytes": float(sum(c["wire_down"] for c in counts)),
         "time/epoch_s": train_s,
         "lr": lr,
     }
+    link = cfg.link_model()
+    if link is not None:
+        comm_s = link.seconds(record["comm/wire_up_bytes"], record["comm/wire_down_bytes"],
+                              sum(c["exchanges"] for c in counts))
+        record["time/comm_s"] = comm_s
+        record["time/total_s"] = train_s + comm_s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
             record[f"mode/client_{k}"] = float(mode)
@@ -441,14 +430,14 @@ def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, l
     return record
 
 
-def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
+def _final_metrics(cfg, records, ledger: Ledger) -> dict[str, float]:
     """Totals; final/comm_bytes is every activation and gradient that crossed, the validation
     slice's activations (final/val_bytes) included. Meta bytes are part of up, down and val, so
     final/total_bytes counts them once, there."""
     up, down, val = ledger.run_total("up"), ledger.run_total("down"), ledger.run_total("val")
     totals = {kind: ledger.run_total(kind) for kind in KINDS if kind != "meta"}
     modes = [int(r["mode"]) for r in records]
-    return {
+    final = {
         "final/test_acc": records[-1]["test/acc"],
         "final/comm_bytes": float(up + down + val),
         "final/total_bytes": float(sum(totals.values())),
@@ -462,5 +451,11 @@ def _final_metrics(records, ledger: Ledger) -> dict[str, float]:
         "final/full_epochs": float(modes.count(Mode.FULL)),
         "final/forward_epochs": float(modes.count(Mode.FORWARD)),
         "final/cached_epochs": float(modes.count(Mode.CACHED)),
+        "final/wire_up_bytes": float(ledger.run_total("wire_up")),
+        "final/wire_down_bytes": float(ledger.run_total("wire_down")),
         "final/train_s": sum(r["time/epoch_s"] for r in records),
     }
+    if cfg.link_model() is not None:
+        final["final/comm_s"] = sum(r["time/comm_s"] for r in records)
+        final["final/total_s"] = sum(r["time/total_s"] for r in records)
+    return final

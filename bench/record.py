@@ -69,18 +69,22 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
                   load: Callable[[RunConfig], object] | None = None,
                   watch: Callable[[int], object] | None = None,
                   adopt: Mapping[int, str] | None = None,
-                  started: Callable[[str], None] | None = None, progress: bool = False) -> Outcome:
+                  started: Callable[[str], None] | None = None, progress: bool = False,
+                  transport=None) -> Outcome:
     """Train `cfg` once per seed and record the runs as the module docstring says.
 
     load: the data set of a seed's config (default RunConfig.load_data); watch: an extra Sink per
     seed (progress, console); adopt: seed -> id of a finished seed run to move under this setting
     instead of training that seed; started: called with the setting run's id once it exists;
-    progress: a progress bar per epoch.
+    progress: a progress bar per epoch; transport: an open session with a server that was given
+    this setting's config (`bench run --connect`; one seed only), else each seed opens its own.
     A RunFailed of any seed fails the seed's run and the setting's run and propagates.
     """
     from bench.console import Tee
     from bench.engine import resolve_device, train
 
+    if transport is not None and len(seeds) > 1:
+        raise UsageError("seeds: a server session serves one run, so it takes a single seed")
     load = load or RunConfig.load_data
     device = str(resolve_device(cfg.device))
     configs = {s: dataclasses.replace(cfg, seed=s) for s in seeds}
@@ -99,7 +103,8 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
             ds = first if seed == seeds[0] else load(configs[seed])
             sinks = [watch(seed)] if watch else []
             if len(seeds) == 1:
-                result = train(configs[seed], Tee([setting, *sinks]), dataset=ds, progress=progress)
+                result = train(configs[seed], Tee([setting, *sinks]), dataset=ds, progress=progress,
+                               transport=transport)
                 _save(setting, result, dest.save_model)
                 return Outcome(setting.run_id, setting.experiment_id, result.final)
             seed_tags = (dict(dest.tags) | tracking.provenance(device, seed)

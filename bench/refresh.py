@@ -7,8 +7,10 @@ the map of which samples follow (1 bit per sample, counted as up bytes), then a[
 labels through the up codec as one message. A sample is sent when the server holds none for it, or
 when ||a - h|| > threshold x ||h|| (relative L2 distance) where h is the copy the server holds.
 threshold 0 resends every sample that moved at all. FULL epochs send every sample (the client's
-backward needs each one's gradient) and so refresh every copy. Positions in the shard never cross:
-the batch order is drawn from a seeded generator that both ends can hold.
+backward needs each one's gradient) and so refresh every copy. Positions in the shard are not
+payload: the batch order is drawn from a seeded generator that both ends could hold. The frames
+carry them (and the map) as bookkeeping all the same, counted only in the wire bytes
+(bench/wire/frames.py, AUX).
 
 Memory: to compare, the client keeps what the server holds (it decodes what it sent, as the server
 does): one decoded activation per training sample, samples x activation elements x 4 bytes

@@ -10,8 +10,9 @@ their saturation and for sparsifiers. One residual per message shape: the next m
 shape (the next batch of activations or of gradients, the short last batch apart) carries it.
 The state lives at the sending end; decoding needs none.
 
-When the residual is cleared (`reset()`; bench/engine.py calls it through Link.reset):
-    - at the start of every epoch in which a client sends (FULL or FORWARD), in both directions.
+When the residual is cleared (`reset()`, by each end of a link in bench/wire/link.py and bench/server.py):
+    - at the start of every epoch in which a client sends (FULL or FORWARD), in both directions
+      (the client's up codec as the epoch starts, the server's down codec at its first batch).
       That is when the server's cache of that client is refreshed, and it comes right after the
       client fetched any newer average of the client networks. So a residual never outlives the
       network (activations) or the cached epoch (gradients, whose server has since moved on) it was

@@ -151,10 +151,7 @@ def _timeline(runs: list[tuple[str, str]], history: pd.DataFrame, what: str, tit
 def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     """Test accuracy per epoch: the baseline and the most accurate settings of the front, the mean
     over seeds with its 95% confidence band (t-distribution) where there are several."""
-    on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
-    chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
-    label = {run: f"{s.setting}, {short_label(s.codec)}" + (" (baseline)" if s.baseline else "")
-             for s in chosen.itertuples() for run in s.run_ids}
+    chosen, label = _best_of_front(cell)
     data = history[(history["metric"] == "test/acc") & history["per_seed"] & history["trial_run"].isin(label)].copy()
     data["run"] = data["trial_run"].map(label)
     data["value"] *= 100
@@ -170,6 +167,36 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
     _title(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
     return fig
+
+
+def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title: str) -> plt.Figure:
+    """Test accuracy against the modelled time to train on `link` (measured compute plus modelled
+    communication, `time/total_s` summed over the epochs so far): the baseline and the most accurate
+    settings of the front, one line per setting through the means over its seeds of both at each epoch."""
+    _, label = _best_of_front(cell)
+    mine = history[history["per_seed"] & history["trial_run"].isin(label)]
+    table = mine.pivot_table(index=["trial_run", "run_id", "epoch"], columns="metric", values="value").reset_index()
+    table["minutes"] = table.groupby("run_id")["time/total_s"].cumsum() / 60
+    table["value"] = table["test/acc"] * 100
+    table["run"] = table["trial_run"].map(label)
+    means = table.groupby(["run", "epoch"])[["minutes", "value"]].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
+    marker = "o" if means["epoch"].nunique() <= MAX_MARKED_EPOCHS else None
+    sns.lineplot(data=means, x="minutes", y="value", hue="run", hue_order=list(dict.fromkeys(label.values())),
+                 estimator=None, sort=False, marker=marker, ax=ax, palette="dark")
+    ax.set(xlabel=f"modelled time to train (minutes) on {link}", ylabel="test accuracy (%)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
+    _title(fig, f"Test accuracy against time to train on {link}", title)
+    return fig
+
+
+def _best_of_front(cell: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The baseline and the MAX_CURVES most accurate settings of the communication front; trial run -> label."""
+    on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]
+    chosen = pd.concat([cell[cell["baseline"]], on_front.nlargest(MAX_CURVES, "acc")])
+    label = {run: f"{s.setting}, {short_label(s.codec)}" + (" (baseline)" if s.baseline else "")
+             for s in chosen.itertuples() for run in s.run_ids}
+    return chosen, label
 
 
 def save(fig: plt.Figure, stem: Path, description: str) -> list[Path]:

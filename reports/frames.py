@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench.wire.linkmodel import LinkModel
 from reports import labels, noise
 
 BASELINE = ("always", "fp32", "fp32")  # policy, quant_up, quant_down: every reduction is against it
@@ -90,6 +91,20 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     # MLflow lists the newest run first; cells by their fields (1 client before 10), trials as enqueued.
     frame["trial"] = pd.to_numeric(frame["trial"], errors="coerce")
     return frame.sort_values([*CELL, "study", "trial", "seed"]).reset_index(drop=True)
+
+
+def links(runs: list[dict], trial_frame: pd.DataFrame) -> dict[str, str]:
+    """study -> the link its runs modelled (e.g. "10 Mbit/s up, 50 Mbit/s down, 20 ms RTT"), for the
+    cells whose runs logged a link model (params uplink_mbit, downlink_mbit, rtt_ms)."""
+    study = dict(zip(trial_frame["run_id"], trial_frame["study"]))
+    out = {}
+    for run in runs:
+        p = run["params"]
+        if run["run_id"] in study and p.get("uplink_mbit") not in (None, "None"):
+            rtt = p.get("rtt_ms")
+            link = LinkModel(float(p["uplink_mbit"]), float(p["downlink_mbit"]), float(rtt) if rtt not in (None, "None") else 0.0)
+            out[study[run["run_id"]]] = link.name
+    return out
 
 
 def _switched_on(option: str, text: str | None) -> bool:

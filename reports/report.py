@@ -19,7 +19,7 @@ from bench.errors import UsageError
 from reports import figures, frames, html, tables
 
 ARTIFACT_PATH = "report"
-HISTORY = ("test/acc", "mode")
+HISTORY = ("test/acc", "mode", "time/total_s")
 # figure kind -> caption (what it shows; html adds how it was made)
 CAPTIONS = {
     "pareto": "Final test accuracy against bytes sent, per setting: means over seeds (colour: policy, marker: codec "
@@ -33,6 +33,10 @@ CAPTIONS = {
     "modes": "The mode each setting of the communication front (activations + gradients) ran in, epoch by epoch "
              "(a setting of several seeds: its first seed); the baseline first, then the front from the fewest "
              f"bytes up (at most {figures.MAX_TIMELINE_ROWS} settings).",
+    "time": "Test accuracy against the modelled time to train on the cell's link: measured compute plus the "
+            "link model's communication time (bytes at the link's rates, a round trip per awaited reply), summed "
+            "over the epochs; the baseline and the most accurate settings on the communication front, one line "
+            "per setting through the means over its seeds. Drawn for cells whose runs modelled a link.",
     "gates": "The mode each gate family ran in, epoch by epoch: per family (the policy, and each mechanism "
              "switched on beyond the paper's form of it) its best setting, the fewest bytes within 0.5 pp of the "
              "baseline on means (else the most accurate), the paper's gate (loss_threshold) first; in brackets "
@@ -63,6 +67,7 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
     history = frames.histories(runs, trials)
     settings = frames.settings(trials)
     cells = frames.cells(trials)
+    links = frames.links(runs, trials)
     headline = tables.headline(settings, cells)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -73,7 +78,10 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
         one = settings[settings["study"] == cell.study]
         page_figures[cell.study], cell_files[cell.study] = [], []
         for kind, caption in CAPTIONS.items():
-            fig = _draw(kind, one, history, legend, cell.title)
+            if kind == "time" and cell.study not in links:
+                continue
+            fig = (figures.time_to_accuracy(one, history, links[cell.study], cell.title) if kind == "time"
+                   else _draw(kind, one, history, legend, cell.title))
             # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
             width = round(fig.get_figwidth() * 100)
             stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"

@@ -2,7 +2,8 @@
 
 Two updated clients hold 1 and 3 samples (weights 1/4 and 3/4) and a third client sits the
 average out. Every parameter and running statistic is set by hand, so the expected mean is
-computed here, not read back from the engine.
+computed here, not read back from the engine. The average is taken where the engine takes it:
+by the server side, reached through each client's end of its link.
 """
 
 import copy
@@ -10,18 +11,21 @@ import copy
 import torch
 from torch import nn
 
+from bench.config import RunConfig
 from bench.engine import Client, _average
-from bench.wire import Ledger, Link
-from quantizers import QUANTIZERS
+from bench.server import Server
+from bench.wire import ClientEnd, Ledger
+from bench.wire.inproc import InProcess
 
 # Per client: (every parameter, running_mean, running_var, num_batches_tracked, shard size).
 HAND_SET = [(1.0, 2.0, 4.0, 5, 1), (3.0, 6.0, 8.0, 7, 3), (-9.0, -9.0, 9.0, 11, 2)]
 # conv 1->2 (1x1, with bias) + batch norm over 2 channels: weight 2, bias 2, BN weight 2, bias 2,
 # running mean 2, running var 2 = 12 floats; the integer batch counter is not exchanged.
 STATE_BYTES = 12 * 4
+CONFIG = RunConfig(dataset="synthetic", clients=3, device="cpu")
 
 
-def hand_set_client(k: int, ledger: Ledger) -> Client:
+def hand_set_client(k: int, ledger: Ledger, server: InProcess) -> Client:
     value, mean, var, batches, shard = HAND_SET[k]
     net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
     with torch.no_grad():
@@ -31,16 +35,17 @@ def hand_set_client(k: int, ledger: Ledger) -> Client:
     bn.running_mean.fill_(mean)
     bn.running_var.fill_(var)
     bn.num_batches_tracked.fill_(batches)
-    fp32 = QUANTIZERS.get("fp32")
-    link = Link(k, fp32(), fp32(), ledger, num_classes=10)
-    return Client(k, torch.arange(shard), net, torch.optim.SGD(net.parameters(), lr=0.1), link, torch.Generator())
+    link = ClientEnd(k, CONFIG, server, ledger, num_classes=10)
+    return Client(k, torch.arange(shard), torch.arange(0), net, torch.optim.SGD(net.parameters(), lr=0.1), link,
+                  torch.Generator())
 
 
 def test_fedavg_is_the_shard_weighted_mean_of_parameters_and_running_statistics():
     """Catches: FedAvg that takes the first client's weights, an unweighted mean, or one that
     skips the batch-norm running statistics or averages the integer batch counters."""
     ledger = Ledger(3)
-    clients = [hand_set_client(k, ledger) for k in range(3)]
+    server = InProcess(Server(CONFIG, nn.Linear(1, 1), torch.device("cpu")))  # its own network plays no part
+    clients = [hand_set_client(k, ledger, server) for k in range(3)]
     average = copy.deepcopy(clients[0].net)
     average[1].num_batches_tracked.fill_(0)
     stale_before = copy.deepcopy(clients[2].net.state_dict())

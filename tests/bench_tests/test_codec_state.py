@@ -62,9 +62,13 @@ class Recording(ErrorFeedback):
 def test_residuals_are_cleared_when_an_epoch_sends_and_before_each_test_batch(monkeypatch):
     monkeypatch.setitem(QUANTIZERS._entries, "recording", Entry("recording", Recording, "test"))
     monkeypatch.setattr(Recording, "events", [])
-    train_quietly(config(quant_up="recording", quant_down="recording"))  # FULL, FORWARD, CACHED
-    # The first instances are RunConfig's checks of the arguments; the engine's three come last.
-    up, down, evaluation = ("".join(log) for log in Recording.events[-3:])
+    cfg = config(quant_up="recording", quant_down="recording")
+    checks = len(Recording.events)  # RunConfig's checks of the arguments
+    train_quietly(cfg)  # FULL, FORWARD, CACHED
+    # The engine's instances, as made: the server side's (per client a decoder of activations and
+    # an encoder of gradients, then the evaluation decoder), then the client end's up, down, evaluation.
+    server_up, down, server_eval, up, client_down, evaluation = ("".join(log) for log in Recording.events[checks:])
+    assert server_up == server_eval == client_down == ""  # decoders keep no state: nothing to clear
     assert up == "R" + "E" * BATCHES + "R" + "E" * BATCHES  # CACHED sends nothing and keeps it
     assert down == "R" + "E" * BATCHES + "R"  # FORWARD starts fresh too, though no gradient goes down
     assert evaluation == "RE" * 3  # one test batch of 200 per epoch

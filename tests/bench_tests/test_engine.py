@@ -11,6 +11,10 @@ from bench import data, flops, models
 from bench.config import RunConfig
 from bench.engine import evaluate, train
 from bench.errors import RunFailed
+from bench.registry import Entry
+from bench.server import Server
+from bench.wire import ClientEnd, Ledger
+from bench.wire.inproc import InProcess
 from quantizers import QUANTIZERS, Payload
 
 TRAIN, BATCH = 500, 64
@@ -81,8 +85,9 @@ class Negate:
         return p.tensors["x"]
 
 
-def test_evaluation_goes_through_the_up_codec():
+def test_evaluation_goes_through_the_up_codec(monkeypatch):
     """Catches: evaluation that skips the up codec (it would score the fp32 activations)."""
+    monkeypatch.setitem(QUANTIZERS._entries, "negate", Entry("negate", Negate, "test"))
     ds = data.load("synthetic", train_subset=10, test_subset=20)
     ds = dataclasses.replace(ds, test_y=torch.full_like(ds.test_y, 3))
     server = nn.Linear(3 * 32 * 32, 10, bias=False)
@@ -91,8 +96,14 @@ def test_evaluation_goes_through_the_up_codec():
         server.weight[3] = -1.0  # logit 3 is minus the sum of the activations, logit 5 the sum
         server.weight[5] = 1.0
     client = SumOfSquares()
-    assert evaluate(client, server, ds, QUANTIZERS.get("fp32")(), "cpu") == 0.0  # predicts 5 everywhere
-    assert evaluate(client, server, ds, Negate(), "cpu") == 1.0  # negated: predicts 3, the label
+    assert evaluate(client, link("fp32", server), ds, "cpu") == 0.0  # predicts 5 everywhere
+    assert evaluate(client, link("negate", server), ds, "cpu") == 1.0  # negated: predicts 3, the label
+
+
+def link(codec: str, server: nn.Module) -> ClientEnd:
+    """A client's end of a link to an in-process server side that holds `server`, both ends with `codec` up."""
+    cfg = RunConfig(dataset="synthetic", quant_up=codec, device="cpu")
+    return ClientEnd(0, cfg, InProcess(Server(cfg, server, torch.device("cpu"))), Ledger(1), num_classes=10)
 
 
 class SumOfSquares(nn.Module):
