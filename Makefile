@@ -30,8 +30,9 @@ system-packages:
 	  fi; \
 	else echo "skipping Debian packages (needs apt-get as root)"; fi
 
+# One pytest-xdist worker per core, each computing on one thread (tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n auto $(ARGS)
 
 # Long real-data, server and browser tests: a test may take minutes, so a hang is cut at 30.
 test-slow: $(STAMP)

@@ -19,6 +19,15 @@ SMALL = ["--model", "smallcnn", "--width", "0.5", "--dataset", "synthetic", "--t
 OUTSIDE = ("MLFLOW_TRACKING_URI", "SPLITBENCH_DATA", "OPTUNA_STORAGE")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs one worker per core) each worker computes on one thread:
+    N workers of the default N threads each would oversubscribe the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def torch_threads():
     """Each test starts with torch's thread count as the session found it: an in-process sweep worker
