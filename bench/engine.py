@@ -398,7 +398,7 @@ def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None
 
 
 def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, lr) -> dict[str, float]:
-    """One epoch's record under DESIGN.md's metric names (each the amount in this epoch)."""
+    """One epoch's record under the metric names README.md lists (each the amount in this epoch)."""
     record = {
         "train/loss": sum(t for t, _ in losses) / sum(n for _, n in losses),
         "test/acc": acc,

@@ -369,15 +369,6 @@ def record_duplicate(uri: str, experiment: str, name: str, parent_run_id: str, t
     return run_id
 
 
-def trial_runs(uri: str, sweep: str, study: str) -> list:
-    """The (active) child runs of `study`, oldest first."""
-    client = stores.tracking_client(uri)
-    exp = client.get_experiment_by_name(sweep)
-    if exp is None:
-        return []
-    return client.search_runs([exp.experiment_id], _role_filter("trial", study), order_by=["attributes.start_time ASC"])
-
-
 def _role_filter(role: str, study: str) -> str:
     escaped = study.replace("'", "\\'")
     return f"tags.`splitbench.role` = '{role}' and tags.study = '{escaped}'"

@@ -8,7 +8,6 @@ FP16's normal numbers instead of its subnormals, and the scaling itself adds no 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 

@@ -243,7 +243,6 @@ def _interval(s) -> str:
             f'<div class="by">{escape(s.verdict)}</div>')
 
 
-
 def _x(factor: float) -> str:
     if math.isnan(factor):
         return ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.frames import TOLERANCE_PP
 
 # Chen et al., SiPS 2021, abstract: reductions at < 0.5 pp accuracy loss, CIFAR-10, full-size models.
 PAPER_SETUP = {"dataset": "cifar10", "epochs": 200, "train_images": 50_000, "width": 1.0}
@@ -32,8 +31,8 @@ PICKED_NUMBERS = ("delta_pp", "delta_ci_low", "delta_ci_high")
 
 def headline(settings: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: the baseline, and for each reduction in REDUCTIONS the largest one among the
-    settings whose MEAN accuracy is within TOLERANCE_PP of the baseline's, with the setting and
-    codec that achieved it and how sure the difference is.
+    settings whose MEAN accuracy is within reports.frames.TOLERANCE_PP of the baseline's, with the
+    setting and codec that achieved it and how sure the difference is.
 
     Columns: study, title, baseline_acc, baseline_acc_std, baseline_seeds, baseline_ci_low,
     baseline_ci_high (95% CI of its mean accuracy, NaN for one seed), then per reduction R: R_x,

@@ -1,7 +1,6 @@
 """Codec arguments end to end: typed and checked by RunConfig, read from --quant-up-arg and
 --quant-down-arg, logged as quant_up.<arg> params, searched by sweeps."""
 
-import copy
 
 import optuna
 import pytest

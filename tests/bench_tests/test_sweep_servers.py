@@ -1,6 +1,5 @@
 """The distributed set-up for real: two worker processes, Optuna in PostgreSQL, an mlflow server on it."""
 
-import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
