@@ -79,16 +79,16 @@ def make_codec(name: str, args: tuple[tuple[str, Any], ...] = ()) -> Codec:
     from quantizers.wrappers import split_stages, wrap
 
     own, stages = split_stages(args)
-    return wrap(QUANTIZERS.get(name)(**own), **dataclasses.asdict(stages))
+    return wrap(QUANTIZERS.get(name)(**own), **stages)
 
 
 def codec_params(name: str, args: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
     """Every argument of codec `name` with its resolved value (defaults included), own then stages."""
-    from quantizers.wrappers import split_stages
+    from quantizers.wrappers import Stages, split_stages
 
     own, stages = split_stages(args)
     codec = QUANTIZERS.get(name)(**own)
-    return {f.name: getattr(codec, f.name) for f in arguments(type(codec))} | dataclasses.asdict(stages)
+    return {f.name: getattr(codec, f.name) for f in arguments(type(codec))} | dataclasses.asdict(Stages(**stages))
 
 
 from quantizers import casts, integer, mx, nvfp4, scaled, topk  # noqa: E402,F401  (register the built-in codecs)

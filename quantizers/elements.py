@@ -145,9 +145,8 @@ def signed_grid(fmt: FloatFormat, device: torch.device) -> tuple[torch.Tensor, t
 
 @functools.lru_cache(maxsize=None)
 def decoder(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
-    """The float32 value of every code, indexed by code (FP8's inf and NaN codes included)."""
-    if fmt in FP8_DTYPES:
-        return torch.arange(256, dtype=torch.uint8).view(FP8_DTYPES[fmt]).float().to(device)
+    """The float32 value of every code, indexed by code, for a format without a torch dtype (decode
+    reads FP8 codes through torch's own)."""
     return torch.tensor([fmt.value(c) for c in range(2**fmt.bits)], dtype=torch.float32, device=device)
 
 

@@ -38,11 +38,12 @@ class NVFP4(Rounding):
     def encode(self, x: torch.Tensor) -> Payload:
         flat = x.detach().float().reshape(-1)
         blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK)).view(-1, BLOCK)
-        amax = flat.abs().max()
+        block_amax = blocks.abs().amax(dim=1)  # padding zeros raise no maximum
+        amax = block_amax.max()
         top = elements.E4M3.max * elements.E2M1.max
         tensor_scale = torch.where(amax > 0, amax / top, 1.0)
         tensor_scale = torch.where(amax.isfinite(), tensor_scale, torch.nan)
-        block_scale = blocks.abs().amax(dim=1) / elements.E2M1.max / tensor_scale
+        block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
         step = block_scale.float()[:, None] * tensor_scale
         scaled = torch.where(step > 0, blocks / step, 0.0)

@@ -36,11 +36,11 @@ class Stages:
 STAGE_NAMES = frozenset(f.name for f in dataclasses.fields(Stages))
 
 
-def split_stages(args) -> tuple[dict[str, Any], Stages]:
-    """(the codec's own arguments, its Stages) from (name, value) pairs or a dict."""
+def split_stages(args) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the codec's own arguments, its stage arguments) from (name, value) pairs or a dict."""
     args = dict(args)
-    return {k: v for k, v in args.items() if k not in STAGE_NAMES}, Stages(
-        **{k: v for k, v in args.items() if k in STAGE_NAMES})
+    return ({k: v for k, v in args.items() if k not in STAGE_NAMES},
+            {k: v for k, v in args.items() if k in STAGE_NAMES})
 
 
 def wrap(codec: Codec, *, error_feedback: bool = False, entropy: str = "none") -> Codec:
