@@ -23,9 +23,15 @@ class Cast(Rounding):
 
     stateful: ClassVar[bool] = False
     gradient_scale_exempt: ClassVar[bool] = False
-    dtype: ClassVar[torch.dtype]
     fmt: ClassVar[elements.FloatFormat]
+    dtype: ClassVar[torch.dtype]  # both follow from `fmt`
     tolerance: ClassVar[float]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "fmt" in cls.__dict__:
+            cls.dtype = elements.DTYPES[cls.fmt]
+            cls.tolerance = 2.0 ** -(cls.fmt.mbits + 1)
 
     def encode(self, x: torch.Tensor) -> Payload:
         x = x.detach()
@@ -60,17 +66,13 @@ class FP16(Cast):
     """Plain FP16: cut-layer gradients (~1e-6) land among its subnormals; `fp16_scaled` avoids that."""
 
     gradient_scale_exempt = True  # its point: small values lost
-    dtype = torch.float16
     fmt = elements.FP16
-    tolerance = 2.0**-11
 
 
 @QUANTIZERS.register("bf16")
 @dataclass
 class BF16(Cast):
-    dtype = torch.bfloat16
     fmt = elements.BF16
-    tolerance = 2.0**-8
 
 
 @QUANTIZERS.register("fp8_e4m3_unscaled")
@@ -79,9 +81,7 @@ class FP8E4M3Unscaled(Cast):
     """Ablation: FP8 E4M3 without a scale (saturates at +-448, inf included)."""
 
     gradient_scale_exempt = True  # its point: small values lost
-    dtype = torch.float8_e4m3fn
     fmt = elements.E4M3
-    tolerance = 2.0**-4
 
 
 @QUANTIZERS.register("fp8_e5m2_unscaled")
@@ -90,6 +90,4 @@ class FP8E5M2Unscaled(Cast):
     """Ablation: FP8 E5M2 without a scale (overflows to inf beyond 57344)."""
 
     gradient_scale_exempt = True  # its point: small values lost
-    dtype = torch.float8_e5m2
     fmt = elements.E5M2
-    tolerance = 2.0**-3

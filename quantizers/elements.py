@@ -67,6 +67,7 @@ E5M2 = FloatFormat(ebits=5, mbits=2, bias=15, max=57344.0)  # torch.float8_e5m2
 FP16 = FloatFormat(ebits=5, mbits=10, bias=15, max=65504.0)
 BF16 = FloatFormat(ebits=8, mbits=7, bias=127, max=float(torch.finfo(torch.bfloat16).max))
 FP8_DTYPES = {E4M3: torch.float8_e4m3fn, E5M2: torch.float8_e5m2}
+DTYPES = FP8_DTYPES | {FP16: torch.float16, BF16: torch.bfloat16}  # the formats torch has
 
 
 def ldexp(x: torch.Tensor, k: torch.Tensor | int, wide: bool = False) -> torch.Tensor:

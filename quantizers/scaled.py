@@ -52,17 +52,13 @@ class ScaledFP8(Cast):
 @QUANTIZERS.register("fp8_e4m3")
 @dataclass
 class FP8E4M3(ScaledFP8):
-    dtype = torch.float8_e4m3fn
     fmt = elements.E4M3
-    tolerance = 2.0**-4
 
 
 @QUANTIZERS.register("fp8_e5m2")
 @dataclass
 class FP8E5M2(ScaledFP8):
-    dtype = torch.float8_e5m2
     fmt = elements.E5M2
-    tolerance = 2.0**-3
 
 
 @QUANTIZERS.register("fp16_scaled")
@@ -73,9 +69,7 @@ class FP16Scaled(ScaledFP8):
     is 1 when max|x| is 0, inf or NaN (those then cross as FP16 carries them), and its exponent
     stays within [-126, 126] (max|x| below 2**-112 loses precision). Decode: q * scale."""
 
-    dtype = torch.float16
     fmt = elements.FP16
-    tolerance = 2.0**-11
 
     def encode(self, x: torch.Tensor) -> Payload:
         x = x.detach().float()
