@@ -197,7 +197,9 @@ def main(argv=None) -> int:
         detail = f"quick spec, {args.sweep_trials} trials per cell"
         rows.append(("sweep, 1 worker", f"{one:.0f} trials/h", detail, ""))
         rows.append(("sweep, 2 workers", f"{two:.0f} trials/h", f"{two / one:.2f}x 1 worker", ">= 1.6x"))
-    rows += device_bench.rows(resolve_device("auto"), RunConfig(dataset=args.dataset, data_dir=data_dir).load_data())
+    device = resolve_device("auto")  # the device rows need the data set only where they run
+    rows += device_bench.rows(device, RunConfig(dataset=args.dataset, data_dir=data_dir).load_data()
+                              if device.type == "cuda" else None)
     header = ("measure", "value", "detail", "target")
     if rows:
         _print_table(header, rows)

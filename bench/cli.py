@@ -13,7 +13,6 @@ import dataclasses
 import os
 import sys
 import typing
-from pathlib import Path
 
 from bench.config import RunConfig
 from bench.errors import RunFailed, StoreFault, UsageError
@@ -86,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench import spec
+
     parser = argparse.ArgumentParser(prog="python -m bench", description="splitbench: split learning, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="Optuna studies over a spec's cells; every trial an MLflow run")
     sweep.add_argument("--spec", required=True, metavar="NAME_OR_PATH",
-                       help=f"a spec shipped in bench/sweeps/ (one of: {', '.join(_shipped_specs())}) or a .toml file")
+                       help=f"a spec shipped in bench/sweeps/ (one of: {', '.join(spec.shipped())}) or a .toml file")
     sweep.add_argument("--storage", default=None, metavar="URL",
                        help="Optuna storage: an SQLAlchemy URL (postgresql://...) or journal:PATH "
                             "(default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
@@ -382,10 +383,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         for entry in registry.entries():
             print(f"  {entry.name:24s} {entry.source}")
     return 0
-
-
-def _shipped_specs() -> list[str]:
-    return sorted(p.stem for p in (Path(__file__).parent / "sweeps").glob("*.toml"))
 
 
 def _scalar(hint):

@@ -102,7 +102,6 @@ class Client:
     refresh: SampleRefresh | None = None
     crops: Crops | None = None  # per-sample refresh: each sample's view until the next FULL epoch
     sent: int = 0  # batches cached since the last refresh began (the next one's number)
-    val_held: int = 0
     version: int = 0  # the number of the average this client holds
 
     def holds_cache(self) -> bool:
@@ -369,7 +368,7 @@ def _validate(cfg, accel, ds, clients, modes, cost, client_flops) -> list[tuple[
         if mode != Mode.CACHED:
             _send_validation(cfg, accel, ds, client, accel.device)
             client_flops[client.index] += len(client.val) * cost.forward
-    return [(c.link.validation_loss(), c.val_held) for c in clients]
+    return [(c.link.validation_loss(), len(c.val)) for c in clients]  # every slice crossed in epoch 0, all FULL
 
 
 @torch.no_grad()
@@ -379,7 +378,6 @@ def _send_validation(cfg, accel, ds, client: Client, device) -> None:
     batches = datasets.batches(ds, "train", client.val, cfg.batch_size, device=device)
     for index, (x, y) in enumerate(batches):
         client.link.send_validation(_client_forward(accel, client.net, x), y, index)
-    client.val_held = len(client.val)
 
 
 @torch.no_grad()

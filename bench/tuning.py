@@ -248,7 +248,7 @@ def _suggest_args(trial: Trial, prefix: str, space: dict) -> tuple:
         name = f"{prefix}.{field}"
         if rng.choices is not None:
             value = trial.suggest_categorical(name, list(rng.choices))
-        elif isinstance(rng.low, int) and isinstance(rng.high, int):
+        elif not rng.is_float:
             value = trial.suggest_int(name, rng.low, rng.high, log=rng.log)
         else:
             value = rng.round(trial.suggest_float(name, rng.low, rng.high, log=rng.log))
