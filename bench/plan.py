@@ -27,7 +27,8 @@ class PlanRow:
 
     study: str
     trials: int  # the baseline and the sampler's budget
-    epochs: int  # per trial
+    seeds: int  # every trial trains once per seed
+    epochs: int  # per seed of a trial
     train_images: int  # per epoch
     test_images: int  # per epoch (the test pass after each epoch)
     image_shape: tuple[int, int, int]  # (channels, height, width)
@@ -36,7 +37,7 @@ class PlanRow:
 
     @property
     def total_epochs(self) -> int:
-        return self.trials * self.epochs
+        return self.trials * self.seeds * self.epochs
 
 
 def plan_rows(spec: SweepSpec, data_dir: str | None = None) -> list[PlanRow]:
@@ -49,7 +50,7 @@ def plan_rows(spec: SweepSpec, data_dir: str | None = None) -> list[PlanRow]:
         if key not in sizes:
             ds = cfg.load_data()
             sizes[key] = (len(ds.train_y), len(ds.test_y), tuple(ds.train_x.shape[1:]), ds.num_classes)
-        rows.append(PlanRow(cell.study, spec.trials, cfg.epochs, *sizes[key], cfg))
+        rows.append(PlanRow(cell.study, spec.trials, len(spec.seeds), cfg.epochs, *sizes[key], cfg))
     return rows
 
 
@@ -78,9 +79,10 @@ def describe(device: torch.device) -> str:
 def print_plan(spec: SweepSpec, data_dir: str | None = None, steps: int = TIMED_STEPS) -> None:
     rows = plan_rows(spec, data_dir)
     hours, device = estimate_hours(rows, steps)
-    table = [("study", "trials", "epochs/trial", "epochs", "train images", "est. device-hours")]
-    table += [(r.study, r.trials, r.epochs, r.total_epochs, r.train_images, f"{h:.2f}") for r, h in zip(rows, hours)]
-    table.append(("total", sum(r.trials for r in rows), "", sum(r.total_epochs for r in rows), "",
+    table = [("study", "trials", "seeds", "epochs/run", "epochs", "train images", "est. device-hours")]
+    table += [(r.study, r.trials, r.seeds, r.epochs, r.total_epochs, r.train_images, f"{h:.2f}")
+              for r, h in zip(rows, hours)]
+    table.append(("total", sum(r.trials for r in rows), "", "", sum(r.total_epochs for r in rows), "",
                   f"{sum(hours):.2f}"))
     widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
     print(f"plan of sweep {spec.name} ({spec.source}): {len(rows)} cells; nothing has run or been written")

@@ -31,9 +31,12 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     args = { threshold = 0.02 }
     quant_up = "fp8_e4m3"
     quant_down = "fp8_e5m2"
+    cache_mixup = 0.2           # any [sweep.fixed] field: this setting's own value, over the cell's
 
 A codec's arguments are searched like a policy's fields, in both directions where it is listed;
-an explicit setting's codecs take their default arguments.
+an explicit setting's codecs take their default arguments. An explicit setting may also set any
+field [sweep.fixed] may (an engine option such as cache_views or val_fraction): such a setting is
+outside the search space, and the sampler never proposes it.
 
 The baseline (policy always, fp32 both ways) is always part of the search space: it is the first
 trial of every study (listed among the settings or not). The explicit settings' policies and
@@ -70,7 +73,7 @@ _FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECI
 _KEYS = {
     "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "save_model", "cells", "fixed", "models",
               "search", "settings"],
-    "sweep.settings": ["policy", "args", "quant_up", "quant_down"],
+    "sweep.settings": ["policy", "args", "quant_up", "quant_down", *_FIXABLE],
     "sweep.cells": ["models", "clients"],
     "sweep.search": ["policies", "quant_up", "quant_down", "ranges", "codec_ranges"],
 }
@@ -122,16 +125,18 @@ class Range:
 
 @dataclass(frozen=True)
 class Setting:
-    """One exact setting of a trial: a policy with its arguments, and the two codecs."""
+    """One exact setting of a trial: a policy with its arguments, the two codecs, and RunConfig
+    fields of its own (`fields`, over the cell's)."""
 
     policy: str
     args: tuple[tuple[str, Any], ...]
     quant_up: str
     quant_down: str
+    fields: tuple[tuple[str, Any], ...] = ()
 
     def choice(self) -> dict[str, Any]:
         return {"policy": self.policy, "policy_args": self.args, "quant_up": self.quant_up,
-                "quant_down": self.quant_down}
+                "quant_down": self.quant_down} | dict(self.fields)
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,7 @@ class Cell:
 
     def config(self, data_dir: str | None = None, **choice) -> RunConfig:
         """The run of one trial (its first seed): the cell's fields plus what the trial chose (the baseline by default)."""
-        return RunConfig(**self.params(), **(BASELINE | choice), data_dir=data_dir, seed=self.seeds[0])
+        return RunConfig(**(self.params() | BASELINE | choice), data_dir=data_dir, seed=self.seeds[0])
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,8 @@ class SweepSpec:
 
     def fixed_params(self, setting: Setting) -> dict[str, Any]:
         """An explicit setting as Optuna params: every searched field of its policy, given or default,
-        and every searched argument of its codecs at its default."""
+        and every searched argument of its codecs at its default; its own fields as `field.<name>`
+        (never suggested: they tell settings apart that share a policy and codecs)."""
         from policies import POLICIES
         from quantizers import QUANTIZERS
 
@@ -188,7 +194,7 @@ class SweepSpec:
             codec = getattr(setting, direction)
             params[direction] = codec
             params |= {f"{direction}.{codec}.{f}": getattr(QUANTIZERS.get(codec)(), f) for f in self.codec_space(codec)}
-        return params
+        return params | {f"field.{k}": v for k, v in setting.fields}
 
     def size(self) -> int:
         """How many distinct settings a cell can run: the search space (rounded) and the explicit
@@ -200,6 +206,8 @@ class SweepSpec:
         return searched + outside
 
     def _searched(self, setting: Setting) -> bool:
+        if setting.fields:
+            return False
         params = self.fixed_params(setting)
         spaces = {setting.policy: self.space(setting.policy)} | {
             f"{d}.{getattr(setting, d)}": self.codec_space(getattr(setting, d)) for d in ("quant_up", "quant_down")}
@@ -275,18 +283,19 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
         if policy is None:
             raise UsageError(f"{path}.policy: missing; name a policy")
         args = _table(table, path, "args")
+        fields = _fields(path, {k: v for k, v in table.items() if k in _FIXABLE})
         choice = {"policy": policy, "policy_args": tuple(args.items()),
                   "quant_up": _get(table, path, "quant_up", str, "fp32"),
-                  "quant_down": _get(table, path, "quant_down", str, "fp32")}
+                  "quant_down": _get(table, path, "quant_down", str, "fp32")} | fields
         try:
             cfg = cell.config(**choice)
         except UsageError as exc:
             raise located(exc, {"policy": path, "quant_up": path, "quant_down": path}
-                          | {f"policy.{k}": f"{path}.args" for k in args}) from None
-        setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down)
+                          | {f"policy.{k}": f"{path}.args" for k in args} | {k: path for k in _FIXABLE}) from None
+        setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down, tuple(sorted(fields.items())))
         if cfg.to_params() in seen:  # compared with the policy's defaults filled in
-            raise UsageError(f"{path}: repeats an earlier setting, "
-                             f"{setting.policy} {dict(setting.args)} {setting.quant_up}/{setting.quant_down}")
+            raise UsageError(f"{path}: repeats an earlier setting, {setting.policy} {dict(setting.args)} "
+                             f"{setting.quant_up}/{setting.quant_down}" + "".join(f" {k}={v}" for k, v in fields.items()))
         seen.append(cfg.to_params())
         if cfg.to_params() != cell.config().to_params():  # the baseline runs first anyway
             out.append(setting)

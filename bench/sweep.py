@@ -155,7 +155,8 @@ class Objective:
 
     def __call__(self, trial) -> tuple[float, float]:
         tuning.check_room(trial, self.spec.trials)
-        cfg = self.cell.config(self.target.data_dir, **tuning.choice(trial, self.spec))
+        choice = tuning.choice(trial, self.spec)
+        cfg = self.cell.config(self.target.data_dir, **choice)
         params = record.params(cfg, self.spec.seeds)
         key = tuning.config_key(params)
         trial.set_user_attr("config_key", key)
@@ -163,7 +164,8 @@ class Objective:
         uri, sweep, study = self.target.tracking_uri, self.spec.name, self.cell.study
         dest = record.Destination(uri, sweep, f"{study.rpartition('/')[2]}-t{trial.number}", self.parent_run_id,
                                   tracking.trial_tags(sweep, study, trial.number, key), self.spec.save_model)
-        args = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in cfg.policy_args)
+        own = [(k, v) for k, v in choice.items() if k not in tuning.CHOSEN]  # an explicit setting's fields
+        args = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in [*cfg.policy_args, *own])
         event = {"worker": self.worker, "study": study, "trial": trial.number, "epochs": cfg.epochs,
                  "seeds": len(self.spec.seeds), "choice": f"{cfg.policy}{args} {cfg.quant_up}/{cfg.quant_down}"}
         earlier = tuning.same_setting(trial, key)

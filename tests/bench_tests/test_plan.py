@@ -10,8 +10,8 @@ from tests.conftest import run_cli
 def test_paper_plan_counts_cells_trials_and_epochs(cifar_dir):
     rows = plan_rows(spec.load("paper"), str(cifar_dir))
     assert [r.study for r in rows][:3] == ["paper/vgg11-c1", "paper/vgg11-c5", "paper/vgg11-c10"]
-    assert {(r.trials, r.epochs, r.train_images, r.test_images) for r in rows} == {(40, 200, 50_000, 10_000)}
-    assert sum(r.total_epochs for r in rows) == 9 * 40 * 200
+    assert {(r.trials, r.seeds, r.epochs, r.train_images, r.test_images) for r in rows} == {(40, 3, 200, 50_000, 10_000)}
+    assert sum(r.total_epochs for r in rows) == 9 * 40 * 3 * 200
 
 
 def test_estimate_scales_with_epochs_and_trials():
@@ -26,7 +26,7 @@ def test_plan_prints_the_grid_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("plan of sweep smoke") and "nothing has run or been written" in lines[0]
-    assert lines[2].split() == ["smoke/smallcnn-c1", "3", "2", "6", "2000", lines[2].split()[-1]]
-    assert lines[4].split()[:3] == ["total", "6", "12"]
+    assert lines[2].split() == ["smoke/smallcnn-c1", "3", "2", "2", "12", "2000", lines[2].split()[-1]]
+    assert lines[4].split()[:3] == ["total", "6", "24"]
     assert lines[5].startswith("estimate, not a measurement: 3 timed training steps")
     assert os.listdir(tmp_path) == []

@@ -81,6 +81,11 @@ def edit(path, value):
     ("settings", [{"policy": "periodic", "args": {"period": 0}}], "sweep.settings[0].args.period: must be an integer >= 1, got 0"),
     ("settings", [{"policy": "periodic", "codec": "fp16"}], "sweep.settings[0].codec: unknown name 'codec'"),
     ("settings", [{"quant_up": "fp16"}], "sweep.settings[0].policy: missing; name a policy"),
+    ("settings", [{"policy": "always", "cache_vews": 2}], "sweep.settings[0].cache_vews: unknown name 'cache_vews'; did you mean 'cache_views'"),
+    ("settings", [{"policy": "always", "cache_views": 0}], "sweep.settings[0].cache_views: must be an integer >= 1, got 0"),
+    ("settings", [{"policy": "always", "seed": 3}], "sweep.settings[0].seed: unknown name 'seed'"),
+    ("settings", [{"policy": "loss_threshold", "args": {"signal": "val"}}], "sweep.settings[0].val_fraction: must be > 0 when policy.signal = val"),
+    ("settings", [{"policy": "periodic", "cache_noise": 0.1}, {"policy": "periodic", "cache_noise": 0.1}], "sweep.settings[1]: repeats an earlier setting, periodic {} fp32/fp32 cache_noise=0.1"),
     ("settings", [{"policy": "periodic"}, {"policy": "periodic", "args": {"period": 3}}], "sweep.settings[1]: repeats an earlier setting"),
     ("settings", [{"policy": "periodic", "args": {"period": 2}}, {"policy": "periodic", "args": {"period": 4}}, {"policy": "periodic", "args": {"period": 5}}],
      "sweep.trials: must be an integer >= 4 (the baseline and 3 explicit setting(s)), got 3"),
@@ -131,3 +136,19 @@ def test_floats_are_rounded_to_what_matters_and_the_space_is_counted_after_round
     assert spec.Range(low=1, high=3).size() == 3 and spec.Range(choices=("a", "b")).size() == 2
     smoke = spec.load("smoke")  # (always 1 + periodic 3 + loss_threshold 2 x 221) x 3 x 3 codecs
     assert smoke.size() == (1 + 3 + 2 * 221) * 9
+
+
+def test_a_setting_may_set_engine_fields_of_its_own_and_is_then_outside_the_search_space():
+    table = {k: v for k, v in SMOKE.items() if k not in ("search", "trials")}
+    gate = {"policy": "loss_threshold", "args": {"threshold": 0.1}, "quant_up": "fp8_e4m3", "quant_down": "fp8_e5m2"}
+    table["settings"] = [gate, gate | {"cache_noise": 0.1}, gate | {"args": {"threshold": 0.1, "signal": "val"},
+                                                                     "val_fraction": 0.1}]
+    s = spec.parse(table, name="x")
+    plain, noisy, val = s.settings
+    assert s.trials == 4 and plain.fields == () and noisy.fields == (("cache_noise", 0.1),)
+    assert noisy.choice()["cache_noise"] == 0.1 and s.cells[0].config(**noisy.choice()).cache_noise == 0.1
+    assert s.cells[0].config(**val.choice()).val_fraction == 0.1 and s.cells[0].config(**plain.choice()).val_fraction == 0
+    # Optuna's enqueued params tell the two apart; the sampler never proposes a field of a setting.
+    assert s.fixed_params(noisy) == s.fixed_params(plain) | {"field.cache_noise": 0.1}
+    assert s.size() == (1 + 2 * 221) * 2 * 2 + 2  # always and loss_threshold x 2 codecs each way, and the two outside
+

@@ -289,3 +289,22 @@ def test_explicit_settings_run_first_a_known_setting_is_not_trained_again_and_a_
     again = run_cli(["sweep", "--spec", str(path), "--workers", "1"], tmp_path)
     assert again.returncode == 0 and "done: 0 trial(s) run" in again.stdout, again.stderr
 
+
+
+def test_settings_that_differ_in_an_engine_field_alone_are_two_trials_each_trained_with_its_own_field(tmp_path):
+    text = specs.resolve("smoke").read_text().replace("clients = [1, 2]", "clients = [1]")
+    text = text.replace("trials = 3\n", "").replace("seeds = [0, 1]", "seeds = [0]").replace("epochs = 2", "epochs = 1")
+    head, _, _ = text.partition("[sweep.search]")
+    gate = 'policy = "periodic"\nargs = { period = 2 }\nquant_up = "fp8_e4m3"\n'
+    path = tmp_path / "spec.toml"
+    path.write_text(head + f"[[sweep.settings]]\n{gate}\n[[sweep.settings]]\n{gate}cache_noise = 0.1\n")
+    out = run_cli(["sweep", "--spec", str(path), "--workers", "1"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")["spec/smallcnn-c1"]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # the baseline and both settings
+    assert [t.user_attrs["duplicate_of"] for t in trials] == [None] * 3
+    assert trials[1].params == trials[2].params  # what the sampler sees is the same
+    assert trials[1].user_attrs["config_key"] != trials[2].user_attrs["config_key"]
+    assert "periodic period=2 cache_noise=0.1 fp8_e4m3/fp32" in out.stdout
+    runs = {int(r.data.tags["trial"]): r.data.params for r in child_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "spec")}
+    assert [runs[n]["cache_noise"] for n in range(3)] == ["0.0", "0.0", "0.1"]
