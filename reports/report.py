@@ -16,7 +16,7 @@ import seaborn as sns
 
 from bench import tracking
 from bench.errors import UsageError
-from reports import figures, frames, html, tables
+from reports import figures, findings, frames, html, tables
 
 ARTIFACT_PATH = "report"
 HISTORY = ("test/acc", "mode", "time/total_s")
@@ -92,6 +92,7 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
     csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
     for name, frame in csvs.items():
         frame.to_csv(out / name, index=False)
+    (out / "findings.md").write_text(findings.markdown(settings, cells))
     trial_runs = [r for r in runs if r["tags"].get("splitbench.role") not in ("study", "seed")]
     unfinished = sum(r["status"] != "FINISHED" for r in trial_runs)
     repeats = sum(r["status"] == "FINISHED" and bool(r["tags"].get("duplicate_of")) for r in trial_runs)
@@ -102,7 +103,7 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
 
     if log_artifacts:
         studies = {r["tags"].get("study"): r["run_id"] for r in runs if r["tags"].get("splitbench.role") == "study"}
-        shared = [out / "index.html", *(out / name for name in csvs)]
+        shared = [out / "index.html", out / "findings.md", *(out / name for name in csvs)]
         for study, files in cell_files.items():
             if study in studies:
                 tracking.log_artifacts(uri, studies[study], files + shared, ARTIFACT_PATH)

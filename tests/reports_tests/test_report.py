@@ -35,12 +35,16 @@ def test_the_report_has_every_figure_table_and_caption(report):
     two = settings[settings["policy"] == "periodic"]
     assert (two["acc_ci_low"] <= two["acc"]).all() and (two["delta_ci_low"] <= two["delta_ci_high"]).all()
     assert "noise unknown" in page and "within the noise" in page
+    table = (report / "findings.md").read_text().splitlines()
+    assert sum(line.startswith("### ") for line in table) == 2
+    assert sum(line.startswith("| ") for line in table) == 2 * (2 + 3)  # per cell: header, rule, 3 settings
 
 
 def test_the_files_are_attached_to_each_study_run(store, report):
     _, folder = store
     attached = sorted(p.name for p in folder.glob("mlruns/*/*/artifacts/report/*"))
     assert attached.count("index.html") == 2 and attached.count("headline.csv") == 2
+    assert attached.count("findings.md") == 2
     assert sum(name.endswith("-pareto.png") for name in attached) == 2
 
 
