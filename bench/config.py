@@ -135,10 +135,11 @@ class RunConfig:
 
     def load_data(self) -> "data.Dataset":
         """The data set this run trains and tests on, subsets drawn with the run's seed; a config
-        the data set is too small for (more clients than a class has samples) is a UsageError."""
+        the data set is too small for (more clients than a class has samples, or shards too small
+        for the validation slice) is a UsageError."""
         ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
                        seed=self.seed)
-        data.iid_shards(ds.train_y, self.clients, self.seed)
+        data.check_hold_out([len(s) for s in data.iid_shards(ds.train_y, self.clients, self.seed)], self.val_fraction)
         return ds
 
     def link_model(self):

@@ -148,6 +148,14 @@ def iid_shards(labels: torch.Tensor, n: int, seed: int) -> list[torch.Tensor]:
     return list(torch.cat(dealt, dim=1).sort(dim=1).values.unbind())
 
 
+def check_hold_out(shard_sizes: list[int], fraction: float) -> None:
+    """UsageError when holding `fraction` of a shard out (hold_out) leaves a validation slice or a
+    training shard empty; fraction 0 holds nothing out."""
+    if fraction and not all(0 < round(fraction * n) < n for n in shard_sizes):
+        raise UsageError(f"val_fraction: {fraction} of shards of {min(shard_sizes)} samples leaves a validation "
+                         "slice or a training shard empty")
+
+
 def hold_out(shard: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, validation): round(fraction x len(shard)) indices of `shard`, drawn with `seed`, held
     out of training; both sorted. fraction 0 returns the shard itself and an empty slice."""

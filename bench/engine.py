@@ -183,14 +183,11 @@ def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
 def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every) -> RunResult:
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
-    clients = [
-        _make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
-        for k, shard in enumerate(datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed))
-    ]
+    shards = datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed)
+    datasets.check_hold_out([len(s) for s in shards], cfg.val_fraction)
+    clients = [_make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
+               for k, shard in enumerate(shards)]
     val_samples = sum(len(c.val) for c in clients)
-    if cfg.val_fraction and not all(len(c.val) and len(c.shard) for c in clients):
-        raise UsageError(f"val_fraction: {cfg.val_fraction} of shards of {len(clients[0].shard) + len(clients[0].val)} "
-                         "samples leaves a validation slice or a training shard empty")
     average = clients[0].net if cfg.clients == 1 else copy.deepcopy(client_net)
     accel.compile_all(*(c.net for c in clients), average)
     gate = Gate(cfg.make_policy, cfg.clients, per_client=cfg.gating == "per-client")

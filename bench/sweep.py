@@ -112,8 +112,6 @@ def finish(spec: SweepSpec, target: Target, parents: dict[str, str], interrupted
 
 def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, report: Report) -> None:
     """One worker: run trials until every cell is done (or, without heartbeats, claimed)."""
-    # One thread per worker: N workers on N cores beat N oversubscribed thread pools.
-    torch.set_num_threads(1)
     devices.use_worker_device(index)  # N workers share a GPU, or go round-robin over the visible ones
     storage = tuning.open_storage(target.storage, target.heartbeat)
     datasets: dict[tuple, data.Dataset] = {}
@@ -272,6 +270,9 @@ def _drain(events, console, procs, deadline: float | None) -> None:
 def _worker_main(spec, target, parents, index: int, events) -> None:
     from bench.plugins import load_plugin
 
+    # One thread per worker process: N workers on N cores beat N oversubscribed thread pools. A
+    # sweep of one worker runs in the calling process, on all its threads.
+    torch.set_num_threads(1)
     try:
         for plugin in target.plugins:
             load_plugin(plugin)
