@@ -162,6 +162,16 @@ class RunConfig:
 
         return make_codec(getattr(self, direction), getattr(self, f"{direction}_args"))
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        """The RunConfig that `dataclasses.asdict` and JSON turned into `values` (lists for its tuples);
+        UsageError if it is not a valid one."""
+        fields = dict(values)
+        fields["lr_milestones"] = tuple(fields.get("lr_milestones", ()))
+        for name in ("policy_args", "quant_up_args", "quant_down_args"):
+            fields[name] = tuple(tuple(pair) for pair in fields.get(name, ()))
+        return cls(**fields)
+
     def to_params(self) -> dict[str, Any]:
         """Flat name -> value map: the params logged to MLflow and read back by reports. Policy and
         codec arguments appear as `policy.<field>`, `quant_up.<arg>` and `quant_down.<arg>`, every

@@ -176,7 +176,7 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
 
     with tempfile.TemporaryDirectory() as tmp:
         resolved, weights = tracking.fetch_client(uri, run_id, Path(tmp))
-        cfg = config_from_dict(resolved)
+        cfg = RunConfig.from_dict(resolved)
         dataset = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir).load_data()
         client = client_network(cfg, dataset, torch.load(weights, weights_only=True, map_location="cpu"))
     result = attack(client, cfg.make_codec("quant_up"), dataset, settings)
@@ -190,15 +190,6 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
     picture = grid(result.originals, result.reconstructions)
     tracking.log_privacy(uri, run_id, metrics, tags, {"reconstructions.png": picture})
     return result, floor
-
-
-def config_from_dict(resolved: dict) -> RunConfig:
-    """The RunConfig that `dataclasses.asdict` turned into `resolved` (config.json: lists for tuples)."""
-    values = dict(resolved)
-    values["lr_milestones"] = tuple(values.get("lr_milestones", ()))
-    for field in ("policy_args", "quant_up_args", "quant_down_args"):
-        values[field] = tuple(tuple(pair) for pair in values.get(field, ()))
-    return RunConfig(**values)
 
 
 def client_network(cfg: RunConfig, dataset: datasets.Dataset, state: dict) -> nn.Module:

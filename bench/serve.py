@@ -16,11 +16,12 @@ import socket
 import sys
 from typing import Callable
 
+from bench.config import RunConfig
 from bench.devices import resolve_device
 from bench.errors import UsageError
 from bench.server import Server, split_networks
 from bench.wire.frames import Frame, FrameError, Kind
-from bench.wire.tcp import MAX_FRAME_BYTES, Connection, ConnectionClosed, config_of
+from bench.wire.tcp import MAX_FRAME_BYTES, Connection, ConnectionClosed
 
 
 def log(message: str) -> None:
@@ -82,7 +83,7 @@ def welcome(frame: Frame, token: str) -> Server:
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise UsageError("wrong token")
     try:
-        cfg = config_of(body)
+        cfg = RunConfig.from_dict(body["config"])
     except (KeyError, TypeError) as exc:
         raise FrameError(f"HELLO config is not a run's config ({type(exc).__name__}: {exc})") from None
     _, net = split_networks(cfg, in_channels, num_classes)

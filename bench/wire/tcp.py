@@ -94,15 +94,6 @@ def hello(cfg: RunConfig, token: str, in_channels: int, num_classes: int) -> Fra
     return Frame(Kind.HELLO, body=json.dumps(body).encode())
 
 
-def config_of(body: dict) -> RunConfig:
-    """The RunConfig a HELLO body carries (UsageError if it is not a valid one)."""
-    fields = dict(body["config"])
-    fields["lr_milestones"] = tuple(fields["lr_milestones"])
-    for name in ("policy_args", "quant_up_args", "quant_down_args"):  # JSON turned their pairs into lists
-        fields[name] = tuple(tuple(pair) for pair in fields[name])
-    return RunConfig(**fields)
-
-
 class TcpTransport:
     """The client side of a session. A lost server is RunFailed, naming the address."""
 
