@@ -48,6 +48,7 @@ from bench import data, device_bench, models, spec, sweep
 from bench.config import RunConfig
 from bench.devices import resolve_device
 from bench.engine import train
+from bench.text_table import print_table
 from quantizers import QUANTIZERS, make_codec
 
 
@@ -202,21 +203,15 @@ def main(argv=None) -> int:
                               if device.type == "cuda" else None)
     header = ("measure", "value", "detail", "target")
     if rows:
-        _print_table(header, rows)
+        print_table(header, rows)
     codec_header = ("codec", "activations GB/s", "gradients GB/s", "share of a FULL epoch", "target")
     print(f"\ncodecs: encode + decode of one batch at the cut, {tuple(acts.shape)} fp32; "
           f"{batches} batches per FULL epoch of {split:.2f} s (fp32)")
-    _print_table(codec_header, coded)
+    print_table(codec_header, coded)
     Path(args.out).mkdir(exist_ok=True)
     results = {r[0]: r[1] for r in rows} | {f"codec {r[0]}": dict(zip(codec_header[1:4], r[1:4])) for r in coded}
     Path(args.out, "bench.json").write_text(json.dumps(results, indent=2))
     return 0
-
-
-def _print_table(header: tuple, rows: list[tuple]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 
 from tqdm import tqdm
 
+from bench.text_table import print_table
 from policies import Mode
 
 
@@ -99,8 +100,6 @@ class SweepConsole:
             rows.append((s.study, str(s.done), str(s.failed), str(s.running),
                          "-" if s.best_acc is None else f"{s.best_acc:.2%}",
                          "-" if s.front_min_bytes is None else f"{s.front_min_bytes / 1e6:.3f}", str(s.front_size)))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print_table(rows[0], rows[1:], right=True)
         state = {0: "done", 130: "interrupted", 1: "a worker crashed"}.get(outcome.code, f"exit {outcome.code}")
         print(f"{state}: {outcome.trials} trial(s) run in {outcome.seconds:.0f} s")

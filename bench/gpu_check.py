@@ -23,6 +23,7 @@ import torch
 from bench import data, device_bench
 from bench.config import RunConfig
 from bench.engine import ListSink, train
+from bench.text_table import print_table
 
 PAPER_EPOCHS = 200
 PAPER_MILESTONES = (60, 120, 160)
@@ -36,16 +37,10 @@ def recipe(epochs: int, **overrides) -> RunConfig:
                              lr_gamma=0.2) | overrides))
 
 
-def print_rows(rows) -> None:
-    header = ("measure", "value", "detail", "target")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip(), flush=True)
-
-
 def check(cfg: RunConfig, ds: data.Dataset, device: torch.device, bench_overrides: dict, codec_numel: int) -> float:
     """Prints the device rows, then trains `cfg` epoch by epoch; returns the final test accuracy."""
-    print_rows(device_bench.rows(device, ds, force=True, codec_numel=codec_numel, **bench_overrides))
+    rows = device_bench.rows(device, ds, force=True, codec_numel=codec_numel, **bench_overrides)
+    print_table(("measure", "value", "detail", "target"), rows)
 
     class Printer(ListSink):
         def log_epoch(self, epoch, metrics):

@@ -17,6 +17,7 @@ from bench import timing
 from bench.config import RunConfig
 from bench.devices import resolve_device
 from bench.spec import SweepSpec
+from bench.text_table import print_table
 
 TIMED_STEPS = 3
 
@@ -84,9 +85,7 @@ def print_plan(spec: SweepSpec, data_dir: str | None = None, steps: int = TIMED_
               for r, h in zip(rows, hours)]
     table.append(("total", sum(r.trials for r in rows), "", "", sum(r.total_epochs for r in rows), "",
                   f"{sum(hours):.2f}"))
-    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
     print(f"plan of sweep {spec.name} ({spec.source}): {len(rows)} cells; nothing has run or been written")
-    for line in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip())
+    print_table(table[0], table[1:])
     print(f"estimate, not a measurement: {steps} timed training steps of each network at its batch size on "
           f"{describe(device)}, every epoch counted as a FULL epoch plus a test pass")
