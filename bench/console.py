@@ -66,14 +66,14 @@ class SweepConsole:
     """
 
     def __init__(self, spec, target, workers: int):
-        from bench.tuning import redact
+        from bench.stores.lock import shown
 
         self.spec = spec
         self.ended = 0
         self.lines = [tqdm(total=0, position=i, bar_format="{desc}", leave=False, disable=None) for i in range(workers)]
         tqdm.write(f"sweep {spec.name}: {len(spec.cells)} cells x {spec.trials} trials x {len(spec.seeds)} seed(s), "
                    f"{workers} worker(s); "
-                   f"storage {redact(target.storage)}, tracking {redact(target.tracking_uri)}")
+                   f"storage {shown(target.storage)}, tracking {shown(target.tracking_uri)}")
 
     def handle(self, e: dict) -> None:
         head = f"w{e['worker']} {e['study']}"

@@ -35,6 +35,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from bench import stores
+from bench.stores.lock import shown
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import BASELINE, Cell, SweepSpec
 
@@ -72,7 +73,7 @@ def open_storage(url: str, heartbeat: int | None):
         raise
     except Exception as exc:  # SQLAlchemy's and the drivers' errors share no base class we can name here
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"storage: cannot open {redact(url)} ({type(exc).__name__}: {reason})") from None
+        raise UsageError(f"storage: cannot open {shown(url)} ({type(exc).__name__}: {reason})") from None
     if storage.engine.name == "sqlite":
         _serialize(storage.engine)
     return storage
@@ -96,15 +97,6 @@ def _serialize(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened before the listeners existed
-
-
-def redact(url: str) -> str:
-    """The URL without its password."""
-    head, sep, tail = url.partition("@")
-    if not sep or "://" not in head:
-        return url
-    scheme, _, user = head.partition("://")
-    return f"{scheme}://{user.split(':')[0]}:***@{tail}" if ":" in user else url
 
 
 def has_heartbeat(storage) -> bool:

@@ -30,12 +30,12 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def shown(uri: str) -> str:
-    """The URI as messages print it: without its password."""
-    if "@" not in uri or uri.startswith(("http://", "https://")):
+    """The URI as messages print it: its password, if it has one, replaced by ***."""
+    head, sep, tail = uri.rpartition("@")
+    if not sep or "://" not in head:
         return uri
-    from sqlalchemy.engine import make_url
-
-    return make_url(uri).render_as_string(hide_password=True)
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':')[0]}:***@{tail}" if ":" in user else uri
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from bench import cli, stores, tracking, tuning
 from bench.errors import StoreFault
 from bench.stores import patience
+from bench.stores.lock import shown
 from tests.bench_tests import broken_store
 from tests.bench_tests.test_sweep import SMOKE_STUDIES, assert_each_finished_trial_has_one_run, child_runs, studies
 from tests.conftest import ROOT, SMALL, run_cli
@@ -241,3 +242,14 @@ def test_simultaneous_runs_and_sweeps_on_fresh_postgresql_databases(tmp_path, po
            "OPTUNA_STORAGE": fresh_database(postgres, "sweep_studies_fresh")}
     finish([start_sweep(tmp_path, env), start_sweep(tmp_path, env)])
     assert_smoke_done_once(env["OPTUNA_STORAGE"], env["MLFLOW_TRACKING_URI"])
+
+
+@pytest.mark.parametrize("uri, printed", [
+    ("postgresql://splitbench:s3cret@db.example:5432/optuna", "postgresql://splitbench:***@db.example:5432/optuna"),
+    ("postgresql://splitbench:p@ss@db/optuna", "postgresql://splitbench:***@db/optuna"),
+    ("http://admin:s3cret@mlflow.example:5000", "http://admin:***@mlflow.example:5000"),
+    ("postgresql://splitbench@db/optuna", "postgresql://splitbench@db/optuna"),
+    ("sqlite:///runs@home/mlflow.db", "sqlite:///runs@home/mlflow.db"),
+])
+def test_a_store_is_printed_without_its_password(uri, printed):
+    assert shown(uri) == printed
