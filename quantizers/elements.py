@@ -115,47 +115,87 @@ def round_values(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator |
 
 
 def encode(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None) -> torch.Tensor:
-    """Codes (uint8) of float32 `x` rounded onto the format, saturating at +-max (inf too).
+    """Codes (uint8) of float32 `x` rounded onto the format, saturating at +-max (inf too); -0.0
+    encodes as +0, a negative value that rounds to zero as -0.
 
     NaN must be replaced before; its code would be meaningless."""
     if generator is None and fmt in FP8_DTYPES:  # torch's cast rounds to nearest even, faster
         return x.clamp(-fmt.max, fmt.max).to(FP8_DTYPES[fmt]).view(torch.uint8)
-    if generator is None:  # few codes: a binary search among the midpoints, then the code, is faster
-        boundaries, codes = signed_grid(fmt, x.device)
-        return codes[torch.bucketize(x, boundaries, right=True)]
+    if generator is None:
+        return nearest_codes(fmt, x.device).index_select(0, odd_index(x)).view(x.shape)
+    return grid_codes(x, fmt, generator)
+
+
+def grid_codes(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None) -> torch.Tensor:
+    """`encode` by arithmetic: |x| rounded onto the grid by `round_to_grid`, then the sign."""
     r, binade = round_to_grid(x.abs(), fmt, generator)
     magnitude = ((binade - fmt.emin) * 2**fmt.mbits + r).clamp(max=fmt.max_code).to(torch.uint8)
     return torch.where(x < 0, magnitude | (1 << (fmt.bits - 1)), magnitude)
 
 
-@functools.lru_cache(maxsize=None)
-def signed_grid(fmt: FloatFormat, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(boundaries, codes): the codes from -max through -0 and +0 to max, ordered by value, and the
-    midpoints between neighbours, so that codes[bucketize(x, boundaries, right=True)] rounds x to
-    nearest, saturating, with the codes the arithmetic path gives (negatives that round to zero
-    are -0). A value on a midpoint goes up unless the code below is even (ties to even): that
-    midpoint is nudged up one float32 ulp; the one between -0 and +0 stays 0."""
-    sign = 1 << (fmt.bits - 1)
-    order = [sign | c for c in range(fmt.max_code, -1, -1)] + list(range(fmt.max_code + 1))
-    values = torch.tensor([fmt.value(c) for c in order], dtype=torch.float64)
-    mids = ((values[:-1] + values[1:]) / 2).float()  # exact: one bit more than the format has
-    nudge = torch.tensor([c % 2 == 0 for c in order[:-1]]) & (mids != 0)
-    boundaries = torch.where(nudge, torch.nextafter(mids, torch.tensor(torch.inf)), mids)
-    return boundaries.to(device), torch.tensor(order, dtype=torch.uint8, device=device)
+def odd_index(x: torch.Tensor) -> torch.Tensor:
+    """The top 16 bits (int32, 0..65535) of float32 `x` (flattened) rounded to odd: bit 16 is set
+    when any of the 16 bits below it is. Rounding that index's value to nearest onto a grid whose
+    points and midpoints all fit in the top 15 bits (at most 5 mantissa bits) gives what rounding
+    x does: an index with its lowest bit set stands for values strictly between two such points."""
+    bits = x.reshape(-1).view(torch.int32)
+    index = bits & 0xFFFF
+    index += 0xFFFF  # carries into bit 16 unless the low half is zero
+    index |= bits
+    index >>= 16
+    index &= 0xFFFF  # the shift copied the sign bit
+    return index
 
 
 @functools.lru_cache(maxsize=None)
-def decoder(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
-    """The float32 value of every code, indexed by code, for a format without a torch dtype (decode
-    reads FP8 codes through torch's own)."""
-    return torch.tensor([fmt.value(c) for c in range(2**fmt.bits)], dtype=torch.float32, device=device)
+def nearest_codes(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
+    """The nearest-rounding code (uint8) of every `odd_index`, from `grid_codes` on its value."""
+    assert fmt.mbits <= 5, fmt
+    values = (torch.arange(1 << 16, dtype=torch.int32) << 16).view(torch.float32)
+    return grid_codes(values, fmt, None).to(device)
 
 
 def decode(codes: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
-    """The float32 values of `codes` (uint8)."""
+    """The float32 values of `codes` (uint8), one by one: through torch's dtype for FP8, else through
+    a table of every code's value. `decode_packed` is the fast path."""
     if fmt in FP8_DTYPES:
         return codes.view(FP8_DTYPES[fmt]).float()
-    return decoder(fmt, codes.device)[codes.long()]
+    values = torch.tensor([fmt.value(c) for c in range(2**fmt.bits)], dtype=torch.float32, device=codes.device)
+    return values[codes.long()]
+
+
+def decode_packed(packed: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """The float32 values of the codes `pack` packed, bit for bit decode(unpack(packed, fmt.bits), fmt):
+    two codes per lookup, in a table of every pair's two values."""
+    table = pair_values(fmt, packed.device)
+    return table.index_select(0, pair_index(packed, fmt.bits)).view(torch.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def pair_values(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
+    """(int64) row `pair_index` of two packed codes holds their two float32 values, in order."""
+    every = torch.arange(2**fmt.bits)
+    pairs = torch.cartesian_prod(every, every).to(torch.uint8)  # (first, second)
+    groups = torch.nn.functional.pad(pairs, (0, 2)) if fmt.bits == 6 else pairs  # 6 bits pack in fours
+    rows = pair_index(pack(groups.reshape(-1), fmt.bits), fmt.bits).view(len(pairs), -1)[:, 0]
+    table = torch.empty(len(pairs), 2)
+    table[rows] = decode(pairs.reshape(-1), fmt).view(-1, 2)
+    return table.view(torch.int64).view(-1).to(device)
+
+
+def pair_index(packed: torch.Tensor, bits: int) -> torch.Tensor:
+    """(int32) one index per two packed codes, in order, from the 2 * bits bits that hold them."""
+    if bits == 4:
+        return packed.int()
+    if bits == 8:
+        return packed.view(torch.int16).int() & 0xFFFF
+    words = torch.zeros(packed.numel() // 3, 4, dtype=torch.uint8, device=packed.device)
+    words[:, :3] = packed.view(-1, 3)
+    words = words.view(torch.int32).view(-1)  # 24 bits: four codes (host byte order, little-endian)
+    index = torch.empty(len(words), 2, dtype=torch.int32, device=packed.device)
+    torch.bitwise_and(words, 0xFFF, out=index[:, 0])
+    torch.bitwise_right_shift(words, 12, out=index[:, 1])
+    return index.view(-1)
 
 
 def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -167,9 +207,10 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     if bits == 4:
         pairs = codes.view(-1, 2)
         return pairs[:, 0] | (pairs[:, 1] << 4)
-    quads = codes.view(-1, 4).int()
-    word = quads[:, 0] | (quads[:, 1] << 6) | (quads[:, 2] << 12) | (quads[:, 3] << 18)
-    return torch.stack([word & 0xFF, (word >> 8) & 0xFF, word >> 16], dim=1).to(torch.uint8).view(-1)
+    word = codes.view(torch.int32)  # four codes, one per byte (host byte order, little-endian)
+    word = (word & 0x003F003F) | ((word >> 2) & 0x0FC00FC0)  # pairs: 12 bits in each 16
+    word = (word & 0x00000FFF) | ((word >> 4) & 0x00FFF000)  # fours: 24 bits in 32
+    return word.view(torch.uint8).view(-1, 4)[:, :3].reshape(-1)
 
 
 def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:

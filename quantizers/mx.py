@@ -59,12 +59,16 @@ class MX(Rounding):
 
     def encode(self, x: torch.Tensor) -> Payload:
         flat = x.detach().float().reshape(-1)
-        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block)).view(-1, self.block)
+        if flat.numel() % self.block:
+            flat = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block))
+        blocks = flat.view(-1, self.block)
         amax = blocks.abs().amax(dim=1)
         exponent = self.shared_exponent(amax)
         finite = amax.isfinite()
         scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
-        scaled = torch.where(finite[:, None], blocks, 0.0) * elements.ldexp(1.0, -exponent, wide=True)[:, None]
+        scaled = blocks * elements.ldexp(1.0, -exponent, wide=True)[:, None]
+        if not finite.all():  # rare: checked on the blocks, not on every element
+            scaled[~finite] = 0.0
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
         return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
 
@@ -79,14 +83,16 @@ class MX(Rounding):
         scale = p.tensors["scale"]
         factor = elements.ldexp(1.0, scale.int() - E8M0_BIAS, wide=True)
         factor = torch.where(scale == E8M0_NAN, torch.nan, factor)
-        values = self.decode_elements(elements.unpack(p.tensors["elements"], self.bits)).view(scale.numel(), -1)
-        x = values * factor[:, None]
+        x = self.decode_elements(p.tensors["elements"]).view(scale.numel(), -1)
+        x *= factor[:, None]
         return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The codes (uint8) of the scaled elements `v` (float32, which this may overwrite)."""
         raise NotImplementedError
 
-    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
+        """The float32 values (a new tensor) of the packed codes."""
         raise NotImplementedError
 
 
@@ -103,8 +109,8 @@ class MXFloat(MX):
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return elements.encode(v, self.fmt, generator)
 
-    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
-        return elements.decode(codes, self.fmt)
+    def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
+        return elements.decode_packed(packed, self.fmt)
 
 
 # Tolerances (fraction of max|x|) for the spec's floor scaling: max|block| / X lies in
@@ -157,7 +163,7 @@ class MXINT8(MX):
     tolerance = 2.0**-7
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return elements.round_integers(v * 64, generator).clamp(-127, 127).to(torch.int8).view(torch.uint8)
+        return elements.round_integers(v.mul_(64), generator).clamp_(-127, 127).to(torch.int8).view(torch.uint8)
 
-    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes.view(torch.int8).float() / 64
+    def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
+        return packed.view(torch.int8).float().div_(64)

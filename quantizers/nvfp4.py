@@ -46,12 +46,15 @@ class NVFP4(Rounding):
         block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
         step = block_scale.float()[:, None] * tensor_scale
-        scaled = torch.where(step > 0, blocks / step, 0.0)
+        scaled = blocks / step
+        positive = step.view(-1) > 0
+        if not positive.all():  # all-zero blocks (scale 0), or a NaN anywhere
+            scaled[~positive] = 0.0
         codes = elements.encode(scaled.view(-1), elements.E2M1, self.generator(x.device))
         return Payload({"elements": elements.pack(codes, 4), "scale": block_scale.view(torch.uint8),
                         "global": tensor_scale}, meta=("scale", "global"))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        values = elements.decode(elements.unpack(p.tensors["elements"], 4), elements.E2M1).view(-1, BLOCK)
-        step = p.tensors["scale"].view(torch.float8_e4m3fn).float()[:, None] * p.tensors["global"]
-        return (values * step).view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
+        values = elements.decode_packed(p.tensors["elements"], elements.E2M1).view(-1, BLOCK)
+        values *= p.tensors["scale"].view(torch.float8_e4m3fn).float()[:, None] * p.tensors["global"]
+        return values.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
