@@ -68,6 +68,7 @@ FP16 = FloatFormat(ebits=5, mbits=10, bias=15, max=65504.0)
 BF16 = FloatFormat(ebits=8, mbits=7, bias=127, max=float(torch.finfo(torch.bfloat16).max))
 FP8_DTYPES = {E4M3: torch.float8_e4m3fn, E5M2: torch.float8_e5m2}
 DTYPES = FP8_DTYPES | {FP16: torch.float16, BF16: torch.bfloat16}  # the formats torch has
+HOSTS = {E2M3: E4M3, E3M2: E5M2}  # see hosted_codes
 
 
 def ldexp(x: torch.Tensor, k: torch.Tensor | int, wide: bool = False) -> torch.Tensor:
@@ -121,6 +122,8 @@ def encode(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None)
     NaN must be replaced before; its code would be meaningless."""
     if generator is None and fmt in FP8_DTYPES:  # torch's cast rounds to nearest even, faster
         return x.clamp(-fmt.max, fmt.max).to(FP8_DTYPES[fmt]).view(torch.uint8)
+    if generator is None and fmt in HOSTS:
+        return hosted_codes(x, fmt)
     if generator is None:
         return nearest_codes(fmt, x.device).index_select(0, odd_index(x)).view(x.shape)
     return grid_codes(x, fmt, generator)
@@ -131,6 +134,19 @@ def grid_codes(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | N
     r, binade = round_to_grid(x.abs(), fmt, generator)
     magnitude = ((binade - fmt.emin) * 2**fmt.mbits + r).clamp(max=fmt.max_code).to(torch.uint8)
     return torch.where(x < 0, magnitude | (1 << (fmt.bits - 1)), magnitude)
+
+
+def hosted_codes(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """Nearest-rounding codes through torch's cast to the FP8 format that hosts `fmt`: one with as many
+    mantissa bits and a lower emin, whose grid scaled by 2**(host emin - emin) contains fmt's. The
+    scaled values' codes carry fmt's exponent field unchanged; the sign moves down."""
+    host = HOSTS[fmt]
+    shift = host.emin - fmt.emin
+    v = x + 0.0  # -0.0 + 0.0 is +0.0, code +0; a negative that the scaling flushes stays -0.0, code -0
+    v.mul_(2.0**shift).clamp_(-fmt.max * 2.0**shift, fmt.max * 2.0**shift)
+    codes = v.to(FP8_DTYPES[host]).view(torch.uint8)
+    sign = 1 << (fmt.bits - 1)
+    return (codes & (sign - 1)) | ((codes >> (8 - fmt.bits)) & sign)
 
 
 def odd_index(x: torch.Tensor) -> torch.Tensor:
@@ -189,13 +205,20 @@ def pair_index(packed: torch.Tensor, bits: int) -> torch.Tensor:
         return packed.int()
     if bits == 8:
         return packed.view(torch.int16).int() & 0xFFFF
-    words = torch.zeros(packed.numel() // 3, 4, dtype=torch.uint8, device=packed.device)
-    words[:, :3] = packed.view(-1, 3)
-    words = words.view(torch.int32).view(-1)  # 24 bits: four codes (host byte order, little-endian)
+    words = packed.index_select(0, _spread(packed.numel() // 3, packed.device)).view(torch.int32)
     index = torch.empty(len(words), 2, dtype=torch.int32, device=packed.device)
-    torch.bitwise_and(words, 0xFFF, out=index[:, 0])
+    torch.bitwise_and(words, 0xFFF, out=index[:, 0])  # four codes in 24 bits (host byte order, little-endian)
     torch.bitwise_right_shift(words, 12, out=index[:, 1])
+    index[:, 1] &= 0xFFF  # the fourth byte repeated the first
     return index.view(-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _spread(triples: int, device: torch.device) -> torch.Tensor:
+    """(int32) byte positions that spread `triples` three-byte groups over 32-bit words, the fourth
+    byte of each word repeating the group's first."""
+    positions = torch.arange(3 * triples, dtype=torch.int32, device=device).view(-1, 3)
+    return torch.cat([positions, positions[:, :1]], dim=1).view(-1)
 
 
 def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -204,13 +227,20 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     be a multiple of 8 (of 24 for 6 bits)."""
     if bits == 8:
         return codes
-    if bits == 4:
-        pairs = codes.view(-1, 2)
-        return pairs[:, 0] | (pairs[:, 1] << 4)
+    if bits == 4:  # two codes, one per byte (host byte order, little-endian): the second moves down
+        pair = codes.view(torch.int16)
+        return (pair | (pair >> 4)).to(torch.uint8)
     word = codes.view(torch.int32)  # four codes, one per byte (host byte order, little-endian)
     word = (word & 0x003F003F) | ((word >> 2) & 0x0FC00FC0)  # pairs: 12 bits in each 16
     word = (word & 0x00000FFF) | ((word >> 4) & 0x00FFF000)  # fours: 24 bits in 32
-    return word.view(torch.uint8).view(-1, 4)[:, :3].reshape(-1)
+    return word.view(torch.uint8).index_select(0, _three_of_four(len(word), codes.device))
+
+
+@functools.lru_cache(maxsize=8)
+def _three_of_four(words: int, device: torch.device) -> torch.Tensor:
+    """(int32) the positions of the three low bytes of each of `words` 32-bit words (a gather is
+    faster than a strided copy)."""
+    return torch.arange(4 * words, dtype=torch.int32, device=device).view(-1, 4)[:, :3].reshape(-1)
 
 
 def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
