@@ -101,10 +101,11 @@ def round_to_grid(a: torch.Tensor, fmt: FloatFormat, generator: torch.Generator 
 
 
 def round_integers(y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """y rounded to integers (float32): to nearest even, or, given a generator, up with probability
-    y - floor(y). The draws are multiples of 2**-24, so that probability is exact to 2**-24."""
+    """y (float32, a temporary: nearest rounding overwrites it) rounded to integers: to nearest even,
+    or, given a generator, up with probability y - floor(y). The draws are multiples of 2**-24, so
+    that probability is exact to 2**-24."""
     if generator is None:
-        return y.round()
+        return y.round_()
     r = y.floor()
     return r + (torch.rand(y.shape, generator=generator, device=y.device) < y - r)
 
@@ -181,22 +182,31 @@ def decode(codes: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
 
 
 def decode_packed(packed: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
-    """The float32 values of the codes `pack` packed, bit for bit decode(unpack(packed, fmt.bits), fmt):
-    two codes per lookup, in a table of every pair's two values."""
-    table = pair_values(fmt, packed.device)
-    return table.index_select(0, pair_index(packed, fmt.bits)).view(torch.float32)
+    """The float32 values of the codes `pack` packed, bit for bit decode(unpack(packed, fmt.bits), fmt)."""
+    return decode_pairs(packed, _format_pairs(fmt, packed.device), fmt.bits)
+
+
+def decode_pairs(packed: torch.Tensor, table: torch.Tensor, bits: int) -> torch.Tensor:
+    """The float32 values of the codes `pack` packed, two per lookup in a `pair_table`."""
+    return table.index_select(0, pair_index(packed, bits)).view(torch.float32)
 
 
 @functools.lru_cache(maxsize=None)
-def pair_values(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
-    """(int64) row `pair_index` of two packed codes holds their two float32 values, in order."""
-    every = torch.arange(2**fmt.bits)
+def _format_pairs(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
+    every = torch.arange(2**fmt.bits, dtype=torch.int32).to(torch.uint8)
+    return pair_table(decode(every, fmt), fmt.bits).to(device)
+
+
+def pair_table(values: torch.Tensor, bits: int) -> torch.Tensor:
+    """(int64) row `pair_index` of two packed codes holds their two float32 values, in order, from
+    `values`, the float32 value of every code."""
+    every = torch.arange(2**bits)
     pairs = torch.cartesian_prod(every, every).to(torch.uint8)  # (first, second)
-    groups = torch.nn.functional.pad(pairs, (0, 2)) if fmt.bits == 6 else pairs  # 6 bits pack in fours
-    rows = pair_index(pack(groups.reshape(-1), fmt.bits), fmt.bits).view(len(pairs), -1)[:, 0]
+    groups = torch.nn.functional.pad(pairs, (0, 2)) if bits == 6 else pairs  # 6 bits pack in fours
+    rows = pair_index(pack(groups.reshape(-1), bits), bits).view(len(pairs), -1)[:, 0]
     table = torch.empty(len(pairs), 2)
-    table[rows] = decode(pairs.reshape(-1), fmt).view(-1, 2)
-    return table.view(torch.int64).view(-1).to(device)
+    table[rows] = values[pairs.long()]
+    return table.view(torch.int64).view(-1)
 
 
 def pair_index(packed: torch.Tensor, bits: int) -> torch.Tensor:

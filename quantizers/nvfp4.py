@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 
 from quantizers import QUANTIZERS, Payload, elements
+from quantizers.lookup import float_values
 from quantizers.rounding import Rounding
 
 BLOCK = 16
@@ -37,7 +38,9 @@ class NVFP4(Rounding):
 
     def encode(self, x: torch.Tensor) -> Payload:
         flat = x.detach().float().reshape(-1)
-        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK)).view(-1, BLOCK)
+        if flat.numel() % BLOCK:
+            flat = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK))
+        blocks = flat.view(-1, BLOCK)
         block_amax = blocks.abs().amax(dim=1)  # padding zeros raise no maximum
         amax = block_amax.max()
         top = elements.E4M3.max * elements.E2M1.max
@@ -45,7 +48,7 @@ class NVFP4(Rounding):
         tensor_scale = torch.where(amax.isfinite(), tensor_scale, torch.nan)
         block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
-        step = block_scale.float()[:, None] * tensor_scale
+        step = float_values(block_scale)[:, None] * tensor_scale
         scaled = blocks / step
         positive = step.view(-1) > 0
         if not positive.all():  # all-zero blocks (scale 0), or a NaN anywhere
@@ -56,5 +59,5 @@ class NVFP4(Rounding):
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         values = elements.decode_packed(p.tensors["elements"], elements.E2M1).view(-1, BLOCK)
-        values *= p.tensors["scale"].view(torch.float8_e4m3fn).float()[:, None] * p.tensors["global"]
+        values *= float_values(p.tensors["scale"].view(torch.float8_e4m3fn))[:, None] * p.tensors["global"]
         return values.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
