@@ -117,12 +117,13 @@ def round_values(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator |
 
 
 def encode(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | None) -> torch.Tensor:
-    """Codes (uint8) of float32 `x` rounded onto the format, saturating at +-max (inf too); -0.0
-    encodes as +0, a negative value that rounds to zero as -0.
+    """Codes (uint8) of float32 `x` (a contiguous temporary, which this may overwrite) rounded onto
+    the format, saturating at +-max (inf too); -0.0 encodes as +0 (as -0 in FP8, whose cast keeps
+    it), a negative value that rounds to zero as -0.
 
     NaN must be replaced before; its code would be meaningless."""
     if generator is None and fmt in FP8_DTYPES:  # torch's cast rounds to nearest even, faster
-        return x.clamp(-fmt.max, fmt.max).to(FP8_DTYPES[fmt]).view(torch.uint8)
+        return x.clamp_(-fmt.max, fmt.max).to(FP8_DTYPES[fmt]).view(torch.uint8)
     if generator is None and fmt in HOSTS:
         return hosted_codes(x, fmt)
     if generator is None:
@@ -138,12 +139,12 @@ def grid_codes(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | N
 
 
 def hosted_codes(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
-    """Nearest-rounding codes through torch's cast to the FP8 format that hosts `fmt`: one with as many
+    """Nearest-rounding codes of `x` (overwritten) through torch's cast to the FP8 format that hosts `fmt`: one with as many
     mantissa bits and a lower emin, whose grid scaled by 2**(host emin - emin) contains fmt's. The
     scaled values' codes carry fmt's exponent field unchanged; the sign moves down."""
     host = HOSTS[fmt]
     shift = host.emin - fmt.emin
-    v = x + 0.0  # -0.0 + 0.0 is +0.0, code +0; a negative that the scaling flushes stays -0.0, code -0
+    v = x.add_(0.0)  # -0.0 + 0.0 is +0.0, code +0; a negative that the scaling flushes stays -0.0, code -0
     v.mul_(2.0**shift).clamp_(-fmt.max * 2.0**shift, fmt.max * 2.0**shift)
     codes = v.to(FP8_DTYPES[host]).view(torch.uint8)
     sign = 1 << (fmt.bits - 1)
@@ -214,7 +215,7 @@ def pair_index(packed: torch.Tensor, bits: int) -> torch.Tensor:
     if bits == 4:
         return packed.int()
     if bits == 8:
-        return packed.view(torch.int16).int() & 0xFFFF
+        return packed.view(torch.int16).int().bitwise_and_(0xFFFF)
     words = packed.index_select(0, _spread(packed.numel() // 3, packed.device)).view(torch.int32)
     index = torch.empty(len(words), 2, dtype=torch.int32, device=packed.device)
     torch.bitwise_and(words, 0xFFF, out=index[:, 0])  # four codes in 24 bits (host byte order, little-endian)
@@ -239,7 +240,9 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
         return codes
     if bits == 4:  # two codes, one per byte (host byte order, little-endian): the second moves down
         pair = codes.view(torch.int16)
-        return (pair | (pair >> 4)).to(torch.uint8)
+        packed = pair >> 4
+        packed |= pair
+        return packed.to(torch.uint8)
     word = codes.view(torch.int32)  # four codes, one per byte (host byte order, little-endian)
     word = (word & 0x003F003F) | ((word >> 2) & 0x0FC00FC0)  # pairs: 12 bits in each 16
     word = (word & 0x00000FFF) | ((word >> 4) & 0x00FFF000)  # fours: 24 bits in 32
