@@ -18,6 +18,7 @@ block holding a NaN or an inf gets the NaN scale, and the whole block decodes to
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -31,6 +32,14 @@ from quantizers.rounding import Rounding, check_choice
 SCALE_ROUNDINGS = ("floor", "up")
 E8M0_BIAS = 127
 E8M0_NAN = 255
+
+
+@functools.lru_cache(maxsize=None)
+def e8m0_values(device: torch.device) -> torch.Tensor:
+    """The float32 value of every E8M0 code: 2**(code - 127) (2**-127 a float32 subnormal), NaN for 255."""
+    values = elements.ldexp(torch.ones(256), torch.arange(256) - E8M0_BIAS, wide=True)
+    values[E8M0_NAN] = torch.nan
+    return values.to(device)
 
 
 @dataclass
@@ -66,7 +75,7 @@ class MX(Rounding):
         exponent = self.shared_exponent(amax)
         finite = amax.isfinite()
         scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
-        scaled = blocks * elements.ldexp(1.0, -exponent, wide=True)[:, None]
+        scaled = blocks * e8m0_values(x.device).index_select(0, E8M0_BIAS - exponent)[:, None]  # 1 / X
         if not finite.all():  # rare: checked on the blocks, not on every element
             scaled[~finite] = 0.0
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
@@ -81,10 +90,8 @@ class MX(Rounding):
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         scale = p.tensors["scale"]
-        factor = elements.ldexp(1.0, scale.int() - E8M0_BIAS, wide=True)
-        factor = torch.where(scale == E8M0_NAN, torch.nan, factor)
         x = self.decode_elements(p.tensors["elements"]).view(scale.numel(), -1)
-        x *= factor[:, None]
+        x *= e8m0_values(scale.device).index_select(0, scale.int())[:, None]
         return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
