@@ -148,7 +148,11 @@ def hosted_codes(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     v.mul_(2.0**shift).clamp_(-fmt.max * 2.0**shift, fmt.max * 2.0**shift)
     codes = v.to(FP8_DTYPES[host]).view(torch.uint8)
     sign = 1 << (fmt.bits - 1)
-    return (codes & (sign - 1)) | ((codes >> (8 - fmt.bits)) & sign)
+    signs = codes >> (8 - fmt.bits)
+    signs &= sign
+    codes &= sign - 1
+    codes |= signs
+    return codes
 
 
 def odd_index(x: torch.Tensor) -> torch.Tensor:

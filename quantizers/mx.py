@@ -77,7 +77,7 @@ class MX(Rounding):
         scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
         scaled = blocks * e8m0_values(x.device).index_select(0, E8M0_BIAS - exponent)[:, None]  # 1 / X
         if not finite.all():  # rare: checked on the blocks, not on every element
-            scaled[~finite] = 0.0
+            scaled.index_fill_(0, (~finite).nonzero().view(-1), 0.0)
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
         return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
 

@@ -41,7 +41,8 @@ class NVFP4(Rounding):
         if flat.numel() % BLOCK:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK))
         blocks = flat.view(-1, BLOCK)
-        block_amax = blocks.abs().amax(dim=1)  # padding zeros raise no maximum
+        halves = blocks.abs().view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
+        block_amax = torch.maximum(halves[:, 0], halves[:, 1]).amax(dim=1)  # faster than amax over 16
         amax = block_amax.max()
         top = elements.E4M3.max * elements.E2M1.max
         tensor_scale = torch.where(amax > 0, amax / top, 1.0)
@@ -52,7 +53,7 @@ class NVFP4(Rounding):
         scaled = blocks / step
         positive = step.view(-1) > 0
         if not positive.all():  # all-zero blocks (scale 0), or a NaN anywhere
-            scaled[~positive] = 0.0
+            scaled.index_fill_(0, (~positive).nonzero().view(-1), 0.0)
         codes = elements.encode(scaled.view(-1), elements.E2M1, self.generator(x.device))
         return Payload({"elements": elements.pack(codes, 4), "scale": block_scale.view(torch.uint8),
                         "global": tensor_scale}, meta=("scale", "global"))
