@@ -139,18 +139,18 @@ def grid_codes(x: torch.Tensor, fmt: FloatFormat, generator: torch.Generator | N
 
 
 def hosted_codes(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
-    """Nearest-rounding codes of `x` (overwritten) through torch's cast to the FP8 format that hosts `fmt`: one with as many
-    mantissa bits and a lower emin, whose grid scaled by 2**(host emin - emin) contains fmt's. The
-    scaled values' codes carry fmt's exponent field unchanged; the sign moves down."""
+    """Nearest-rounding codes of `x` (overwritten) through torch's cast to the FP8 format that hosts
+    `fmt`: one with as many mantissa bits and a lower emin, whose grid scaled by 2**(host emin - emin)
+    holds fmt's, with the same exponent fields. Saturation clamps the magnitude code (codes grow
+    with the value, inf and NaN last); the sign moves down."""
     host = HOSTS[fmt]
-    shift = host.emin - fmt.emin
-    v = x.add_(0.0)  # -0.0 + 0.0 is +0.0, code +0; a negative that the scaling flushes stays -0.0, code -0
-    v.mul_(2.0**shift).clamp_(-fmt.max * 2.0**shift, fmt.max * 2.0**shift)
-    codes = v.to(FP8_DTYPES[host]).view(torch.uint8)
+    x.add_(0.0)  # -0.0 + 0.0 is +0.0, code +0; a negative that the scaling flushes stays -0.0, code -0
+    codes = x.mul_(2.0 ** (host.emin - fmt.emin)).to(FP8_DTYPES[host]).view(torch.uint8)
     sign = 1 << (fmt.bits - 1)
     signs = codes >> (8 - fmt.bits)
     signs &= sign
-    codes &= sign - 1
+    codes &= 0x7F
+    codes.clamp_(max=fmt.max_code)
     codes |= signs
     return codes
 
@@ -251,9 +251,11 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
         packed = pair >> 4
         packed |= pair
         return packed.to(torch.uint8)
-    word = codes.view(torch.int32)  # four codes, one per byte (host byte order, little-endian)
-    word = (word & 0x003F003F) | ((word >> 2) & 0x0FC00FC0)  # pairs: 12 bits in each 16
-    word = (word & 0x00000FFF) | ((word >> 4) & 0x00FFF000)  # fours: 24 bits in 32
+    four = codes.view(torch.int32)  # four codes, one per byte (host byte order, little-endian)
+    word, high = four & 0x003F003F, four >> 2
+    word |= high.bitwise_and_(0x0FC00FC0)  # pairs: 12 bits in each 16
+    high = torch.bitwise_right_shift(word, 4, out=high).bitwise_and_(0x00FFF000)
+    word.bitwise_and_(0x00000FFF).bitwise_or_(high)  # fours: 24 bits in 32
     return word.view(torch.uint8).index_select(0, _three_of_four(len(word), codes.device))
 
 

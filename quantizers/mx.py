@@ -71,11 +71,13 @@ class MX(Rounding):
         if flat.numel() % self.block:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block))
         blocks = flat.view(-1, self.block)
-        amax = blocks.abs().amax(dim=1)
+        scaled = blocks.abs()
+        amax = scaled.amax(dim=1)
         exponent = self.shared_exponent(amax)
         finite = amax.isfinite()
         scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
-        scaled = blocks * e8m0_values(x.device).index_select(0, E8M0_BIAS - exponent)[:, None]  # 1 / X
+        inverse = e8m0_values(x.device).index_select(0, E8M0_BIAS - exponent)  # 1 / X
+        torch.mul(blocks, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
         if not finite.all():  # rare: checked on the blocks, not on every element
             scaled.index_fill_(0, (~finite).nonzero().view(-1), 0.0)
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))

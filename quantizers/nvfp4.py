@@ -41,7 +41,8 @@ class NVFP4(Rounding):
         if flat.numel() % BLOCK:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK))
         blocks = flat.view(-1, BLOCK)
-        halves = blocks.abs().view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
+        scaled = blocks.abs()
+        halves = scaled.view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
         block_amax = torch.maximum(halves[:, 0], halves[:, 1]).amax(dim=1)  # faster than amax over 16
         amax = block_amax.max()
         top = elements.E4M3.max * elements.E2M1.max
@@ -50,7 +51,7 @@ class NVFP4(Rounding):
         block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
         step = float_values(block_scale)[:, None] * tensor_scale
-        scaled = blocks / step
+        torch.div(blocks, step, out=scaled)  # |x| is spent: its memory is ready
         positive = step.view(-1) > 0
         if not positive.all():  # all-zero blocks (scale 0), or a NaN anywhere
             scaled.index_fill_(0, (~positive).nonzero().view(-1), 0.0)
