@@ -35,9 +35,10 @@ E8M0_NAN = 255
 
 
 @functools.lru_cache(maxsize=None)
-def e8m0_values(device: torch.device) -> torch.Tensor:
-    """The float32 value of every E8M0 code: 2**(code - 127) (2**-127 a float32 subnormal), NaN for 255."""
-    values = elements.ldexp(torch.ones(256), torch.arange(256) - E8M0_BIAS, wide=True)
+def e8m0_values(device: torch.device, unit: float = 1.0) -> torch.Tensor:
+    """The float32 value of every E8M0 code, 2**(code - 127) (2**-127 a float32 subnormal), NaN for
+    255, times `unit`, a power of two (exact: every product stays above 2**-149)."""
+    values = elements.ldexp(torch.full((256,), unit), torch.arange(256) - E8M0_BIAS, wide=True)
     values[E8M0_NAN] = torch.nan
     return values.to(device)
 
@@ -54,6 +55,7 @@ class MX(Rounding):
     emax: ClassVar[int]  # emax_elem
     max: ClassVar[float]  # the element format's largest normal value
     tolerance: ClassVar[float]
+    unit: ClassVar[float] = 1.0  # the value of element code 1 where decode_elements leaves it out
     search_space: ClassVar[dict] = {
         "block": {"choices": [16, 32, 64]},
         "scale_rounding": {"choices": list(SCALE_ROUNDINGS)},
@@ -93,7 +95,7 @@ class MX(Rounding):
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         scale = p.tensors["scale"]
         x = self.decode_elements(p.tensors["elements"]).view(scale.numel(), -1)
-        x *= e8m0_values(scale.device).index_select(0, scale.int())[:, None]
+        x *= e8m0_values(scale.device, self.unit).index_select(0, scale.int())[:, None]
         return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -101,7 +103,7 @@ class MX(Rounding):
         raise NotImplementedError
 
     def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
-        """The float32 values (a new tensor) of the packed codes."""
+        """The float32 values (a new tensor) of the packed codes, in units of `unit`."""
         raise NotImplementedError
 
 
@@ -169,10 +171,11 @@ class MXINT8(MX):
     bits = 8
     emax = 0
     max = 127 / 64
+    unit = 2.0**-6
     tolerance = 2.0**-7
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return elements.round_integers(v.mul_(64), generator).clamp_(-127, 127).to(torch.int8).view(torch.uint8)
 
     def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
-        return packed.view(torch.int8).float().div_(64)
+        return packed.view(torch.int8).float()  # k, and k / 64 * X is k * (X / 64) exactly
