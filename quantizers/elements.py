@@ -240,6 +240,16 @@ def _spread(triples: int, device: torch.device) -> torch.Tensor:
     return torch.cat([positions, positions[:, :1]], dim=1).view(-1)
 
 
+def zero_rows(t: torch.Tensor, keep: torch.Tensor) -> None:
+    """Set the rows of 2-D `t` where `keep` (bool) is False to +0, in place: on the CPU through their
+    indices, where there are any (the check costs less than a pass over t); elsewhere through a
+    mask, without a host sync."""
+    if t.device.type != "cpu":
+        t.masked_fill_(~keep[:, None], 0.0)
+    elif not keep.all():
+        t.index_fill_(0, (~keep).nonzero().view(-1), 0.0)
+
+
 def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """uint8 codes of `bits` (4, 6 or 8) bits packed into bytes, little-endian: the first code in the
     lowest bits. 4-bit: two codes per byte; 6-bit: four codes per three bytes. len(codes) * bits must

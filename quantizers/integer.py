@@ -43,8 +43,8 @@ class Integer(Rounding):
         amax = self._channels(x).abs().amax(dim=1)
         scale = torch.where(amax == 0, 1.0, amax / self.qmax)  # NaN stays NaN
         q = x / self._broadcast(scale, x)
-        if not (amax.isfinite() & (scale > 0)).all():  # else every x is finite and |q| <= qmax
-            q.nan_to_num_(0.0, 0.0, 0.0)
+        if x.device.type != "cpu" or not (amax.isfinite() & (scale > 0)).all():  # else x is finite, |q| <= qmax
+            q.nan_to_num_(0.0, 0.0, 0.0)  # (checked on the CPU only: elsewhere the check would sync)
         q = elements.round_integers(q, self.generator(x.device))
         q = q.clamp_(-self.qmax, self.qmax).to(torch.int8).reshape(-1)
         if self.bits == 4:

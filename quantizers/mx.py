@@ -80,8 +80,7 @@ class MX(Rounding):
         scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
         inverse = e8m0_values(x.device).index_select(0, E8M0_BIAS - exponent)  # 1 / X
         torch.mul(blocks, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
-        if not finite.all():  # rare: checked on the blocks, not on every element
-            scaled.index_fill_(0, (~finite).nonzero().view(-1), 0.0)
+        elements.zero_rows(scaled, finite)
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
         return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
 

@@ -52,9 +52,7 @@ class NVFP4(Rounding):
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
         step = float_values(block_scale)[:, None] * tensor_scale
         torch.div(blocks, step, out=scaled)  # |x| is spent: its memory is ready
-        positive = step.view(-1) > 0
-        if not positive.all():  # all-zero blocks (scale 0), or a NaN anywhere
-            scaled.index_fill_(0, (~positive).nonzero().view(-1), 0.0)
+        elements.zero_rows(scaled, step.view(-1) > 0)  # all-zero blocks (scale 0), or a NaN anywhere
         codes = elements.encode(scaled.view(-1), elements.E2M1, self.generator(x.device))
         return Payload({"elements": elements.pack(codes, 4), "scale": block_scale.view(torch.uint8),
                         "global": tensor_scale}, meta=("scale", "global"))
