@@ -192,6 +192,8 @@ def decode_packed(packed: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
         half = packed.to(torch.int16)
         half <<= 8
         return half.view(torch.float16).float()
+    if packed.numel() % 2 and fmt.bits == 8:  # an odd count of one-byte codes makes no pairs
+        return decode(packed, fmt)
     return decode_pairs(packed, _format_pairs(fmt, packed.device), fmt.bits)
 
 

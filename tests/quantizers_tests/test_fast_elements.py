@@ -39,10 +39,21 @@ def test_nearest_codes_match_the_arithmetic_rounding(fmt):
 
 
 @pytest.mark.parametrize("fmt", [*SUB_BYTE, elements.E4M3, elements.E5M2])
-def test_packed_decoding_matches_code_by_code(fmt):
-    codes = torch.randint(0, 2**fmt.bits, (4800,), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+@pytest.mark.parametrize("count", [4800, 24])
+def test_packed_decoding_matches_code_by_code(fmt, count):
+    codes = torch.randint(0, 2**fmt.bits, (count,), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
     fast = elements.decode_packed(elements.pack(codes, fmt.bits), fmt)
     assert torch.equal(fast.view(torch.int32), elements.decode(codes, fmt).view(torch.int32))  # NaN bits too
+
+
+@pytest.mark.parametrize("name", ["mxfp8_e4m3", "mxfp8_e5m2", "mxint8"])
+def test_an_odd_count_of_one_byte_elements_decodes(name):
+    x = torch.randn(3, 7, generator=torch.Generator().manual_seed(3))
+    codec = make_codec(name, (("block", 3),))
+    tensors, decoded = plain_mx(codec, x)
+    p = codec.encode(x)
+    assert all(same_bits(p.tensors[k], tensors[k]) for k in tensors)
+    assert same_bits(codec.decode(p, like=x), decoded)
 
 
 def plain_pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
