@@ -43,6 +43,13 @@ def e8m0_values(device: torch.device, unit: float = 1.0) -> torch.Tensor:
     return values.to(device)
 
 
+@functools.lru_cache(maxsize=None)
+def floor_scales(cls: type, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """MX.scales with the spec's floor rounding for every float32 exponent field: of 2**(field - 127),
+    0 for field 0 and inf for 255, whose scales are those of every amax with that field."""
+    return tuple(t.to(device) for t in cls().scales((torch.arange(256, dtype=torch.int32) << 23).view(torch.float32)))
+
+
 @dataclass
 class MX(Rounding):
     """The MX layout and shared scale; subclasses give the element format."""
@@ -74,15 +81,22 @@ class MX(Rounding):
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block))
         blocks = flat.view(-1, self.block)
         scaled = blocks.abs()
-        amax = scaled.amax(dim=1)
-        exponent = self.shared_exponent(amax)
-        finite = amax.isfinite()
-        scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
-        inverse = e8m0_values(x.device).index_select(0, E8M0_BIAS - exponent)  # 1 / X
+        amax = scaled.amax(dim=1)  # its sign bit is clear, NaN's too
+        if self.scale_rounding == "floor":  # the scales follow from amax's exponent field alone
+            field = amax.view(torch.int32) >> 23
+            scale, inverse = (t.index_select(0, field) for t in floor_scales(type(self), x.device))
+        else:
+            scale, inverse = self.scales(amax)
         torch.mul(blocks, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
-        elements.zero_rows(scaled, finite)
+        elements.zero_rows(scaled, scale != E8M0_NAN)
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
         return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
+
+    def scales(self, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the E8M0 scale codes, 1 / X as float32) of blocks whose largest magnitude is `amax`."""
+        exponent = self.shared_exponent(amax)
+        scale = torch.where(amax.isfinite(), exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
+        return scale, e8m0_values(amax.device).index_select(0, E8M0_BIAS - exponent)
 
     def shared_exponent(self, amax: torch.Tensor) -> torch.Tensor:
         """The exponent of X per block (int32, in [-127, 127]); meaningless where amax is not finite."""

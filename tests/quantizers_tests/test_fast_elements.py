@@ -129,3 +129,14 @@ def test_mx_and_nvfp4_match_their_plain_definitions(name, case):
     assert p.tensors.keys() == tensors.keys()
     assert all(same_bits(p.tensors[k], tensors[k]) for k in tensors), name
     assert same_bits(codec.decode(p, like=x), decoded)
+
+
+@pytest.mark.parametrize("name", ["mxfp4_e2m1", "mxfp6_e2m3", "mxfp8_e4m3", "mxint8"])
+@pytest.mark.parametrize("case", ["mixed", "special"])
+def test_the_rounded_up_scale_matches_its_plain_definition(name, case):
+    x = messages()[case]
+    codec = make_codec(name, (("scale_rounding", "up"),))
+    tensors, decoded = plain_mx(codec, x)
+    p = codec.encode(x)
+    assert all(same_bits(p.tensors[k], tensors[k]) for k in tensors)
+    assert same_bits(codec.decode(p, like=x), decoded)
