@@ -5,6 +5,12 @@ Codes are its bit patterns, sign in the top bit; codes 0 .. max_code of one sign
 value, so rounding yields the code directly: within the binade 2**b (b >= emin) the grid spacing
 is 2**(b - mbits), and the code is (b - emin) * 2**mbits + |x| / spacing, a carry out of the
 mantissa moving into the next binade exactly as the bit pattern does.
+
+That arithmetic (`grid_codes`) is the definition, and stochastic rounding's path. Nearest rounding
+takes faster routes to the same codes: torch's cast for FP8, the FP8 cast that hosts the grid for
+FP6 (`hosted_codes`), a table indexed by the value's top half rounded to odd for FP4
+(`odd_index`). `decode_packed` looks codes up two at a time. Packing and the pair indices read
+codes through wider integer views, as a little-endian host lays them out.
 """
 
 from __future__ import annotations
