@@ -43,12 +43,14 @@ class Integer(Rounding):
         amax = self._channels(x).abs().amax(dim=1)
         scale = torch.where(amax == 0, 1.0, amax / self.qmax)  # NaN stays NaN
         q = x / self._broadcast(scale, x)
-        if x.device.type != "cpu" or not (amax.isfinite() & (scale > 0)).all():  # else x is finite, |q| <= qmax
-            q.nan_to_num_(0.0, 0.0, 0.0)  # (checked on the CPU only: elsewhere the check would sync)
+        # Only a NaN, an inf or a scale that underflowed to 0 makes q non-finite. The check costs less
+        # than the pass on the CPU; elsewhere it would wait for the device.
+        if x.device.type != "cpu" or not (amax.isfinite() & (scale > 0)).all():
+            q.nan_to_num_(0.0, 0.0, 0.0)
         q = elements.round_integers(q, self.generator(x.device))
         q = q.clamp_(-self.qmax, self.qmax).to(torch.int8).reshape(-1)
         if self.bits == 4:
-            q = torch.nn.functional.pad(q, (0, q.numel() % 2)) if q.numel() % 2 else q
+            q = torch.nn.functional.pad(q, (0, 1)) if q.numel() % 2 else q
             q = elements.pack(q.view(torch.uint8) & 0x0F, 4)
         return Payload({"q": q, "scale": scale if self.granularity == "channel" else scale[0]}, meta=("scale",))
 
