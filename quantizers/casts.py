@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 
 from quantizers import QUANTIZERS, Payload, elements
+from quantizers.lookup import float_values
 from quantizers.rounding import Rounding
 
 
@@ -41,7 +42,7 @@ class Cast(Rounding):
         return Payload({"q": x.to(self.dtype)})
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        return p.tensors["q"].to(like.device, like.dtype).reshape(like.shape)
+        return float_values(p.tensors["q"]).to(like.device, like.dtype).reshape(like.shape)
 
 
 @QUANTIZERS.register("fp32")

@@ -9,6 +9,7 @@ complement. The scales are meta. A NaN or inf decodes its whole tensor or channe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -42,18 +43,24 @@ class Integer(Rounding):
         amax = self._channels(x).abs().amax(dim=1)
         scale = torch.where(amax == 0, 1.0, amax / self.qmax)  # NaN stays NaN
         q = x / self._broadcast(scale, x)
-        q = elements.round_integers(q.nan_to_num(0.0, 0.0, 0.0), self.generator(x.device))
-        q = q.clamp(-self.qmax, self.qmax).to(torch.int8).reshape(-1)
+        # Only a NaN, an inf or a scale that underflowed to 0 makes q non-finite. The check costs less
+        # than the pass on the CPU; elsewhere it would wait for the device.
+        if x.device.type != "cpu" or not (amax.isfinite() & (scale > 0)).all():
+            q.nan_to_num_(0.0, 0.0, 0.0)
+        q = elements.round_integers(q, self.generator(x.device))
+        q = q.clamp_(-self.qmax, self.qmax).to(torch.int8).reshape(-1)
         if self.bits == 4:
-            q = elements.pack(torch.nn.functional.pad(q, (0, q.numel() % 2)).view(torch.uint8) & 0x0F, 4)
+            q = torch.nn.functional.pad(q, (0, 1)) if q.numel() % 2 else q
+            q = elements.pack(q.view(torch.uint8) & 0x0F, 4)
         return Payload({"q": q, "scale": scale if self.granularity == "channel" else scale[0]}, meta=("scale",))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         q = p.tensors["q"]
-        if self.bits == 4:  # sign-extend the nibbles
-            q = ((elements.unpack(q, 4) ^ 8).to(torch.int8) - 8)[: like.numel()]
-        x = q.float().view(like.shape)
-        x = x * self._broadcast(p.tensors["scale"].reshape(-1), x)
+        if self.bits == 4:
+            x = elements.decode_pairs(q, _nibble_pairs(q.device), 4)[: like.numel()].view(like.shape)
+        else:
+            x = q.float().view(like.shape)
+        x *= self._broadcast(p.tensors["scale"].reshape(-1), x)
         return x.to(like.device, like.dtype)
 
     def _channels(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +73,12 @@ class Integer(Rounding):
         if self.granularity == "channel" and x.dim() >= 2:
             return scale.view(1, -1, *[1] * (x.dim() - 2))
         return scale.view(*[1] * x.dim()) if x.dim() else scale.reshape(())
+
+
+@functools.lru_cache(maxsize=None)
+def _nibble_pairs(device: torch.device) -> torch.Tensor:
+    """The pair table of int4 codes: two's complement nibbles."""
+    return elements.pair_table((torch.arange(16) ^ 8).float() - 8, 4).to(device)
 
 
 @QUANTIZERS.register("int8")

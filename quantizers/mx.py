@@ -18,6 +18,7 @@ block holding a NaN or an inf gets the NaN scale, and the whole block decodes to
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -33,6 +34,22 @@ E8M0_BIAS = 127
 E8M0_NAN = 255
 
 
+@functools.lru_cache(maxsize=None)
+def e8m0_values(device: torch.device, unit: float = 1.0) -> torch.Tensor:
+    """The float32 value of every E8M0 code, 2**(code - 127) (2**-127 a float32 subnormal), NaN for
+    255, times `unit`, a power of two (exact: every product stays above 2**-149)."""
+    values = elements.ldexp(torch.full((256,), unit), torch.arange(256) - E8M0_BIAS, wide=True)
+    values[E8M0_NAN] = torch.nan
+    return values.to(device)
+
+
+@functools.lru_cache(maxsize=None)
+def floor_scales(cls: type, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """MX.scales with the spec's floor rounding for every float32 exponent field: of 2**(field - 127),
+    0 for field 0 and inf for 255, whose scales are those of every amax with that field."""
+    return tuple(t.to(device) for t in cls().scales((torch.arange(256, dtype=torch.int32) << 23).view(torch.float32)))
+
+
 @dataclass
 class MX(Rounding):
     """The MX layout and shared scale; subclasses give the element format."""
@@ -45,6 +62,7 @@ class MX(Rounding):
     emax: ClassVar[int]  # emax_elem
     max: ClassVar[float]  # the element format's largest normal value
     tolerance: ClassVar[float]
+    unit: ClassVar[float] = 1.0  # the value of element code 1 where decode_elements leaves it out
     search_space: ClassVar[dict] = {
         "block": {"choices": [16, 32, 64]},
         "scale_rounding": {"choices": list(SCALE_ROUNDINGS)},
@@ -59,14 +77,26 @@ class MX(Rounding):
 
     def encode(self, x: torch.Tensor) -> Payload:
         flat = x.detach().float().reshape(-1)
-        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block)).view(-1, self.block)
-        amax = blocks.abs().amax(dim=1)
-        exponent = self.shared_exponent(amax)
-        finite = amax.isfinite()
-        scale = torch.where(finite, exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
-        scaled = torch.where(finite[:, None], blocks, 0.0) * elements.ldexp(1.0, -exponent, wide=True)[:, None]
+        if flat.numel() % self.block:
+            flat = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block))
+        blocks = flat.view(-1, self.block)
+        scaled = blocks.abs()
+        amax = scaled.amax(dim=1)  # its sign bit is clear, NaN's too
+        if self.scale_rounding == "floor":  # the scales follow from amax's exponent field alone
+            field = amax.view(torch.int32) >> 23
+            scale, inverse = (t.index_select(0, field) for t in floor_scales(type(self), x.device))
+        else:
+            scale, inverse = self.scales(amax)
+        torch.mul(blocks, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
+        elements.zero_rows(scaled, scale != E8M0_NAN)
         codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
         return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
+
+    def scales(self, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the E8M0 scale codes, 1 / X as float32) of blocks whose largest magnitude is `amax`."""
+        exponent = self.shared_exponent(amax)
+        scale = torch.where(amax.isfinite(), exponent + E8M0_BIAS, E8M0_NAN).to(torch.uint8)
+        return scale, e8m0_values(amax.device).index_select(0, E8M0_BIAS - exponent)
 
     def shared_exponent(self, amax: torch.Tensor) -> torch.Tensor:
         """The exponent of X per block (int32, in [-127, 127]); meaningless where amax is not finite."""
@@ -77,16 +107,16 @@ class MX(Rounding):
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         scale = p.tensors["scale"]
-        factor = elements.ldexp(1.0, scale.int() - E8M0_BIAS, wide=True)
-        factor = torch.where(scale == E8M0_NAN, torch.nan, factor)
-        values = self.decode_elements(elements.unpack(p.tensors["elements"], self.bits)).view(scale.numel(), -1)
-        x = values * factor[:, None]
+        x = self.decode_elements(p.tensors["elements"]).view(scale.numel(), -1)
+        x *= e8m0_values(scale.device, self.unit).index_select(0, scale.int())[:, None]
         return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The codes (uint8) of the scaled elements `v` (float32, which this may overwrite)."""
         raise NotImplementedError
 
-    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
+        """The float32 values (a new tensor) of the packed codes, in units of `unit`."""
         raise NotImplementedError
 
 
@@ -103,8 +133,8 @@ class MXFloat(MX):
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return elements.encode(v, self.fmt, generator)
 
-    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
-        return elements.decode(codes, self.fmt)
+    def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
+        return elements.decode_packed(packed, self.fmt)
 
 
 # Tolerances (fraction of max|x|) for the spec's floor scaling: max|block| / X lies in
@@ -154,10 +184,11 @@ class MXINT8(MX):
     bits = 8
     emax = 0
     max = 127 / 64
+    unit = 2.0**-6
     tolerance = 2.0**-7
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return elements.round_integers(v * 64, generator).clamp(-127, 127).to(torch.int8).view(torch.uint8)
+        return elements.round_integers(v.mul_(64), generator).clamp_(-127, 127).to(torch.int8).view(torch.uint8)
 
-    def decode_elements(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes.view(torch.int8).float() / 64
+    def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
+        return packed.view(torch.int8).float()  # k, and k / 64 * X is k * (X / 64) exactly

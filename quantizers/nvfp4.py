@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 
 from quantizers import QUANTIZERS, Payload, elements
+from quantizers.lookup import float_values
 from quantizers.rounding import Rounding
 
 BLOCK = 16
@@ -37,21 +38,26 @@ class NVFP4(Rounding):
 
     def encode(self, x: torch.Tensor) -> Payload:
         flat = x.detach().float().reshape(-1)
-        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK)).view(-1, BLOCK)
-        block_amax = blocks.abs().amax(dim=1)  # padding zeros raise no maximum
+        if flat.numel() % BLOCK:
+            flat = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK))
+        blocks = flat.view(-1, BLOCK)
+        scaled = blocks.abs()
+        halves = scaled.view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
+        block_amax = torch.maximum(halves[:, 0], halves[:, 1]).amax(dim=1)  # faster than amax over 16
         amax = block_amax.max()
         top = elements.E4M3.max * elements.E2M1.max
         tensor_scale = torch.where(amax > 0, amax / top, 1.0)
         tensor_scale = torch.where(amax.isfinite(), tensor_scale, torch.nan)
         block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
-        step = block_scale.float()[:, None] * tensor_scale
-        scaled = torch.where(step > 0, blocks / step, 0.0)
+        step = float_values(block_scale)[:, None] * tensor_scale
+        torch.div(blocks, step, out=scaled)  # |x| is spent: its memory is ready
+        elements.zero_rows(scaled, step.view(-1) > 0)  # all-zero blocks (scale 0), or a NaN anywhere
         codes = elements.encode(scaled.view(-1), elements.E2M1, self.generator(x.device))
         return Payload({"elements": elements.pack(codes, 4), "scale": block_scale.view(torch.uint8),
                         "global": tensor_scale}, meta=("scale", "global"))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        values = elements.decode(elements.unpack(p.tensors["elements"], 4), elements.E2M1).view(-1, BLOCK)
-        step = p.tensors["scale"].view(torch.float8_e4m3fn).float()[:, None] * p.tensors["global"]
-        return (values * step).view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
+        values = elements.decode_packed(p.tensors["elements"], elements.E2M1).view(-1, BLOCK)
+        values *= float_values(p.tensors["scale"].view(torch.float8_e4m3fn))[:, None] * p.tensors["global"]
+        return values.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)

@@ -16,6 +16,7 @@ else crosses. Decode: zeros, with the decoded values put back at their positions
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,7 +26,7 @@ from bench.errors import UsageError
 from quantizers import QUANTIZERS, Payload
 
 VALUES = "values/"
-BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)
+GATHER_FLAGS = 0x8040201008040201 - (1 << 64)  # sum of 2**(9 j), j < 8, as a signed int64
 
 
 def index_dtype(n: int) -> torch.dtype:
@@ -36,16 +37,25 @@ def index_dtype(n: int) -> torch.dtype:
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     """(B, n) bool -> (B, ceil(n / 8)) uint8, element 0 in the most significant bit of byte 0."""
     rows, n = mask.shape
-    padded = torch.zeros(rows, -(-n // 8) * 8, dtype=torch.uint8, device=mask.device)
-    padded[:, :n] = mask
-    weights = torch.tensor(BIT_WEIGHTS, dtype=torch.uint8, device=mask.device)
-    return (padded.view(rows, -1, 8) * weights).sum(-1, dtype=torch.uint8)
+    if n % 8:
+        mask = torch.nn.functional.pad(mask, (0, -n % 8))
+    # Eight flags (bytes 0 or 1, host byte order, little-endian) read as one int64 word; the
+    # product puts flag i at bit 63 - i, every partial product on a bit of its own (no carries).
+    word = mask.contiguous().view(torch.int64) * GATHER_FLAGS
+    return (word >> 56).to(torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
     """The inverse of pack_bits: (B, ceil(n / 8)) uint8 -> (B, n) bool."""
-    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
-    return ((packed.unsqueeze(-1) >> shifts) & 1).view(len(packed), -1)[:, :n].bool()
+    flags = _byte_flags(packed.device).index_select(0, packed.reshape(-1).int())
+    return flags.view(torch.bool).view(len(packed), -1)[:, :n]
+
+
+@functools.lru_cache(maxsize=None)
+def _byte_flags(device: torch.device) -> torch.Tensor:
+    """(256,) int64: the eight flags of every byte, most significant bit first, as eight bytes."""
+    shifts = torch.arange(7, -1, -1)
+    return ((torch.arange(256)[:, None] >> shifts) & 1).to(torch.uint8).view(torch.int64).view(-1).to(device)
 
 
 @QUANTIZERS.register("topk")

@@ -70,3 +70,12 @@ def test_a_one_dimensional_tensor_is_one_sample():
 def test_bad_arguments_name_themselves(args, field):
     with pytest.raises(UsageError, match=f"^{field}: "):
         topk(**args)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 71])
+def test_bitmaps_match_the_plain_bit_weights(n):
+    mask = torch.rand(5, n, generator=torch.Generator().manual_seed(n)) < 0.4
+    padded = torch.nn.functional.pad(mask, (0, -n % 8)).view(5, -1, 8).int()
+    plain = (padded * torch.tensor([128, 64, 32, 16, 8, 4, 2, 1])).sum(-1).to(torch.uint8)
+    assert torch.equal(pack_bits(mask), plain)
+    assert torch.equal(unpack_bits(plain, n), mask)
