@@ -181,8 +181,9 @@ class SweepSpec:
 
     def fixed_params(self, setting: Setting) -> dict[str, Any]:
         """An explicit setting as Optuna params: every searched field of its policy, given or default,
-        and every searched argument of its codecs at its default; its own fields as `field.<name>`
-        (never suggested: they tell settings apart that share a policy and codecs)."""
+        every field it gives, and every searched argument of its codecs at its default; its own
+        fields as `field.<name>`. Params the sampler never suggests (a field outside the search
+        space, `field.*`) still tell settings apart that share what is searched."""
         from policies import POLICIES
         from quantizers import QUANTIZERS
 
@@ -190,6 +191,7 @@ class SweepSpec:
         default = POLICIES.get(setting.policy)()
         params = {"policy": setting.policy}
         params |= {f"{setting.policy}.{f}": given.get(f, getattr(default, f)) for f in self.space(setting.policy)}
+        params |= {f"{setting.policy}.{f}": v for f, v in given.items()}
         for direction in ("quant_up", "quant_down"):
             codec = getattr(setting, direction)
             params[direction] = codec

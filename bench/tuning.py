@@ -105,7 +105,8 @@ def has_heartbeat(storage) -> bool:
 
 def open_study(storage, cell: Cell, spec: SweepSpec) -> optuna.Study:
     """The cell's study, created on first use with the baseline enqueued as its first trial and
-    the spec's explicit settings after it (user attr `setting` = their index).
+    the spec's explicit settings after it (user attr `setting` = their index). A setting added to
+    the spec since is enqueued when the study is opened again; one already there is not.
 
     A study that exists with other fixed fields or seeds (the spec changed) is a UsageError: its
     trials would not be comparable.
@@ -116,13 +117,13 @@ def open_study(storage, cell: Cell, spec: SweepSpec) -> optuna.Study:
     stored = study.user_attrs.get("cell")
     if stored is None:
         study.set_user_attr("cell", fields)
-        # skip_if_exists: two commands starting together enqueue each setting once.
-        study.enqueue_trial(BASELINE, skip_if_exists=True)
-        for i, setting in enumerate(spec.settings):
-            study.enqueue_trial(spec.fixed_params(setting), user_attrs={"setting": i}, skip_if_exists=True)
     elif stored != fields:
         raise UsageError(f"sweep: study {cell.study} exists with other fixed fields ({stored}); "
                          "give the sweep another name or use another storage")
+    # skip_if_exists: two commands starting together, or a command run again, enqueue each setting once.
+    study.enqueue_trial(BASELINE, skip_if_exists=True)
+    for i, setting in enumerate(spec.settings):
+        study.enqueue_trial(spec.fixed_params(setting), user_attrs={"setting": i}, skip_if_exists=True)
     return study
 
 

@@ -152,3 +152,12 @@ def test_a_setting_may_set_engine_fields_of_its_own_and_is_then_outside_the_sear
     assert s.fixed_params(noisy) == s.fixed_params(plain) | {"field.cache_noise": 0.1}
     assert s.size() == (1 + 2 * 221) * 2 * 2 + 2  # always and loss_threshold x 2 codecs each way, and the two outside
 
+
+
+def test_a_setting_that_gives_a_field_outside_the_search_space_is_told_apart_by_it():
+    table = {k: v for k, v in SMOKE.items() if k not in ("search", "trials")}
+    gate = {"policy": "loss_threshold", "args": {"threshold": 0.1}, "quant_up": "fp8_e4m3"}
+    table["settings"] = [gate, gate | {"args": {"threshold": 0.1, "max_cached": 2}}]
+    s = spec.parse(table, name="x")
+    plain, capped = s.settings
+    assert s.fixed_params(capped) == s.fixed_params(plain) | {"loss_threshold.max_cached": 2}

@@ -308,3 +308,21 @@ def test_settings_that_differ_in_an_engine_field_alone_are_two_trials_each_train
     assert "periodic period=2 cache_noise=0.1 fp8_e4m3/fp32" in out.stdout
     runs = {int(r.data.tags["trial"]): r.data.params for r in child_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "spec")}
     assert [runs[n]["cache_noise"] for n in range(3)] == ["0.0", "0.0", "0.1"]
+
+
+def test_a_setting_added_to_the_spec_joins_the_existing_study_once(tmp_path):
+    from bench import tuning
+
+    head = specs.resolve("smoke").read_text().replace("clients = [1, 2]", "clients = [1]").replace("trials = 3\n", "")
+    head, _, _ = head.partition("[sweep.search]")
+    gate = '[[sweep.settings]]\npolicy = "loss_threshold"\nargs = { threshold = 0.1 }\nquant_up = "fp8_e4m3"\n'
+    capped = gate.replace("threshold = 0.1 }", "threshold = 0.1, max_cached = 2 }")
+    storage = tuning.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", None)
+    for text in (head + gate, head + gate + capped, head + gate + capped):
+        path = tmp_path / "spec.toml"
+        path.write_text(text)
+        spec = specs.load(str(path))
+        study = tuning.open_study(storage, spec.cells[0], spec)
+    queued = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    assert queued == [specs.BASELINE] + [spec.fixed_params(s) for s in spec.settings]
+    assert queued[2]["loss_threshold.max_cached"] == 2 and "loss_threshold.max_cached" not in queued[1]
