@@ -252,7 +252,7 @@ def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> C
     stream = client_stream(cfg, k)
     generator = torch.Generator().manual_seed(stream)
     shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
-    refresh = None if cfg.refresh_threshold is None else SampleRefresh(cfg.refresh_threshold, len(shard))
+    refresh = None if cfg.refresh_threshold is None else SampleRefresh(cfg.refresh_threshold, len(shard), cfg.batch_size)
     return Client(k, shard, val, net, sgd(cfg, net), link, generator, refresh=refresh)
 
 

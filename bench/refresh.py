@@ -29,11 +29,12 @@ from bench.cache import SampleCache
 
 
 class SampleRefresh:
-    """The client's copy of the server's per-sample cache and the rule that picks what to resend."""
+    """The client's copy of the server's per-sample cache and the rule that picks what to resend;
+    its `held.order` draws the CACHED epochs' batches of `batch_size` samples, as the server's would."""
 
-    def __init__(self, threshold: float, samples: int):
+    def __init__(self, threshold: float, samples: int, batch_size: int):
         self.threshold = threshold
-        self.held = SampleCache(samples, batch_size=1, regularisers=None)
+        self.held = SampleCache(samples, batch_size, regularisers=None)
 
     def select(self, positions: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         """Boolean mask over the batch: the samples whose activations must be sent."""

@@ -118,3 +118,14 @@ def test_bad_options_name_the_field(fields, field):
 def test_a_validation_slice_of_no_sample_is_bad_input():
     with pytest.raises(UsageError, match="^val_fraction: 0.001 of shards of 200 samples leaves"):
         train(config(val_fraction=0.001), progress=False)
+
+
+def test_a_cached_epoch_after_a_per_sample_refresh_trains_on_batches_of_the_batch_size(monkeypatch):
+    from bench.server import Server
+
+    sizes = []
+    step = Server._step
+    monkeypatch.setattr(Server, "_step", lambda self, batch, lr: sizes.append(len(batch.labels)) or step(self, batch, lr))
+    result = train(config(refresh_threshold=0.05), progress=False)
+    assert [e["mode"] for e in result.epochs] == [0, 1, 2]
+    assert sizes == [64, 64, 64, 8] * 3  # FULL, FORWARD, CACHED: the shard of 200 in batches of 64
