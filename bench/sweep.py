@@ -162,7 +162,8 @@ class Objective:
         uri, sweep, study = self.target.tracking_uri, self.spec.name, self.cell.study
         dest = record.Destination(uri, sweep, f"{study.rpartition('/')[2]}-t{trial.number}", self.parent_run_id,
                                   tracking.trial_tags(sweep, study, trial.number, key), self.spec.save_model)
-        own = [(k, v) for k, v in choice.items() if k not in tuning.CHOSEN]  # an explicit setting's fields
+        index = trial.user_attrs.get("setting")
+        own = self.spec.settings[index].fields if index is not None else ()  # an explicit setting's fields
         args = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in [*cfg.policy_args, *own])
         event = {"worker": self.worker, "study": study, "trial": trial.number, "epochs": cfg.epochs,
                  "seeds": len(self.spec.seeds), "choice": f"{cfg.policy}{args} {cfg.quant_up}/{cfg.quant_down}"}

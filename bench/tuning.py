@@ -215,10 +215,6 @@ def check_room(trial: Trial, n_trials: int) -> None:
         raise Surplus
 
 
-# The keys of a sampler's choice; an explicit setting's may hold RunConfig fields besides.
-CHOSEN = ("policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args")
-
-
 def choice(trial: Trial, spec: SweepSpec) -> dict:
     """The trial's choice: an explicit setting's exactly (user attr `setting`), else the sampler's."""
     suggested = suggest(trial, spec)  # also for an explicit setting: the sampler learns from its params
