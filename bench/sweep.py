@@ -153,8 +153,7 @@ class Objective:
 
     def __call__(self, trial) -> tuple[float, float]:
         tuning.check_room(trial, self.spec.trials)
-        choice = tuning.choice(trial, self.spec)
-        cfg = self.cell.config(self.target.data_dir, **choice)
+        cfg = self.cell.config(self.target.data_dir, **tuning.choice(trial, self.spec))
         params = record.params(cfg, self.spec.seeds)
         key = tuning.config_key(params)
         trial.set_user_attr("config_key", key)
