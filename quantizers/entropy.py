@@ -37,7 +37,9 @@ class EntropyCoded:
     """Wrap `inner` (any codec instance) with a lossless zstd stage; see the module docstring."""
 
     inner: Codec
-    level: int = 3
+    # Level 1: on smallcnn's cut-layer payloads (fp8_e4m3, int8, mxfp4) it compresses within 1% of
+    # level 3 (2.0x activations, 1.2-1.3x gradients) in 60% of the time.
+    level: int = 1
 
     def __post_init__(self):
         if isinstance(self.level, bool) or not isinstance(self.level, int) or not 1 <= self.level <= 22:

@@ -44,19 +44,23 @@ class ErrorFeedback:
 
     def encode(self, x: torch.Tensor) -> Payload:
         key = tuple(x.shape)
-        v = x.detach().float()
-        if key in self._residuals:
-            v = v + self._residuals[key]
+        v, residual = x.detach().float(), self._residuals.get(key)
+        if residual is not None:
+            v = v + residual
         payload = self.inner.encode(v)
-        self._residuals[key] = v - self.inner.decode(payload, like=v)
+        # The new residual overwrites the old one: no fresh buffer (and its page faults) per message.
+        # Nothing else holds it: the payload was made from v.
+        self._residuals[key] = torch.sub(v, self.inner.decode(payload, like=v), out=residual)
         return payload
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         return self.inner.decode(p, like)
 
     def residual(self, shape: tuple[int, ...]) -> torch.Tensor | None:
-        """What the next message of `shape` will carry on top of itself (None: nothing yet)."""
-        return self._residuals.get(tuple(shape))
+        """What the next message of `shape` will carry on top of itself (None: nothing yet): a copy,
+        since the next message overwrites the residual in place."""
+        residual = self._residuals.get(tuple(shape))
+        return None if residual is None else residual.clone()
 
     def reset(self) -> None:
         self._residuals.clear()

@@ -25,7 +25,7 @@ def test_counted_bytes_are_the_compressed_frames_the_raw_scale_and_the_layout():
     x = relu_activations()
     p = EntropyCoded(QUANTIZERS.get("fp8_e4m3")()).encode(x)
     q = QUANTIZERS.get("fp8_e4m3")().encode(x)
-    frame = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(q.tensors["q"].view(torch.uint8).numpy())
+    frame = zstandard.ZstdCompressor(level=1, write_content_size=False).compress(q.tensors["q"].view(torch.uint8).numpy())
     # q: one zstd frame; scale: 4 bytes, under RAW_BELOW, as they are;
     # layout: q is (code, 4, 64, 16, 8, 8) = 2 + 16 bytes, the 0-dim scale 2 bytes.
     assert p.tensors["q"].numpy().tobytes() == frame
