@@ -192,6 +192,12 @@ def decode(codes: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     return values[codes.long()]
 
 
+@functools.lru_cache(maxsize=None)
+def code_values(fmt: FloatFormat) -> torch.Tensor:
+    """The float32 value of every code of `fmt` (on the CPU), NaN and inf included."""
+    return decode(torch.arange(2**fmt.bits, dtype=torch.int32).to(torch.uint8), fmt)
+
+
 def decode_packed(packed: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """The float32 values of the codes `pack` packed, bit for bit decode(unpack(packed, fmt.bits), fmt)."""
     if fmt == E5M2:  # its codes are the top bytes of FP16's, which converts fast
@@ -210,8 +216,7 @@ def decode_pairs(packed: torch.Tensor, table: torch.Tensor, bits: int) -> torch.
 
 @functools.lru_cache(maxsize=None)
 def _format_pairs(fmt: FloatFormat, device: torch.device) -> torch.Tensor:
-    every = torch.arange(2**fmt.bits, dtype=torch.int32).to(torch.uint8)
-    return pair_table(decode(every, fmt), fmt.bits).to(device)
+    return pair_table(code_values(fmt), fmt.bits).to(device)
 
 
 def pair_table(values: torch.Tensor, bits: int) -> torch.Tensor:

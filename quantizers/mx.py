@@ -14,6 +14,9 @@ the conversion that Mishra, Stosic and Layton found needed to pre-train without 
 The shared exponent is clamped to E8M0's [-127, 127]: tiny blocks flush towards zero, as in the
 spec's reference code (microsoft/microxcaling). An all-zero block has code 0. As in that code, a
 block holding a NaN or an inf gets the NaN scale, and the whole block decodes to NaN.
+
+On the CPU, nearest rounding with floor scales encodes through quantizers.kernels (compiled loops,
+bit for bit the torch path, which every other case takes).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from bench.errors import UsageError
-from quantizers import QUANTIZERS, Payload, elements
+from quantizers import QUANTIZERS, Payload, elements, kernels
 from quantizers.rounding import Rounding, check_choice
 
 SCALE_ROUNDINGS = ("floor", "up")
@@ -63,6 +66,9 @@ class MX(Rounding):
     max: ClassVar[float]  # the element format's largest normal value
     tolerance: ClassVar[float]
     unit: ClassVar[float] = 1.0  # the value of element code 1 where decode_elements leaves it out
+    # Whether decoding on the CPU takes kernels.decode_blocks: where it measured faster than the
+    # torch path (6-bit codes, which torch must first gather out of their three-byte groups; E4M3).
+    compiled_decode: ClassVar[bool] = False
     search_space: ClassVar[dict] = {
         "block": {"choices": [16, 32, 64]},
         "scale_rounding": {"choices": list(SCALE_ROUNDINGS)},
@@ -79,18 +85,32 @@ class MX(Rounding):
         flat = x.detach().float().reshape(-1)
         if flat.numel() % self.block:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block))
-        blocks = flat.view(-1, self.block)
+        generator = self.generator(x.device)
+        if kernels.active(x, generator) and self.scale_rounding == "floor":
+            packed, scale = self.compiled_encode(flat, floor_scales(type(self), x.device))
+        else:
+            scale, scaled = self.scaled_blocks(flat.view(-1, self.block))
+            packed = elements.pack(self.encode_elements(scaled.view(-1), generator), self.bits)
+        return Payload({"elements": packed, "scale": scale}, meta=("scale",))
+
+    def compiled_encode(self, flat: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(packed elements, scale codes) by quantizers.kernels, nearest rounding, floor scales."""
+        raise NotImplementedError
+
+    def scaled_blocks(self, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the E8M0 scale codes, x / X) of 2-D `blocks`, one block per row; a block holding a NaN or
+        an inf is all +0 (its scale says NaN)."""
         scaled = blocks.abs()
         amax = scaled.amax(dim=1)  # its sign bit is clear, NaN's too
         if self.scale_rounding == "floor":  # the scales follow from amax's exponent field alone
             field = amax.view(torch.int32) >> 23
-            scale, inverse = (t.index_select(0, field) for t in floor_scales(type(self), x.device))
+            scale, inverse = (t.index_select(0, field) for t in floor_scales(type(self), blocks.device))
         else:
             scale, inverse = self.scales(amax)
         torch.mul(blocks, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
         elements.zero_rows(scaled, scale != E8M0_NAN)
-        codes = self.encode_elements(scaled.view(-1), self.generator(x.device))
-        return Payload({"elements": elements.pack(codes, self.bits), "scale": scale}, meta=("scale",))
+        return scale, scaled
 
     def scales(self, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the E8M0 scale codes, 1 / X as float32) of blocks whose largest magnitude is `amax`."""
@@ -106,9 +126,13 @@ class MX(Rounding):
         return exponent.clamp(-E8M0_BIAS, E8M0_BIAS)  # zeros too: floor_log2(0) is -127
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        scale = p.tensors["scale"]
-        x = self.decode_elements(p.tensors["elements"]).view(scale.numel(), -1)
-        x *= e8m0_values(scale.device, self.unit).index_select(0, scale.int())[:, None]
+        scale, packed = p.tensors["scale"], p.tensors["elements"]
+        factors = e8m0_values(scale.device, self.unit).index_select(0, scale.int())
+        if self.compiled_decode and kernels.active(packed):
+            x = kernels.decode_blocks(packed.contiguous(), self.bits, self.code_values(), factors)
+        else:
+            x = self.decode_elements(packed).view(scale.numel(), -1)
+            x *= factors[:, None]
         return x.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -130,11 +154,18 @@ class MXFloat(MX):
         super().__init_subclass__(**kwargs)
         cls.bits, cls.emax, cls.max = cls.fmt.bits, cls.fmt.emax, cls.fmt.max
 
+    def compiled_encode(self, flat, tables):
+        return kernels.mx_elements(flat, self.block, self.fmt, *tables)
+
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return elements.encode(v, self.fmt, generator)
 
     def decode_elements(self, packed: torch.Tensor) -> torch.Tensor:
         return elements.decode_packed(packed, self.fmt)
+
+    def code_values(self) -> torch.Tensor:
+        """The float32 value of every element code (on the CPU), for kernels.decode_blocks."""
+        return elements.code_values(self.fmt)
 
 
 # Tolerances (fraction of max|x|) for the spec's floor scaling: max|block| / X lies in
@@ -144,6 +175,7 @@ class MXFloat(MX):
 @dataclass
 class MXFP8E4M3(MXFloat):
     fmt = elements.E4M3
+    compiled_decode = True
     tolerance = 2.0**-3  # 448 of 512
 
 
@@ -158,6 +190,7 @@ class MXFP8E5M2(MXFloat):
 @dataclass
 class MXFP6E3M2(MXFloat):
     fmt = elements.E3M2
+    compiled_decode = True
     tolerance = 2.0**-3
 
 
@@ -165,6 +198,7 @@ class MXFP6E3M2(MXFloat):
 @dataclass
 class MXFP6E2M3(MXFloat):
     fmt = elements.E2M3
+    compiled_decode = True
     tolerance = 2.0**-4
 
 
@@ -186,6 +220,10 @@ class MXINT8(MX):
     max = 127 / 64
     unit = 2.0**-6
     tolerance = 2.0**-7
+
+    def compiled_encode(self, flat, tables):
+        scale, scaled = kernels.block_scales(flat, self.block, *tables)
+        return self.encode_elements(scaled, None), scale
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return elements.round_integers(v.mul_(64), generator).clamp_(-127, 127).to(torch.int8).view(torch.uint8)

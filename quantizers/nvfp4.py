@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from quantizers import QUANTIZERS, Payload, elements
+from quantizers import QUANTIZERS, Payload, elements, kernels
 from quantizers.lookup import float_values
 from quantizers.rounding import Rounding
 
@@ -40,22 +40,30 @@ class NVFP4(Rounding):
         flat = x.detach().float().reshape(-1)
         if flat.numel() % BLOCK:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK))
+        generator = self.generator(x.device)
+        compiled = kernels.active(x, generator)
         blocks = flat.view(-1, BLOCK)
-        scaled = blocks.abs()
-        halves = scaled.view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
-        block_amax = torch.maximum(halves[:, 0], halves[:, 1]).amax(dim=1)  # faster than amax over 16
+        if compiled:
+            block_amax = kernels.block_maxima(flat, BLOCK)
+        else:
+            scaled = blocks.abs()
+            halves = scaled.view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
+            block_amax = torch.maximum(halves[:, 0], halves[:, 1]).amax(dim=1)  # faster than amax over 16
         amax = block_amax.max()
         top = elements.E4M3.max * elements.E2M1.max
         tensor_scale = torch.where(amax > 0, amax / top, 1.0)
         tensor_scale = torch.where(amax.isfinite(), tensor_scale, torch.nan)
         block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
-        step = float_values(block_scale)[:, None] * tensor_scale
-        torch.div(blocks, step, out=scaled)  # |x| is spent: its memory is ready
-        elements.zero_rows(scaled, step.view(-1) > 0)  # all-zero blocks (scale 0), or a NaN anywhere
-        codes = elements.encode(scaled.view(-1), elements.E2M1, self.generator(x.device))
-        return Payload({"elements": elements.pack(codes, 4), "scale": block_scale.view(torch.uint8),
-                        "global": tensor_scale}, meta=("scale", "global"))
+        step = float_values(block_scale) * tensor_scale
+        if compiled:
+            packed = kernels.packed_codes(kernels.divided_blocks(flat, step), elements.E2M1)
+        else:
+            torch.div(blocks, step[:, None], out=scaled)  # |x| is spent: its memory is ready
+            elements.zero_rows(scaled, step > 0)  # all-zero blocks (scale 0), or a NaN anywhere
+            packed = elements.pack(elements.encode(scaled.view(-1), elements.E2M1, generator), 4)
+        return Payload({"elements": packed, "scale": block_scale.view(torch.uint8), "global": tensor_scale},
+                       meta=("scale", "global"))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         values = elements.decode_packed(p.tensors["elements"], elements.E2M1).view(-1, BLOCK)
