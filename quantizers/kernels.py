@@ -11,7 +11,9 @@ Those passes, not the arithmetic, are what a codec costs there. These kernels fu
     mx_elements     block_scales, then packed_codes;
     block_maxima, divided_blocks   nvfp4's passes: each block's max |x|, then x / its step;
     decode_blocks   one pass: packed codes -> value table -> times their block's factor.
-Temporaries that never leave an encoder live in buffers kept per thread.
+Temporaries that never leave an encoder live in buffers kept per thread. One thread per call: a
+second one, started beside torch's, measured slower (torch's idle workers spin for a while after
+each parallel region and hold the other core).
 They run on CPU tensors only; the codecs call them for CPU tensors with nearest rounding (`active`).
 Other devices and stochastic rounding take the torch paths, which the tests also check on the CPU
 by switching the kernels off (ENABLED). Compiled on first use and cached on disk (cache=True).
@@ -97,6 +99,16 @@ def minifloat_codes(v: torch.Tensor, fmt: FloatFormat, out: torch.Tensor | None 
     return codes
 
 
+def decode_blocks(packed: torch.Tensor, bits: int, values: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """float32 values[code] * factors[block] of the codes `pack` packed at `bits` (4, 6 or 8), in
+    blocks of len(codes) / len(factors) codes, the product rounded once, as torch's multiply does."""
+    count = packed.numel() * 8 // bits
+    block = count // factors.numel()
+    decoded = torch.empty(count, dtype=torch.float32)
+    _decode_blocks(packed.numpy(), bits, block, values.numpy(), factors.numpy(), decoded.numpy())
+    return decoded
+
+
 # Compiled on first use, kept on disk; the GIL released; IEEE division (x / 0 is inf, not an error).
 _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")
 _local = threading.local()
@@ -110,15 +122,6 @@ def _scratch(name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
         held = torch.empty(numel, dtype=dtype)
         setattr(_local, name, held)
     return held[:numel]
-
-
-def decode_blocks(packed: torch.Tensor, bits: int, values: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """float32 values[code] * factors[block] of the codes `pack` packed at `bits` (4, 6 or 8), in
-    blocks of len(codes) / len(factors) codes, the product rounded once, as torch's multiply does."""
-    count = packed.numel() * 8 // bits
-    out = torch.empty(count, dtype=torch.float32)
-    _decode_blocks(packed.numpy(), bits, count // factors.numel(), values.numpy(), factors.numpy(), out.numpy())
-    return out
 
 
 @_compiled
@@ -162,7 +165,7 @@ def _divided_blocks(x, block, steps, scaled):
 
 @_compiled
 def _minifloat_codes(bits, mbits, emin, max_code, sign_bit, signed_zero, codes):
-    # Branch-free, in int32, so that the loop vectorizes. For a float32 with exponent field f:
+    # Branch-free, so that the loop vectorizes. For a float32 with exponent field f:
     #   normal in the format (f >= 127 + emin): round the mantissa to mbits bits, ties to even; the
     #   carry moves into the exponent, as the codes do; rebias the exponent;
     #   below it: the significand (implicit bit set) shifted down to units of the format's
