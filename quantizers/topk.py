@@ -91,12 +91,16 @@ class TopK:
         rows = _rows(x.detach())
         count, n = len(rows), rows.shape[1]
         m = self.kept(n)
-        positions = rows.abs().topk(m, dim=1, sorted=False).indices.sort(dim=1).values
-        values = self._values.encode(rows.gather(1, positions))
+        compiled = _compiled(rows)
+        kept, positions = (compiled.select if compiled else select)(rows, m)
+        values = self._values.encode(kept)
         tensors = {VALUES + name: t for name, t in values.tensors.items()}
         if _index_is_smaller(count, n, m):
             tensors["index"] = positions.to(index_dtype(n))
             where = "index"
+        elif compiled:
+            tensors["bitmap"] = compiled.pack(positions, n)
+            where = "bitmap"
         else:
             mask = torch.zeros(count, n, dtype=torch.bool, device=rows.device).scatter_(1, positions, True)
             tensors["bitmap"] = pack_bits(mask)
@@ -108,12 +112,43 @@ class TopK:
         m = self.kept(n)
         inner = Payload({k.removeprefix(VALUES): t for k, t in p.tensors.items() if k.startswith(VALUES)})
         values = self._values.decode(inner, torch.empty(count, m, dtype=like.dtype, device=like.device))
-        out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
         if "index" in p.tensors:
+            out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
             out.scatter_(1, p.tensors["index"].to(like.device).long(), values)
+        elif compiled := _compiled(values):
+            out = compiled.spread(p.tensors["bitmap"], values, n)
         else:
+            out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
             out.masked_scatter_(unpack_bits(p.tensors["bitmap"].to(like.device), n), values)
         return out.reshape(like.shape)
+
+
+def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's m kept values (B, m) in ascending position order, and their positions (B, m):
+    the m largest keys (|x|'s bits as an integer, so NaN above inf), ties at the m-th going to the
+    lowest positions. Any device, no host sync; CPU float32 rows take the compiled kernel instead."""
+    keys = rows.view(_INTEGER[rows.element_size()]) & torch.iinfo(_INTEGER[rows.element_size()]).max
+    threshold = keys.topk(m, dim=1, sorted=False).values.amin(1, keepdim=True)
+    above, tie = keys > threshold, keys == threshold
+    keep = above | (tie & (tie.cumsum(1) <= m - above.sum(1, keepdim=True)))
+    # Kept element j goes to column (number kept before it); the rest all land in column m, dropped.
+    column = torch.where(keep, keep.cumsum(1) - 1, m)
+    order = torch.arange(rows.shape[1], device=rows.device).expand_as(rows)
+    positions = torch.empty(len(rows), m + 1, dtype=torch.long, device=rows.device).scatter_(1, column, order)[:, :m]
+    return rows.gather(1, positions), positions
+
+
+_INTEGER = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _compiled(t: torch.Tensor):
+    """The compiled CPU kernels (quantizers.topk_cpu) for a CPU float32 tensor, else None. Imported
+    here, not at the top: numba's import costs about half a second, paid only by runs that need it."""
+    if t.device.type != "cpu" or t.dtype != torch.float32:
+        return None
+    from quantizers import topk_cpu
+
+    return topk_cpu
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:

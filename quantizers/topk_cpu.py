@@ -1,0 +1,187 @@
+"""topk's CPU kernels, compiled by numba: the per-row selection and the bitmap's scatter back.
+
+Magnitudes are compared as keys: a float32's bits with the sign bit cleared, read as int32, order
+exactly like |x| (NaN above inf). A row's threshold key T (its m-th largest) is found by a radix
+select over three digits of the key (11, 10 and 10 bits): one histogram pass over the row, one pass
+that keeps the elements whose top digit reaches the threshold's, then two passes over those few.
+Every key above T is kept; of the keys equal to T, the lowest positions fill the remaining places.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from numba.cpython.unsafe.numbers import leading_zeros
+
+MAGNITUDE = np.int32(0x7FFFFFFF)
+TOP_SHIFT = 20  # the sample's digit: the key's top 11 bits
+DIGIT_BITS = 8  # the threshold's digits below the floor's, from the candidates
+SAMPLES = 512  # keys sampled per row to place the candidates' floor
+
+
+def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """quantizers.topk.select for CPU float32 rows: (B, m) values and (B, m) int32 positions."""
+    values = torch.empty(len(rows), m)
+    positions = torch.empty(len(rows), m, dtype=torch.int32)
+    _select(rows.contiguous().numpy(), m, values.numpy(), positions.numpy())
+    return values, positions
+
+
+def pack(positions: torch.Tensor, n: int) -> torch.Tensor:
+    """The bitmap of quantizers.topk.pack_bits, set straight from (B, m) positions."""
+    bitmap = torch.zeros(len(positions), -(-n // 8), dtype=torch.uint8)
+    _pack(positions.numpy(), bitmap.numpy())
+    return bitmap
+
+
+def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, n) float32: values (B, m) put back at the bitmap's set positions, zeros elsewhere."""
+    out = torch.empty(len(values), n)
+    _spread(bitmap.contiguous().numpy(), values.contiguous().numpy(), out.numpy())
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _select(x, m, values, positions):
+    """x (B, n) float32: writes each row's m kept values, in ascending position order, to values
+    (B, m) float32, and their positions to positions (B, m) int32."""
+    rows, n = x.shape
+    bits = x.view(np.int32)
+    stride = max(1, n // SAMPLES)
+    sampled = -(-n // stride)
+    expected = m * sampled / n
+    # Enough sampled keys at or above the floor that the whole row almost surely has m there too.
+    wanted = m if stride == 1 else min(sampled, int(expected + 4 * np.sqrt(expected) + 2))
+    hist = np.empty(1 << (31 - TOP_SHIFT), np.int32)
+    cand = np.empty(n, np.int32)
+    keys = np.empty(n, np.int32)
+    kept_pos = np.empty(n + 1, np.int32)
+    kept_val = np.empty(n + 1, np.float32)
+    for r in range(rows):
+        row = bits[r]
+        floor = _floor(row, stride, wanted, hist)
+        count = _compact(row, floor, cand)
+        if count < m:  # the sample misled: the floor from the whole row
+            floor = _floor(row, 1, m, hist)
+            count = _compact(row, floor, cand)
+        for c in range(count):
+            keys[c] = row[cand[c]] & MAGNITUDE
+        threshold, above = _threshold(keys, count, m, floor, hist)
+        ties = m - above  # keys equal to the threshold that are kept: the first ones by position
+        kept = 0
+        for c in range(count):  # branch-free, like _compact
+            key = row[cand[c]] & MAGNITUDE
+            tie = key == threshold
+            keep = (key > threshold) | (tie & (ties > 0))
+            ties -= tie
+            kept_pos[kept] = cand[c]
+            kept_val[kept] = x[r, cand[c]]
+            kept += keep
+        positions[r] = kept_pos[:m]
+        values[r] = kept_val[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _floor(row, stride, wanted, hist):
+    """A key with at least `wanted` of the row's every stride-th keys at or above it: the low end
+    of the top digit that reaches them."""
+    hist[:] = 0
+    top = 0
+    for j in range(0, len(row), stride):
+        digit = (row[j] & MAGNITUDE) >> TOP_SHIFT
+        hist[digit] += 1
+        top = max(top, digit)
+    digit, _ = _digit_reaching(hist[:top + 1], wanted)
+    return digit << TOP_SHIFT
+
+
+@numba.njit(cache=True, nogil=True)
+def _compact(row, floor, cand):
+    """Writes the positions of the row's keys at or above `floor` to cand, in order; returns their count."""
+    count = 0
+    for j in range(len(row)):  # branch-free: every position is written, only those kept advance
+        cand[count] = j
+        count += (row[j] & MAGNITUDE) >= floor
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _threshold(keys, count, m, base, hist):
+    """The m-th largest of keys[:count] (none below base) and how many keys are larger, digit by
+    digit from the top; keys[:count] is overwritten."""
+    above = 0
+    while True:
+        top = base
+        for c in range(count):
+            top = max(top, keys[c])
+        shift = max(0, _bit_length(top - base) - DIGIT_BITS)
+        digits = hist[:((top - base) >> shift) + 1]
+        digits[:] = 0
+        for c in range(count):
+            digits[(keys[c] - base) >> shift] += 1
+        digit, more = _digit_reaching(digits, m - above)
+        above += more
+        base += digit << shift
+        if shift == 0:
+            return base, above
+        inside = 0
+        for c in range(count):  # branch-free: the keys within the threshold's digit move to the front
+            key = keys[c]
+            keys[inside] = key
+            inside += (key - base) >> shift == 0
+        count = inside
+
+
+@numba.njit(cache=True, nogil=True)
+def _digit_reaching(hist, wanted):
+    """The largest digit d with at least `wanted` keys at d or above, and the count strictly above d."""
+    above = 0
+    for d in range(len(hist) - 1, -1, -1):
+        if above + hist[d] >= wanted:
+            return d, above
+        above += hist[d]
+    return 0, above
+
+
+@numba.njit(cache=True, nogil=True)
+def _bit_length(v):
+    length = 0
+    while v >> length:
+        length += 1
+    return length
+
+
+@numba.njit(cache=True, nogil=True)
+def _pack(positions, bitmap):
+    """Sets bit (7 - p % 8) of byte p // 8 of bitmap's row for each position p of that row; bitmap
+    (B, ceil(n / 8)) uint8 must start zeroed."""
+    rows, m = positions.shape
+    for r in range(rows):
+        for i in range(m):
+            p = positions[r, i]
+            bitmap[r, p >> 3] |= np.uint8(0x80 >> (p & 7))
+
+
+@numba.njit(cache=True, nogil=True)
+def _spread(bitmap, values, out):
+    """out (B, n) float32: each row's values (B, m), in order, at the positions of its bitmap's set
+    bits, zeros elsewhere. Bits past n, and set bits past the m-th, are ignored."""
+    rows, n = out.shape
+    width = bitmap.shape[1]
+    for r in range(rows):
+        out[r, :] = 0
+        kept = 0
+        for start in range(0, width, 8):  # eight bytes at a time, the first byte in the top bits
+            word = np.uint64(0)
+            for b in range(start, start + 8):
+                byte = bitmap[r, b] if b < width else 0
+                word = (word << np.uint64(8)) | np.uint64(byte)
+            inside = n - 8 * start
+            if inside < 64:
+                word &= ~np.uint64(0) << np.uint64(64 - inside)
+            while word and kept < values.shape[1]:
+                z = leading_zeros(word)
+                out[r, 8 * start + z] = values[r, kept]
+                kept += 1
+                word &= ~(np.uint64(1 << 63) >> np.uint64(z))
