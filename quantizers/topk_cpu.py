@@ -9,28 +9,32 @@ Every key above T is kept; of the keys equal to T, the lowest positions fill the
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+
 import numba
 import numpy as np
 import torch
 from numba.cpython.unsafe.numbers import leading_zeros
 
 MAGNITUDE = np.int32(0x7FFFFFFF)
-TOP_SHIFT = 20  # the sample's digit: the key's top 11 bits
+TOP_SHIFT = 19  # the sample's digit: the key's top 12 bits
 DIGIT_BITS = 8  # the threshold's digits below the floor's, from the candidates
 SAMPLES = 512  # keys sampled per row to place the candidates' floor
+PER_THREAD = 1 << 16  # elements below which another thread costs more than it saves
 
 
 def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """quantizers.topk.select for CPU float32 rows: (B, m) values and (B, m) int32 positions."""
     values = torch.empty(len(rows), m)
     positions = torch.empty(len(rows), m, dtype=torch.int32)
-    _select(rows.contiguous().numpy(), m, values.numpy(), positions.numpy())
+    _by_rows(_select, rows.numel(), rows.contiguous().numpy(), values.numpy(), positions.numpy())
     return values, positions
 
 
 def pack(positions: torch.Tensor, n: int) -> torch.Tensor:
     """The bitmap of quantizers.topk.pack_bits, set straight from (B, m) positions."""
-    bitmap = torch.zeros(len(positions), -(-n // 8), dtype=torch.uint8)
+    bitmap = torch.empty(len(positions), -(-n // 8), dtype=torch.uint8)
     _pack(positions.numpy(), bitmap.numpy())
     return bitmap
 
@@ -38,21 +42,39 @@ def pack(positions: torch.Tensor, n: int) -> torch.Tensor:
 def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
     """(B, n) float32: values (B, m) put back at the bitmap's set positions, zeros elsewhere."""
     out = torch.empty(len(values), n)
-    _spread(bitmap.contiguous().numpy(), values.contiguous().numpy(), out.numpy())
+    _by_rows(_spread, out.numel(), bitmap.contiguous().numpy(), values.contiguous().numpy(), out.numpy())
     return out
 
 
+def _by_rows(kernel, elements: int, *arrays: np.ndarray) -> None:
+    """kernel(*arrays), its rows split among torch's intra-op threads (the kernels release the GIL)
+    when there are enough elements to repay the hand-off."""
+    parts = min(torch.get_num_threads(), len(arrays[0]), max(1, elements // PER_THREAD))
+    bounds = np.linspace(0, len(arrays[0]), parts + 1).astype(int)
+    chunks = [[a[lo:hi] for a in arrays] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    helpers = [_pool().submit(kernel, *chunk) for chunk in chunks[1:]]
+    kernel(*chunks[0])
+    for helper in helpers:
+        helper.result()
+
+
+@functools.cache
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="topk")
+
+
 @numba.njit(cache=True, nogil=True)
-def _select(x, m, values, positions):
+def _select(x, values, positions):
     """x (B, n) float32: writes each row's m kept values, in ascending position order, to values
     (B, m) float32, and their positions to positions (B, m) int32."""
     rows, n = x.shape
+    m = values.shape[1]
     bits = x.view(np.int32)
     stride = max(1, n // SAMPLES)
     sampled = -(-n // stride)
     expected = m * sampled / n
     # Enough sampled keys at or above the floor that the whole row almost surely has m there too.
-    wanted = m if stride == 1 else min(sampled, int(expected + 4 * np.sqrt(expected) + 2))
+    wanted = m if stride == 1 else min(sampled, int(expected + 2.5 * np.sqrt(expected) + 2))
     hist = np.empty(1 << (31 - TOP_SHIFT), np.int32)
     cand = np.empty(n, np.int32)
     keys = np.empty(n, np.int32)
@@ -78,15 +100,16 @@ def _select(x, m, values, positions):
             kept_pos[kept] = cand[c]
             kept_val[kept] = x[r, cand[c]]
             kept += keep
-        positions[r] = kept_pos[:m]
-        values[r] = kept_val[:m]
+        for c in range(m):
+            positions[r, c] = kept_pos[c]
+            values[r, c] = kept_val[c]
 
 
 @numba.njit(cache=True, nogil=True)
 def _floor(row, stride, wanted, hist):
     """A key with at least `wanted` of the row's every stride-th keys at or above it: the low end
     of the top digit that reaches them."""
-    hist[:] = 0
+    hist.fill(0)
     top = 0
     for j in range(0, len(row), stride):
         digit = (row[j] & MAGNITUDE) >> TOP_SHIFT
@@ -117,7 +140,7 @@ def _threshold(keys, count, m, base, hist):
             top = max(top, keys[c])
         shift = max(0, _bit_length(top - base) - DIGIT_BITS)
         digits = hist[:((top - base) >> shift) + 1]
-        digits[:] = 0
+        digits.fill(0)
         for c in range(count):
             digits[(keys[c] - base) >> shift] += 1
         digit, more = _digit_reaching(digits, m - above)
@@ -154,10 +177,11 @@ def _bit_length(v):
 
 @numba.njit(cache=True, nogil=True)
 def _pack(positions, bitmap):
-    """Sets bit (7 - p % 8) of byte p // 8 of bitmap's row for each position p of that row; bitmap
-    (B, ceil(n / 8)) uint8 must start zeroed."""
+    """Sets bit (7 - p % 8) of byte p // 8 of bitmap's row for each position p of that row, and
+    clears every other bit of bitmap (B, ceil(n / 8)) uint8."""
     rows, m = positions.shape
     for r in range(rows):
+        bitmap[r].fill(0)
         for i in range(m):
             p = positions[r, i]
             bitmap[r, p >> 3] |= np.uint8(0x80 >> (p & 7))
@@ -170,7 +194,7 @@ def _spread(bitmap, values, out):
     rows, n = out.shape
     width = bitmap.shape[1]
     for r in range(rows):
-        out[r, :] = 0
+        out[r].fill(0)
         kept = 0
         for start in range(0, width, 8):  # eight bytes at a time, the first byte in the top bits
             word = np.uint64(0)
