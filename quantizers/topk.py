@@ -2,7 +2,8 @@
 
 Encode, for `x` of shape (B, ...) (B samples along dim 0; a 0- or 1-dimensional tensor is one
 sample) with n elements per sample:
-    m = round(k * n) elements kept per sample (at least 1, at most n), chosen by |x|;
+    m = round(k * n) elements kept per sample (at least 1, at most n): the m largest |x| (NaN
+    counts above inf); where several share the m-th largest |x|, the lowest positions among them;
     their values, in ascending position order, through the `inner` codec as one (B, m) tensor
     (payload names prefixed "values/"; the inner codec's scales stay meta);
     their positions as whichever is smaller for this message (ties go to the bitmap), both meta:
@@ -12,6 +13,10 @@ sample) with n elements per sample:
                   (uint8, uint16 or uint32).
 The receiver knows the shape (from `like`) and k, so it knows m and which form was chosen; nothing
 else crosses. Decode: zeros, with the decoded values put back at their positions.
+
+On the CPU, float32 tensors are selected, packed and spread back by compiled kernels
+(quantizers.topk_cpu); any other tensor takes the torch path (`select`), which gives the same
+elements and adds no host sync.
 """
 
 from __future__ import annotations

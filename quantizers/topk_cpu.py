@@ -1,16 +1,22 @@
-"""topk's CPU kernels, compiled by numba: the per-row selection and the bitmap's scatter back.
+"""topk's CPU kernels, compiled by numba: the per-row selection, the bitmap, and the spread back.
 
 Magnitudes are compared as keys: a float32's bits with the sign bit cleared, read as int32, order
-exactly like |x| (NaN above inf). A row's threshold key T (its m-th largest) is found by a radix
-select over three digits of the key (11, 10 and 10 bits): one histogram pass over the row, one pass
-that keeps the elements whose top digit reaches the threshold's, then two passes over those few.
-Every key above T is kept; of the keys equal to T, the lowest positions fill the remaining places.
+exactly like |x| (NaN above inf). Per row, without sorting:
+    a histogram of every 16th key's top bits places a floor that, almost surely, at least m keys
+    reach (if fewer do, the histogram of the whole row places it exactly);
+    one branch-free pass lists the positions reaching the floor (about 1.4 m of them);
+    a radix select over their keys, 8 bits at a time, finds the threshold T, the m-th largest;
+    a branch-free pass over the list keeps every key above T and, of the keys equal to T, the
+    first ones by position until m are kept.
+Rows are split among torch's intra-op threads; the kernels release the GIL. They are compiled on
+first use and cached next to this file (numba's cache=True), so later processes only load them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 
 import numba
 import numpy as np
@@ -58,8 +64,13 @@ def _by_rows(kernel, elements: int, *arrays: np.ndarray) -> None:
         helper.result()
 
 
-@functools.cache
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return _pool_of(os.getpid())
+
+
+@functools.cache
+def _pool_of(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    """A pool per process: a forked child does not inherit its parent's threads."""
     return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="topk")
 
 
@@ -78,8 +89,8 @@ def _select(x, values, positions):
     hist = np.empty(1 << (31 - TOP_SHIFT), np.int32)
     cand = np.empty(n, np.int32)
     keys = np.empty(n, np.int32)
-    kept_pos = np.empty(n + 1, np.int32)
-    kept_val = np.empty(n + 1, np.float32)
+    kept_pos = np.empty(n, np.int32)
+    kept_val = np.empty(n, np.float32)
     for r in range(rows):
         row = bits[r]
         floor = _floor(row, stride, wanted, hist)
