@@ -8,15 +8,12 @@ exactly like |x| (NaN above inf). Per row, without sorting:
     a radix select over their keys, 8 bits at a time, finds the threshold T, the m-th largest;
     a branch-free pass over the list keeps every key above T and, of the keys equal to T, the
     first ones by position until m are kept.
-Rows are split among torch's intra-op threads; the kernels release the GIL. They are compiled on
-first use and cached next to this file (numba's cache=True), so later processes only load them.
+One thread: a second one, woken per call, lost to torch's own workers still spinning between ops.
+The kernels are compiled on first use and cached next to this file (numba's cache=True), so later
+processes only load them.
 """
 
 from __future__ import annotations
-
-import concurrent.futures
-import functools
-import os
 
 import numba
 import numpy as np
@@ -27,14 +24,13 @@ MAGNITUDE = np.int32(0x7FFFFFFF)
 TOP_SHIFT = 19  # the sample's digit: the key's top 12 bits
 DIGIT_BITS = 8  # the threshold's digits below the floor's, from the candidates
 SAMPLES = 512  # keys sampled per row to place the candidates' floor
-PER_THREAD = 1 << 16  # elements below which another thread costs more than it saves
 
 
 def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """quantizers.topk.select for CPU float32 rows: (B, m) values and (B, m) int32 positions."""
     values = torch.empty(len(rows), m)
     positions = torch.empty(len(rows), m, dtype=torch.int32)
-    _by_rows(_select, rows.numel(), rows.contiguous().numpy(), values.numpy(), positions.numpy())
+    _select(rows.contiguous().numpy(), values.numpy(), positions.numpy())
     return values, positions
 
 
@@ -48,30 +44,8 @@ def pack(positions: torch.Tensor, n: int) -> torch.Tensor:
 def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
     """(B, n) float32: values (B, m) put back at the bitmap's set positions, zeros elsewhere."""
     out = torch.empty(len(values), n)
-    _by_rows(_spread, out.numel(), bitmap.contiguous().numpy(), values.contiguous().numpy(), out.numpy())
+    _spread(bitmap.contiguous().numpy(), values.contiguous().numpy(), out.numpy())
     return out
-
-
-def _by_rows(kernel, elements: int, *arrays: np.ndarray) -> None:
-    """kernel(*arrays), its rows split among torch's intra-op threads (the kernels release the GIL)
-    when there are enough elements to repay the hand-off."""
-    parts = min(torch.get_num_threads(), len(arrays[0]), max(1, elements // PER_THREAD))
-    bounds = np.linspace(0, len(arrays[0]), parts + 1).astype(int)
-    chunks = [[a[lo:hi] for a in arrays] for lo, hi in zip(bounds[:-1], bounds[1:])]
-    helpers = [_pool().submit(kernel, *chunk) for chunk in chunks[1:]]
-    kernel(*chunks[0])
-    for helper in helpers:
-        helper.result()
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    return _pool_of(os.getpid())
-
-
-@functools.cache
-def _pool_of(pid: int) -> concurrent.futures.ThreadPoolExecutor:
-    """A pool per process: a forked child does not inherit its parent's threads."""
-    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="topk")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -89,8 +63,6 @@ def _select(x, values, positions):
     hist = np.empty(1 << (31 - TOP_SHIFT), np.int32)
     cand = np.empty(n, np.int32)
     keys = np.empty(n, np.int32)
-    kept_pos = np.empty(n, np.int32)
-    kept_val = np.empty(n, np.float32)
     for r in range(rows):
         row = bits[r]
         floor = _floor(row, stride, wanted, hist)
@@ -102,18 +74,17 @@ def _select(x, values, positions):
             keys[c] = row[cand[c]] & MAGNITUDE
         threshold, above = _threshold(keys, count, m, floor, hist)
         ties = m - above  # keys equal to the threshold that are kept: the first ones by position
-        kept = 0
-        for c in range(count):  # branch-free, like _compact
-            key = row[cand[c]] & MAGNITUDE
+        kept, c = 0, 0
+        while kept < m:  # branch-free like _compact; the m-th kept ends the loop, so no write passes m
+            j = cand[c]
+            key = row[j] & MAGNITUDE
             tie = key == threshold
             keep = (key > threshold) | (tie & (ties > 0))
             ties -= tie
-            kept_pos[kept] = cand[c]
-            kept_val[kept] = x[r, cand[c]]
+            positions[r, kept] = j
+            values[r, kept] = x[r, j]
             kept += keep
-        for c in range(m):
-            positions[r, c] = kept_pos[c]
-            values[r, c] = kept_val[c]
+            c += 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -204,19 +175,29 @@ def _spread(bitmap, values, out):
     bits, zeros elsewhere. Bits past n, and set bits past the m-th, are ignored."""
     rows, n = out.shape
     width = bitmap.shape[1]
+    whole = n // 64  # words of 64 elements, read eight bytes at a time, the first byte in the top bits
     for r in range(rows):
         out[r].fill(0)
         kept = 0
-        for start in range(0, width, 8):  # eight bytes at a time, the first byte in the top bits
+        for w in range(whole):
             word = np.uint64(0)
-            for b in range(start, start + 8):
-                byte = bitmap[r, b] if b < width else 0
-                word = (word << np.uint64(8)) | np.uint64(byte)
-            inside = n - 8 * start
-            if inside < 64:
-                word &= ~np.uint64(0) << np.uint64(64 - inside)
-            while word and kept < values.shape[1]:
-                z = leading_zeros(word)
-                out[r, 8 * start + z] = values[r, kept]
-                kept += 1
-                word &= ~(np.uint64(1 << 63) >> np.uint64(z))
+            for b in range(8 * w, 8 * w + 8):
+                word = (word << np.uint64(8)) | np.uint64(bitmap[r, b])
+            kept = _spread_word(word, 64 * w, values[r], kept, out[r])
+        if whole * 64 < n:
+            word = np.uint64(0)
+            for b in range(8 * whole, 8 * whole + 8):
+                word = (word << np.uint64(8)) | np.uint64(bitmap[r, b] if b < width else 0)
+            word &= ~np.uint64(0) << np.uint64(64 - (n - 64 * whole))
+            _spread_word(word, 64 * whole, values[r], kept, out[r])
+
+
+@numba.njit(cache=True, nogil=True)
+def _spread_word(word, start, values, kept, out):
+    """Puts values[kept:] at start + the offsets of word's set bits (top bit first); the new kept."""
+    while word and kept < len(values):
+        z = leading_zeros(word)
+        out[start + z] = values[kept]
+        kept += 1
+        word &= ~(np.uint64(1 << 63) >> np.uint64(z))
+    return kept
