@@ -2,7 +2,7 @@
 
 Magnitudes are compared as keys: a float32's bits with the sign bit cleared, read as int32, order
 exactly like |x| (NaN above inf). Per row, without sorting:
-    a histogram of every 16th key's top bits places a floor that, almost surely, at least m keys
+    a histogram of every 17th key's top bits places a floor that, almost surely, at least m keys
     reach (if fewer do, the histogram of the whole row places it exactly);
     one branch-free pass lists the positions reaching the floor (about 1.4 m of them);
     a radix select over their keys, 8 bits at a time, finds the threshold T, the m-th largest;
@@ -55,7 +55,7 @@ def _select(x, values, positions):
     rows, n = x.shape
     m = values.shape[1]
     bits = x.view(np.int32)
-    stride = max(1, n // SAMPLES)
+    stride = (n // SAMPLES) | 1  # odd: a power-of-two stride would sample one column of every feature map
     sampled = -(-n // stride)
     expected = m * sampled / n
     # Enough sampled keys at or above the floor that the whole row almost surely has m there too.
