@@ -96,20 +96,16 @@ class TopK:
         rows = _rows(x.detach())
         count, n = len(rows), rows.shape[1]
         m = self.kept(n)
-        compiled = _compiled(rows)
-        kept, positions = (compiled.select if compiled else select)(rows, m)
+        where = "index" if _index_is_smaller(count, n, m) else "bitmap"
+        if compiled := _compiled(rows):
+            kept, form = compiled.select(rows, m, where)
+        else:
+            kept, form = select(rows, m)
+            if where == "bitmap":
+                form = pack_bits(torch.zeros(count, n, dtype=torch.bool, device=rows.device).scatter_(1, form, True))
         values = self._values.encode(kept)
         tensors = {VALUES + name: t for name, t in values.tensors.items()}
-        if _index_is_smaller(count, n, m):
-            tensors["index"] = positions.to(index_dtype(n))
-            where = "index"
-        elif compiled:
-            tensors["bitmap"] = compiled.pack(positions, n)
-            where = "bitmap"
-        else:
-            mask = torch.zeros(count, n, dtype=torch.bool, device=rows.device).scatter_(1, positions, True)
-            tensors["bitmap"] = pack_bits(mask)
-            where = "bitmap"
+        tensors[where] = form.to(index_dtype(n)) if where == "index" else form
         return Payload(tensors, meta=(where, *(VALUES + name for name in values.meta)))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:

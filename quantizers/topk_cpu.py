@@ -26,19 +26,17 @@ DIGIT_BITS = 8  # the threshold's digits below the floor's, from the candidates
 SAMPLES = 512  # keys sampled per row to place the candidates' floor
 
 
-def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """quantizers.topk.select for CPU float32 rows: (B, m) values and (B, m) int32 positions."""
-    values = torch.empty(len(rows), m)
-    positions = torch.empty(len(rows), m, dtype=torch.int32)
-    _select(rows.contiguous().numpy(), values.numpy(), positions.numpy())
-    return values, positions
-
-
-def pack(positions: torch.Tensor, n: int) -> torch.Tensor:
-    """The bitmap of quantizers.topk.pack_bits, set straight from (B, m) positions."""
-    bitmap = torch.empty(len(positions), -(-n // 8), dtype=torch.uint8)
-    _pack(positions.numpy(), bitmap.numpy())
-    return bitmap
+def select(rows: torch.Tensor, m: int, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """quantizers.topk.select for CPU float32 rows: (B, m) values, and the positions in the form
+    `where` names: "index", (B, m) int32, or "bitmap", quantizers.topk.pack_bits's (B, ceil(n / 8))."""
+    count, n = rows.shape
+    values = torch.empty(count, m)
+    if where == "index":
+        positions, bitmap = torch.empty(count, m, dtype=torch.int32), torch.empty(0, 0, dtype=torch.uint8)
+    else:  # one row of positions, reused: each row's bitmap is set from it
+        positions, bitmap = torch.empty(1, m, dtype=torch.int32), torch.empty(count, -(-n // 8), dtype=torch.uint8)
+    _select(rows.contiguous().numpy(), values.numpy(), positions.numpy(), bitmap.numpy())
+    return values, positions if where == "index" else bitmap
 
 
 def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
@@ -49,9 +47,10 @@ def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @numba.njit(cache=True, nogil=True)
-def _select(x, values, positions):
+def _select(x, values, positions, bitmap):
     """x (B, n) float32: writes each row's m kept values, in ascending position order, to values
-    (B, m) float32, and their positions to positions (B, m) int32."""
+    (B, m) float32, and their positions to positions (B, m) int32, or, given a bitmap (B, ceil(n / 8))
+    uint8, to positions (1, m) and from there to the row's bitmap."""
     rows, n = x.shape
     m = values.shape[1]
     bits = x.view(np.int32)
@@ -81,10 +80,12 @@ def _select(x, values, positions):
             tie = key == threshold
             keep = (key > threshold) | (tie & (ties > 0))
             ties -= tie
-            positions[r, kept] = j
+            positions[r % len(positions), kept] = j
             values[r, kept] = x[r, j]
             kept += keep
             c += 1
+        if len(bitmap):
+            _pack(positions[0], bitmap[r])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -159,14 +160,11 @@ def _bit_length(v):
 
 @numba.njit(cache=True, nogil=True)
 def _pack(positions, bitmap):
-    """Sets bit (7 - p % 8) of byte p // 8 of bitmap's row for each position p of that row, and
-    clears every other bit of bitmap (B, ceil(n / 8)) uint8."""
-    rows, m = positions.shape
-    for r in range(rows):
-        bitmap[r].fill(0)
-        for i in range(m):
-            p = positions[r, i]
-            bitmap[r, p >> 3] |= np.uint8(0x80 >> (p & 7))
+    """Sets bit (7 - p % 8) of byte p // 8 of bitmap (uint8) for each of the positions p, and clears
+    every other bit."""
+    bitmap.fill(0)
+    for p in positions:
+        bitmap[p >> 3] |= np.uint8(0x80 >> (p & 7))
 
 
 @numba.njit(cache=True, nogil=True)

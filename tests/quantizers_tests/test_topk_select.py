@@ -25,7 +25,7 @@ def plain_topk(rows, m):
 def test_both_paths_keep_exactly_the_largest_magnitudes(shape, m):
     rows = rows_without_ties(shape, seed=m)
     values, positions = plain_topk(rows, m)
-    for got_values, got_positions in (topk_cpu.select(rows, m), select(rows, m)):
+    for got_values, got_positions in (topk_cpu.select(rows, m, "index"), select(rows, m)):
         assert torch.equal(got_positions.long(), positions) and torch.equal(got_values, values)
 
 
@@ -35,21 +35,21 @@ def test_a_row_whose_sample_misleads_still_gets_its_exact_set():
     rows = rows_without_ties((2, 8192), seed=1) * 1e-3
     rows[:, ::17] += 1.0
     values, positions = plain_topk(rows, 819)
-    got_values, got_positions = topk_cpu.select(rows, 819)
+    got_values, got_positions = topk_cpu.select(rows, 819, "index")
     assert torch.equal(got_positions.long(), positions) and torch.equal(got_values, values)
 
 
 def test_ties_at_the_boundary_go_to_the_lowest_positions_on_both_paths():
     rows = torch.tensor([[1.0, -3.0, 3.0, 0.5, 3.0, -3.0], [0.0, 0.0, -0.0, 2.0, 0.0, 0.0]])
     # Row 0: the three kept are -3 at 1 and the first two tying 3s (2, 4); row 1: 2, then zeros at 0, 1.
-    for values, positions in (topk_cpu.select(rows, 3), select(rows, 3)):
+    for values, positions in (topk_cpu.select(rows, 3, "index"), select(rows, 3)):
         assert positions.tolist() == [[1, 2, 4], [0, 1, 3]]
         assert values.tolist() == [[-3.0, 3.0, 3.0], [0.0, 0.0, 2.0]]
 
 
 def test_nan_ranks_above_inf_on_both_paths():
     rows = torch.tensor([[1.0, float("inf"), float("nan"), -2.0]])
-    for values, positions in (topk_cpu.select(rows, 2), select(rows, 2)):
+    for values, positions in (topk_cpu.select(rows, 2, "index"), select(rows, 2)):
         assert positions.tolist() == [[1, 2]] and values[0, 0] == float("inf") and values[0, 1].isnan()
 
 
@@ -58,8 +58,8 @@ def test_the_bitmap_and_its_spread_match_the_plain_packing(shape, m):
     rows = rows_without_ties(shape, seed=m)
     values, positions = plain_topk(rows, m)
     mask = torch.zeros(shape, dtype=torch.bool).scatter_(1, positions, True)
-    bitmap = topk_cpu.pack(positions.int(), shape[1])
-    assert torch.equal(bitmap, pack_bits(mask))
+    got_values, bitmap = topk_cpu.select(rows, m, "bitmap")
+    assert torch.equal(bitmap, pack_bits(mask)) and torch.equal(got_values, values)
     expected = torch.zeros(shape).masked_scatter_(unpack_bits(bitmap, shape[1]), values)
     assert torch.equal(topk_cpu.spread(bitmap, values, shape[1]), expected)
 
