@@ -2,7 +2,8 @@
 
 Encode, for `x` of shape (B, ...) (B samples along dim 0; a 0- or 1-dimensional tensor is one
 sample) with n elements per sample:
-    m = round(k * n) elements kept per sample (at least 1, at most n), chosen by |x|;
+    m = round(k * n) elements kept per sample (at least 1, at most n): the m largest |x| (NaN
+    counts above inf); where several share the m-th largest |x|, the lowest positions among them;
     their values, in ascending position order, through the `inner` codec as one (B, m) tensor
     (payload names prefixed "values/"; the inner codec's scales stay meta);
     their positions as whichever is smaller for this message (ties go to the bitmap), both meta:
@@ -12,6 +13,10 @@ sample) with n elements per sample:
                   (uint8, uint16 or uint32).
 The receiver knows the shape (from `like`) and k, so it knows m and which form was chosen; nothing
 else crosses. Decode: zeros, with the decoded values put back at their positions.
+
+On the CPU, float32 tensors are selected, packed and spread back by compiled kernels
+(quantizers.topk_cpu); any other tensor takes the torch path (`select`), which gives the same
+elements and adds no host sync.
 """
 
 from __future__ import annotations
@@ -91,16 +96,16 @@ class TopK:
         rows = _rows(x.detach())
         count, n = len(rows), rows.shape[1]
         m = self.kept(n)
-        positions = rows.abs().topk(m, dim=1, sorted=False).indices.sort(dim=1).values
-        values = self._values.encode(rows.gather(1, positions))
-        tensors = {VALUES + name: t for name, t in values.tensors.items()}
-        if _index_is_smaller(count, n, m):
-            tensors["index"] = positions.to(index_dtype(n))
-            where = "index"
+        where = "index" if _index_is_smaller(count, n, m) else "bitmap"
+        if compiled := _compiled(rows):
+            kept, form = compiled.select(rows, m, where)
         else:
-            mask = torch.zeros(count, n, dtype=torch.bool, device=rows.device).scatter_(1, positions, True)
-            tensors["bitmap"] = pack_bits(mask)
-            where = "bitmap"
+            kept, form = select(rows, m)
+            if where == "bitmap":
+                form = pack_bits(torch.zeros(count, n, dtype=torch.bool, device=rows.device).scatter_(1, form, True))
+        values = self._values.encode(kept)
+        tensors = {VALUES + name: t for name, t in values.tensors.items()}
+        tensors[where] = form.to(index_dtype(n)) if where == "index" else form
         return Payload(tensors, meta=(where, *(VALUES + name for name in values.meta)))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
@@ -108,12 +113,43 @@ class TopK:
         m = self.kept(n)
         inner = Payload({k.removeprefix(VALUES): t for k, t in p.tensors.items() if k.startswith(VALUES)})
         values = self._values.decode(inner, torch.empty(count, m, dtype=like.dtype, device=like.device))
-        out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
         if "index" in p.tensors:
+            out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
             out.scatter_(1, p.tensors["index"].to(like.device).long(), values)
+        elif compiled := _compiled(values):
+            out = compiled.spread(p.tensors["bitmap"], values, n)
         else:
+            out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
             out.masked_scatter_(unpack_bits(p.tensors["bitmap"].to(like.device), n), values)
         return out.reshape(like.shape)
+
+
+def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's m kept values (B, m) in ascending position order, and their positions (B, m):
+    the m largest keys (|x|'s bits as an integer, so NaN above inf), ties at the m-th going to the
+    lowest positions. Any device, no host sync; CPU float32 rows take the compiled kernel instead."""
+    keys = rows.view(_INTEGER[rows.element_size()]) & torch.iinfo(_INTEGER[rows.element_size()]).max
+    threshold = keys.topk(m, dim=1, sorted=False).values.amin(1, keepdim=True)
+    above, tie = keys > threshold, keys == threshold
+    keep = above | (tie & (tie.cumsum(1) <= m - above.sum(1, keepdim=True)))
+    # Kept element j goes to column (number kept before it); the rest all land in column m, dropped.
+    column = torch.where(keep, keep.cumsum(1) - 1, m)
+    order = torch.arange(rows.shape[1], device=rows.device).expand_as(rows)
+    positions = torch.empty(len(rows), m + 1, dtype=torch.long, device=rows.device).scatter_(1, column, order)[:, :m]
+    return rows.gather(1, positions), positions
+
+
+_INTEGER = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _compiled(t: torch.Tensor):
+    """The compiled CPU kernels (quantizers.topk_cpu) for a CPU float32 tensor, else None. Imported
+    here, not at the top: numba's import costs about half a second, paid only by runs that need it."""
+    if t.device.type != "cpu" or t.dtype != torch.float32:
+        return None
+    from quantizers import topk_cpu
+
+    return topk_cpu
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
