@@ -15,7 +15,7 @@ The shared exponent is clamped to E8M0's [-127, 127]: tiny blocks flush towards 
 spec's reference code (microsoft/microxcaling). An all-zero block has code 0. As in that code, a
 block holding a NaN or an inf gets the NaN scale, and the whole block decodes to NaN.
 
-On the CPU, nearest rounding with floor scales encodes through quantizers.kernels (compiled loops,
+On the CPU, nearest rounding with floor scales encodes through quantizers.compiled (compiled loops,
 bit for bit the torch path, which every other case takes).
 """
 
@@ -29,7 +29,8 @@ from typing import ClassVar
 import torch
 
 from bench.errors import UsageError
-from quantizers import QUANTIZERS, Payload, elements, kernels
+from quantizers import QUANTIZERS, Payload, compiled, elements
+from quantizers.compiled import blocks
 from quantizers.rounding import Rounding, check_choice
 
 SCALE_ROUNDINGS = ("floor", "up")
@@ -66,7 +67,7 @@ class MX(Rounding):
     max: ClassVar[float]  # the element format's largest normal value
     tolerance: ClassVar[float]
     unit: ClassVar[float] = 1.0  # the value of element code 1 where decode_elements leaves it out
-    # Whether decoding on the CPU takes kernels.decode_blocks: where it measured faster than the
+    # Whether decoding on the CPU takes blocks.decode_blocks: where it measured faster than the
     # torch path (6-bit codes, which torch must first gather out of their three-byte groups; E4M3).
     compiled_decode: ClassVar[bool] = False
     search_space: ClassVar[dict] = {
@@ -86,7 +87,7 @@ class MX(Rounding):
         if flat.numel() % self.block:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % self.block))
         generator = self.generator(x.device)
-        if kernels.active(x, generator) and self.scale_rounding == "floor":
+        if compiled.active(x, generator) and self.scale_rounding == "floor":
             packed, scale = self.compiled_encode(flat, floor_scales(type(self), x.device))
         else:
             scale, scaled = self.scaled_blocks(flat.view(-1, self.block))
@@ -95,20 +96,20 @@ class MX(Rounding):
 
     def compiled_encode(self, flat: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(packed elements, scale codes) by quantizers.kernels, nearest rounding, floor scales."""
+        """(packed elements, scale codes) by quantizers.compiled, nearest rounding, floor scales."""
         raise NotImplementedError
 
-    def scaled_blocks(self, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the E8M0 scale codes, x / X) of 2-D `blocks`, one block per row; a block holding a NaN or
+    def scaled_blocks(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the E8M0 scale codes, x / X) of 2-D `rows`, one block each; a block holding a NaN or
         an inf is all +0 (its scale says NaN)."""
-        scaled = blocks.abs()
+        scaled = rows.abs()
         amax = scaled.amax(dim=1)  # its sign bit is clear, NaN's too
         if self.scale_rounding == "floor":  # the scales follow from amax's exponent field alone
             field = amax.view(torch.int32) >> 23
-            scale, inverse = (t.index_select(0, field) for t in floor_scales(type(self), blocks.device))
+            scale, inverse = (t.index_select(0, field) for t in floor_scales(type(self), rows.device))
         else:
             scale, inverse = self.scales(amax)
-        torch.mul(blocks, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
+        torch.mul(rows, inverse[:, None], out=scaled)  # |x| is spent: its memory is ready
         elements.zero_rows(scaled, scale != E8M0_NAN)
         return scale, scaled
 
@@ -128,8 +129,8 @@ class MX(Rounding):
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
         scale, packed = p.tensors["scale"], p.tensors["elements"]
         factors = e8m0_values(scale.device, self.unit).index_select(0, scale.int())
-        if self.compiled_decode and kernels.active(packed):
-            x = kernels.decode_blocks(packed.contiguous(), self.bits, self.code_values(), factors)
+        if self.compiled_decode and compiled.active(packed):
+            x = blocks.decode_blocks(packed.contiguous(), self.bits, self.code_values(), factors)
         else:
             x = self.decode_elements(packed).view(scale.numel(), -1)
             x *= factors[:, None]
@@ -155,7 +156,7 @@ class MXFloat(MX):
         cls.bits, cls.emax, cls.max = cls.fmt.bits, cls.fmt.emax, cls.fmt.max
 
     def compiled_encode(self, flat, tables):
-        return kernels.mx_elements(flat, self.block, self.fmt, *tables)
+        return blocks.mx_elements(flat, self.block, self.fmt, *tables)
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return elements.encode(v, self.fmt, generator)
@@ -164,7 +165,7 @@ class MXFloat(MX):
         return elements.decode_packed(packed, self.fmt)
 
     def code_values(self) -> torch.Tensor:
-        """The float32 value of every element code (on the CPU), for kernels.decode_blocks."""
+        """The float32 value of every element code (on the CPU), for blocks.decode_blocks."""
         return elements.code_values(self.fmt)
 
 
@@ -222,7 +223,7 @@ class MXINT8(MX):
     tolerance = 2.0**-7
 
     def compiled_encode(self, flat, tables):
-        scale, scaled = kernels.block_scales(flat, self.block, *tables)
+        scale, scaled = blocks.block_scales(flat, self.block, *tables)
         return self.encode_elements(scaled, None), scale
 
     def encode_elements(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

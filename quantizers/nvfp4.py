@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import torch
 
-from quantizers import QUANTIZERS, Payload, elements, kernels
+from quantizers import QUANTIZERS, Payload, compiled, elements
+from quantizers.compiled import blocks
 from quantizers.lookup import float_values
 from quantizers.rounding import Rounding
 
@@ -41,12 +42,12 @@ class NVFP4(Rounding):
         if flat.numel() % BLOCK:
             flat = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK))
         generator = self.generator(x.device)
-        compiled = kernels.active(x, generator)
-        blocks = flat.view(-1, BLOCK)
-        if compiled:
-            block_amax = kernels.block_maxima(flat, BLOCK)
+        fast = compiled.active(x, generator)
+        rows = flat.view(-1, BLOCK)  # one block per row
+        if fast:
+            block_amax = blocks.block_maxima(flat, BLOCK)
         else:
-            scaled = blocks.abs()
+            scaled = rows.abs()
             halves = scaled.view(-1, 2, BLOCK // 2)  # padding zeros raise no maximum
             block_amax = torch.maximum(halves[:, 0], halves[:, 1]).amax(dim=1)  # faster than amax over 16
         amax = block_amax.max()
@@ -56,10 +57,10 @@ class NVFP4(Rounding):
         block_scale = block_amax / elements.E2M1.max / tensor_scale
         block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
         step = float_values(block_scale) * tensor_scale
-        if compiled:
-            packed = kernels.packed_codes(kernels.divided_blocks(flat, step), elements.E2M1)
+        if fast:
+            packed = blocks.packed_codes(blocks.divided_blocks(flat, step), elements.E2M1)
         else:
-            torch.div(blocks, step[:, None], out=scaled)  # |x| is spent: its memory is ready
+            torch.div(rows, step[:, None], out=scaled)  # |x| is spent: its memory is ready
             elements.zero_rows(scaled, step > 0)  # all-zero blocks (scale 0), or a NaN anywhere
             packed = elements.pack(elements.encode(scaled.view(-1), elements.E2M1, generator), 4)
         return Payload({"elements": packed, "scale": block_scale.view(torch.uint8), "global": tensor_scale},

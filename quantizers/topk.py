@@ -14,8 +14,8 @@ sample) with n elements per sample:
 The receiver knows the shape (from `like`) and k, so it knows m and which form was chosen; nothing
 else crosses. Decode: zeros, with the decoded values put back at their positions.
 
-On the CPU, float32 tensors are selected, packed and spread back by compiled kernels
-(quantizers.topk_cpu); any other tensor takes the torch path (`select`), which gives the same
+On the CPU, float32 tensors are selected, packed and spread back by compiled loops
+(quantizers.compiled.topk); any other tensor takes the torch path (`select`), which gives the same
 elements and adds no host sync.
 """
 
@@ -28,7 +28,8 @@ from typing import ClassVar
 import torch
 
 from bench.errors import UsageError
-from quantizers import QUANTIZERS, Payload
+from quantizers import QUANTIZERS, Payload, compiled
+from quantizers.compiled import topk as compiled_topk
 
 VALUES = "values/"
 GATHER_FLAGS = 0x8040201008040201 - (1 << 64)  # sum of 2**(9 j), j < 8, as a signed int64
@@ -143,13 +144,8 @@ _INTEGER = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def _compiled(t: torch.Tensor):
-    """The compiled CPU kernels (quantizers.topk_cpu) for a CPU float32 tensor, else None. Imported
-    here, not at the top: numba's import costs about half a second, paid only by runs that need it."""
-    if t.device.type != "cpu" or t.dtype != torch.float32:
-        return None
-    from quantizers import topk_cpu
-
-    return topk_cpu
+    """The compiled CPU loops (quantizers.compiled.topk) for a CPU float32 tensor, else None."""
+    return compiled_topk if compiled.active(t) and t.dtype == torch.float32 else None
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from quantizers import elements, kernels, make_codec
+from quantizers import compiled, elements, make_codec
+from quantizers.compiled import blocks
 
 SUB_BYTE = (elements.E2M1, elements.E2M3, elements.E3M2)
 
@@ -120,10 +121,10 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
 
 
-@pytest.fixture(params=[True, False], ids=["kernels", "torch"])
-def compiled(request, monkeypatch):
+@pytest.fixture(params=[True, False], ids=["compiled", "torch"])
+def codec_path(request, monkeypatch):
     """Each codec path on the CPU: the compiled kernels, and the torch one other devices take."""
-    monkeypatch.setattr(kernels, "ENABLED", request.param)
+    monkeypatch.setattr(compiled, "ENABLED", request.param)
     return request.param
 
 
@@ -132,12 +133,12 @@ def test_the_compiled_nearest_codes_match_the_torch_ones(fmt):
     x = awkward_values()
     if fmt in elements.FP8_DTYPES:  # beyond inf the cast saturates too; -0.0 keeps its sign in both
         x = torch.cat([x, torch.tensor([-0.0, -1e-45, -1e-30])])
-    assert torch.equal(kernels.minifloat_codes(x.contiguous(), fmt), elements.encode(x.clone(), fmt, None))
+    assert torch.equal(blocks.minifloat_codes(x.contiguous(), fmt), elements.encode(x.clone(), fmt, None))
 
 
 @pytest.mark.parametrize("name", ["mxfp4_e2m1", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8", "nvfp4"])
 @pytest.mark.parametrize("case", messages())
-def test_mx_and_nvfp4_match_their_plain_definitions(name, case, compiled):
+def test_mx_and_nvfp4_match_their_plain_definitions(name, case, codec_path):
     x = messages()[case]
     codec = make_codec(name)
     tensors, decoded = plain_nvfp4(x) if name == "nvfp4" else plain_mx(codec, x)
@@ -149,7 +150,7 @@ def test_mx_and_nvfp4_match_their_plain_definitions(name, case, compiled):
 
 @pytest.mark.parametrize("name", ["mxfp4_e2m1", "mxfp6_e2m3", "mxfp8_e4m3", "mxint8"])
 @pytest.mark.parametrize("case", ["mixed", "special"])
-def test_the_rounded_up_scale_matches_its_plain_definition(name, case, compiled):
+def test_the_rounded_up_scale_matches_its_plain_definition(name, case, codec_path):
     x = messages()[case]
     codec = make_codec(name, (("scale_rounding", "up"),))
     tensors, decoded = plain_mx(codec, x)

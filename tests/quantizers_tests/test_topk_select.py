@@ -5,7 +5,8 @@ bytes as the plain formulas make them."""
 import pytest
 import torch
 
-from quantizers import QUANTIZERS, topk_cpu
+from quantizers import QUANTIZERS
+from quantizers.compiled import topk as topk_cpu
 from quantizers.topk import pack_bits, select, unpack_bits
 
 SHAPES_AND_KEPT = [((128, 8192), 819), ((3, 1000), 10), ((5, 71), 7), ((2, 9), 9), ((4, 1), 1), ((6, 513), 200)]

@@ -8,9 +8,6 @@ exactly like |x| (NaN above inf). Per row, without sorting:
     a radix select over their keys, 8 bits at a time, finds the threshold T, the m-th largest;
     a branch-free pass over the list keeps every key above T and, of the keys equal to T, the
     first ones by position until m are kept.
-One thread: a second one, woken per call, lost to torch's own workers still spinning between ops.
-The kernels are compiled on first use and cached next to this file (numba's cache=True), so later
-processes only load them.
 """
 
 from __future__ import annotations

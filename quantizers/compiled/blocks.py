@@ -1,8 +1,4 @@
-"""Compiled CPU loops (numba) for the hot paths of the block-scaled codecs, bit for bit their torch ones.
-
-On a CPU, torch runs every step of an MX encoding as a pass of its own over memory, most into a
-fresh tensor: |x|, the block maxima, the scaling, each bit operation of the rounding, the packing.
-Those passes, not the arithmetic, are what a codec costs there. These kernels fuse them:
+"""The block-scaled codecs' CPU loops (MX, nvfp4), bit for bit their torch paths:
     block_scales    one pass: each block's maximum, its E8M0 scale by the spec's floor rounding
                     (from a table per float32 exponent field), and x / X;
     minifloat_codes one pass: nearest-even rounding onto a minifloat grid, done on the float32 bits
@@ -11,12 +7,7 @@ Those passes, not the arithmetic, are what a codec costs there. These kernels fu
     mx_elements     block_scales, then packed_codes;
     block_maxima, divided_blocks   nvfp4's passes: each block's max |x|, then x / its step;
     decode_blocks   one pass: packed codes -> value table -> times their block's factor.
-Temporaries that never leave an encoder live in buffers kept per thread. One thread per call: a
-second one, started beside torch's, measured slower (torch's idle workers spin for a while after
-each parallel region and hold the other core).
-They run on CPU tensors only; the codecs call them for CPU tensors with nearest rounding (`active`).
-Other devices and stochastic rounding take the torch paths, which the tests also check on the CPU
-by switching the kernels off (ENABLED). Compiled on first use and cached on disk (cache=True).
+Temporaries that never leave an encoder live in buffers kept per thread. CPU tensors only.
 """
 
 from __future__ import annotations
@@ -29,15 +20,6 @@ import torch
 
 from quantizers import elements
 from quantizers.elements import FP8_DTYPES, FloatFormat
-
-# False sends every codec down its torch path, on any device (the tests compare the two).
-ENABLED = True
-
-
-def active(x: torch.Tensor, generator: torch.Generator | None = None) -> bool:
-    """Whether a codec should take the kernels for `x`: a CPU tensor, nearest rounding."""
-    return ENABLED and generator is None and x.device.type == "cpu"
-
 
 def mx_elements(flat: torch.Tensor, block: int, fmt: FloatFormat, scale_codes: torch.Tensor,
                 inverses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
