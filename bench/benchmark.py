@@ -108,8 +108,9 @@ def cut_tensors(cfg: RunConfig, ds) -> tuple[torch.Tensor, torch.Tensor]:
     return acts.detach(), acts.grad
 
 
-def codec_seconds(codec, x: torch.Tensor, repeats: int = 5) -> float:
-    """Best wall time of encode + decode of `x` over `repeats`."""
+def codec_seconds(codec, x: torch.Tensor, repeats: int = 15) -> float:
+    """Best wall time of encode + decode of `x` over `repeats` (each a few milliseconds: the best of
+    many is what the codec costs when nothing else takes the core)."""
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()

@@ -45,12 +45,15 @@ class ErrorFeedback:
     def encode(self, x: torch.Tensor) -> Payload:
         key = tuple(x.shape)
         v, residual = x.detach().float(), self._residuals.get(key)
-        if residual is not None:
-            v = v + residual
+        # v, then the new residual, live where the old residual did: no fresh buffer (and its page
+        # faults) per message. Unless the payload holds v itself, as a lossless inner codec's may.
+        reuse = residual is not None
+        if reuse:
+            v = torch.add(v, residual, out=residual)
         payload = self.inner.encode(v)
-        # The new residual overwrites the old one: no fresh buffer (and its page faults) per message.
-        # Nothing else holds it: the payload was made from v.
-        self._residuals[key] = torch.sub(v, self.inner.decode(payload, like=v), out=residual)
+        reuse = reuse and all(t.untyped_storage().data_ptr() != v.untyped_storage().data_ptr()
+                              for t in payload.tensors.values())
+        self._residuals[key] = torch.sub(v, self.inner.decode(payload, like=v), out=v if reuse else None)
         return payload
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:

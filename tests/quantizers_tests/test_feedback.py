@@ -31,6 +31,15 @@ def test_sent_plus_residual_is_the_message_plus_the_previous_residual_exactly(na
         previous = residual
 
 
+def test_a_payload_that_holds_the_message_itself_is_not_overwritten_by_the_next_one():
+    """fp32 sends v itself; the residual buffer, reused per message, must not be that v."""
+    codec = ErrorFeedback(QUANTIZERS.get("fp32")())
+    xs = messages(3, 1.0)
+    payloads = [codec.encode(x) for x in xs]
+    assert all(torch.equal(codec.decode(p, like=x), x) for p, x in zip(payloads, xs))
+    assert torch.equal(codec.residual(SHAPE), torch.zeros(SHAPE))
+
+
 def test_each_shape_keeps_its_own_residual_and_reset_clears_them():
     codec = ErrorFeedback(QUANTIZERS.get("topk")(k=0.1))
     full, short = torch.randn(SHAPE), torch.randn(3, 4, 4, 4)
