@@ -167,7 +167,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-subset", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep-trials", type=int, default=2, help="trials per cell of the timed sweeps (0: skip)")
-    parser.add_argument("--codecs-only", action="store_true", help="one fp32 epoch and the codec table only")
+    parser.add_argument("--codecs-only", action="store_true",
+                        help="the codec table only, against the median of --repeats fp32 epochs")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args(argv)
     data_dir = os.environ.get("SPLITBENCH_DATA")
@@ -178,7 +179,8 @@ def main(argv=None) -> int:
     print(f"{cfg.model} cut {cfg.cut}, {cfg.dataset} {cfg.train_subset} samples, batch {cfg.batch_size}, "
           f"{threads} threads (sweep workers: 1 each)")
     if args.codecs_only:
-        split, rows = train(cfg, dataset=ds, progress=False).epochs[0]["time/epoch_s"], []
+        epochs = train(dataclasses.replace(cfg, epochs=args.repeats), dataset=ds, progress=False).epochs
+        split, rows = statistics.median(e["time/epoch_s"] for e in epochs), []
     else:
         split, plain = split_vs_plain(cfg, ds, args.repeats)
         full, cached = cached_vs_full(cfg, ds)

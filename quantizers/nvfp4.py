@@ -67,6 +67,11 @@ class NVFP4(Rounding):
                        meta=("scale", "global"))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:
-        values = elements.decode_packed(p.tensors["elements"], elements.E2M1).view(-1, BLOCK)
-        values *= float_values(p.tensors["scale"].view(torch.float8_e4m3fn))[:, None] * p.tensors["global"]
+        packed = p.tensors["elements"]
+        steps = float_values(p.tensors["scale"].view(torch.float8_e4m3fn)) * p.tensors["global"]
+        if compiled.active(packed):
+            values = blocks.decode_blocks(packed.contiguous(), 4, elements.code_values(elements.E2M1), steps)
+        else:
+            values = elements.decode_packed(packed, elements.E2M1).view(-1, BLOCK)
+            values *= steps[:, None]
         return values.view(-1)[: like.numel()].to(like.device, like.dtype).reshape(like.shape)

@@ -83,11 +83,15 @@ def minifloat_codes(v: torch.Tensor, fmt: FloatFormat, out: torch.Tensor | None 
 
 def decode_blocks(packed: torch.Tensor, bits: int, values: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """float32 values[code] * factors[block] of the codes `pack` packed at `bits` (4, 6 or 8), in
-    blocks of len(codes) / len(factors) codes, the product rounded once, as torch's multiply does."""
+    blocks of len(codes) / len(factors) codes, the product rounded once, as torch's multiply does.
+    6-bit codes are first spread to one per byte (a scratch buffer): the lookups then vectorize."""
     count = packed.numel() * 8 // bits
-    block = count // factors.numel()
     decoded = torch.empty(count, dtype=torch.float32)
-    _decode_blocks(packed.numpy(), bits, block, values.numpy(), factors.numpy(), decoded.numpy())
+    if bits == 6:
+        codes = _scratch("codes", count, torch.uint8)
+        _unpack6(packed.numpy(), codes.numpy().view(np.uint32))
+        packed, bits = codes, 8
+    _decode_blocks(packed.numpy(), bits, count // factors.numel(), values.numpy(), factors.numpy(), decoded.numpy())
     return decoded
 
 
@@ -184,6 +188,13 @@ def _pack6(fours, packed):
 
 
 @_compiled
+def _unpack6(packed, fours):
+    for i in range(fours.shape[0]):  # three bytes -> four codes, one per byte (little-endian)
+        group = np.uint32(packed[3 * i]) | (np.uint32(packed[3 * i + 1]) << 8) | (np.uint32(packed[3 * i + 2]) << 16)
+        fours[i] = (group & 0x3F) | ((group << 2) & 0x3F00) | ((group << 4) & 0x3F0000) | ((group << 6) & 0x3F000000)
+
+
+@_compiled
 def _decode_blocks(packed, bits, block, values, factors, out):
     for i in range(factors.shape[0]):
         factor = factors[i]
@@ -191,16 +202,7 @@ def _decode_blocks(packed, bits, block, values, factors, out):
         if bits == 8:
             for j in range(block):
                 out[start + j] = values[packed[start + j]] * factor
-        elif bits == 4:
-            first = start // 2
-            for j in range(block // 2):
-                byte = packed[first + j]
-                out[start + 2 * j] = values[byte & 0xF] * factor
-                out[start + 2 * j + 1] = values[byte >> 4] * factor
-        else:
-            first = start // 4 * 3
-            for j in range(block // 4):
-                at = first + 3 * j
-                group = np.int32(packed[at]) | (np.int32(packed[at + 1]) << 8) | (np.int32(packed[at + 2]) << 16)
-                for k in range(4):
-                    out[start + 4 * j + k] = values[(group >> (6 * k)) & 0x3F] * factor
+        else:  # 4 bits: each element reads its own byte, so the stores stay contiguous
+            first = start >> 1
+            for j in range(block):
+                out[start + j] = values[(packed[first + (j >> 1)] >> ((j & 1) << 2)) & 0xF] * factor
