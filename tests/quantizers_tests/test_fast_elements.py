@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from quantizers import compiled, elements, make_codec
+from quantizers import elements, make_codec
 from quantizers.compiled import blocks
 
 SUB_BYTE = (elements.E2M1, elements.E2M3, elements.E3M2)
@@ -119,13 +119,6 @@ def messages() -> dict[str, torch.Tensor]:
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
-
-
-@pytest.fixture(params=[True, False], ids=["compiled", "torch"])
-def codec_path(request, monkeypatch):
-    """Each codec path on the CPU: the compiled kernels, and the torch one other devices take."""
-    monkeypatch.setattr(compiled, "ENABLED", request.param)
-    return request.param
 
 
 @pytest.mark.parametrize("fmt", [*SUB_BYTE, elements.E4M3, elements.E5M2])

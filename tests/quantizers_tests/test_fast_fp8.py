@@ -47,7 +47,7 @@ def inputs() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name", FORMATS)
 @pytest.mark.parametrize("case", inputs())
-def test_encode_and_decode_match_the_plain_formulas_bit_for_bit(name, case):
+def test_encode_and_decode_match_the_plain_formulas_bit_for_bit(name, case, codec_path):
     x = inputs()[case]
     q, scale, decoded = reference(x, FORMATS[name])
     codec = QUANTIZERS.get(name)()
