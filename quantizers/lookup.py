@@ -18,8 +18,8 @@ from quantizers import compiled, elements
 from quantizers.compiled import blocks
 
 # Below this many elements, scaling the table costs more than converting the message (on the
-# reference CPU the table already wins at 2**14, one or two threads: topk's kept values are fewer
-# than 2**17).
+# reference CPU the table already wins at 2**14, one or two threads). Only with the compiled loops
+# off: they take every one-byte CPU message first.
 TABLE_MIN = 1 << 14
 
 

@@ -98,8 +98,8 @@ class TopK:
         count, n = len(rows), rows.shape[1]
         m = self.kept(n)
         where = "index" if _index_is_smaller(count, n, m) else "bitmap"
-        if compiled := _compiled(rows):
-            kept, form = compiled.select(rows, m, where)
+        if kernels := _compiled(rows):
+            kept, form = kernels.select(rows, m, where)
         else:
             kept, form = select(rows, m)
             if where == "bitmap":
@@ -117,8 +117,8 @@ class TopK:
         if "index" in p.tensors:
             out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
             out.scatter_(1, p.tensors["index"].to(like.device).long(), values)
-        elif compiled := _compiled(values):
-            out = compiled.spread(p.tensors["bitmap"], values, n)
+        elif kernels := _compiled(values):
+            out = kernels.spread(p.tensors["bitmap"], values, n)
         else:
             out = torch.zeros(count, n, dtype=like.dtype, device=like.device)
             out.masked_scatter_(unpack_bits(p.tensors["bitmap"].to(like.device), n), values)
@@ -128,7 +128,8 @@ class TopK:
 def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's m kept values (B, m) in ascending position order, and their positions (B, m):
     the m largest keys (|x|'s bits as an integer, so NaN above inf), ties at the m-th going to the
-    lowest positions. Any device, no host sync; CPU float32 rows take the compiled kernel instead."""
+    lowest positions. Any device, no host sync. (TopK.encode sends CPU float32 rows to the compiled
+selection instead, which keeps the same elements.)"""
     keys = rows.view(_INTEGER[rows.element_size()]) & torch.iinfo(_INTEGER[rows.element_size()]).max
     threshold = keys.topk(m, dim=1, sorted=False).values.amin(1, keepdim=True)
     above, tie = keys > threshold, keys == threshold

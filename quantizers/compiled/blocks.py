@@ -31,30 +31,31 @@ def mx_elements(flat: torch.Tensor, block: int, fmt: FloatFormat, scale_codes: t
 
 def block_scales(flat: torch.Tensor, block: int, scale_codes: torch.Tensor, inverses: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(E8M0 scale codes per block, float32 x / X) for contiguous float32 `flat` (a multiple of
+    """(E8M0 scale codes per block, float32 x / X) for float32 `flat` (a multiple of
     `block` long): the block's code and 1 / X are looked up in `scale_codes` and `inverses` by the
     exponent field of its largest magnitude (255, the NaN scale, for a NaN or an inf); such a
     block's scaled values are +0. x / X is this thread's scratch: valid until its next call here."""
     scale = torch.empty(flat.numel() // block, dtype=torch.uint8)
     scaled = _scratch("scaled", flat.numel(), torch.float32)
-    x = flat.numpy()
+    x = flat.contiguous().numpy()
     _block_scales(x, x.view(np.int32), block, scale_codes.numpy(), inverses.numpy(), scale.numpy(), scaled.numpy())
     return scale, scaled
 
 
 def block_maxima(flat: torch.Tensor, block: int) -> torch.Tensor:
-    """max |x| (float32) of each `block` consecutive elements of contiguous float32 `flat`; NaN
+    """max |x| (float32) of each `block` consecutive elements of float32 `flat`; NaN
     (sign clear) where a block holds one."""
     top = torch.empty(flat.numel() // block, dtype=torch.int32)
-    _block_maxima(flat.numpy().view(np.int32), block, top.numpy())
+    _block_maxima(flat.contiguous().numpy().view(np.int32), block, top.numpy())
     return top.view(torch.float32)
 
 
 def divided_blocks(flat: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    """x / step of each block of contiguous float32 `flat` (len(flat) / len(steps) elements each),
+    """x / step of each block of float32 `flat` (len(flat) / len(steps) elements each),
     +0 in a block whose step is not > 0 (0 or NaN). This thread's scratch, as in block_scales."""
     scaled = _scratch("scaled", flat.numel(), torch.float32)
-    _divided_blocks(flat.numpy(), flat.numel() // steps.numel(), steps.numpy(), scaled.numpy())
+    block = flat.numel() // steps.numel()
+    _divided_blocks(flat.contiguous().numpy(), block, steps.contiguous().numpy(), scaled.numpy())
     return scaled
 
 
@@ -74,10 +75,10 @@ def minifloat_codes(v: torch.Tensor, fmt: FloatFormat, out: torch.Tensor | None 
     """elements.encode(v, fmt, None) for contiguous float32 `v` without NaN: nearest-even codes
     (uint8, into `out` if given), saturating at +-max; -0.0 keeps its sign in FP8 (as torch's cast
     does) and is +0 in the narrower formats (as their rounding by arithmetic gives)."""
-    assert not fmt.wide, fmt  # its half step must lie above the float32 subnormals
+    assert fmt.bits <= 8 and not fmt.wide, fmt  # one-byte codes; its half step above float32's subnormals
     codes = torch.empty(v.numel(), dtype=torch.uint8) if out is None else out
-    _minifloat_codes(v.reshape(-1).numpy().view(np.int32), fmt.mbits, fmt.emin, fmt.max_code, 1 << (fmt.bits - 1),
-                     fmt in FP8_DTYPES, codes.numpy())
+    bits = v.reshape(-1).contiguous().numpy().view(np.int32)
+    _minifloat_codes(bits, fmt.mbits, fmt.emin, fmt.max_code, 1 << (fmt.bits - 1), fmt in FP8_DTYPES, codes.numpy())
     return codes
 
 
@@ -86,6 +87,10 @@ def decode_blocks(packed: torch.Tensor, bits: int, values: torch.Tensor, factors
     blocks of len(codes) / len(factors) codes, the product rounded once, as torch's multiply does.
     6-bit codes are first spread to one per byte (a scratch buffer): the lookups then vectorize."""
     count = packed.numel() * 8 // bits
+    if packed.dtype != torch.uint8 or factors.dtype != torch.float32 or count % factors.numel():
+        raise ValueError(f"decode_blocks: {count} codes ({packed.dtype}) do not fill {factors.numel()} blocks "
+                         f"({factors.dtype} factors)")
+    packed = packed.contiguous()
     decoded = torch.empty(count, dtype=torch.float32)
     if bits == 6:
         codes = _scratch("codes", count, torch.uint8)
@@ -117,7 +122,7 @@ def _block_scales(x, xbits, block, scale_codes, inverses, scale, scaled):
         top = 0
         for j in range(block):  # (numba vectorizes range(n) loops, not range(start, stop) ones)
             top = max(top, xbits[start + j] & 0x7FFFFFFF)  # magnitudes order as their bits do
-        field = min(top >> 23, 255)  # above 255: a NaN
+        field = top >> 23  # 255 for inf and NaN alike
         scale[i] = scale_codes[field]
         inverse = inverses[field]
         for j in range(block):

@@ -27,7 +27,7 @@ def select(rows: torch.Tensor, m: int, where: str) -> tuple[torch.Tensor, torch.
     """quantizers.topk.select for CPU float32 rows: (B, m) values, and the positions in the form
     `where` names: "index", (B, m) int32, or "bitmap", quantizers.topk.pack_bits's (B, ceil(n / 8))."""
     count, n = rows.shape
-    values = torch.empty(count, m)
+    values = torch.empty(count, m, dtype=torch.float32)
     if where == "index":
         positions, bitmap = torch.empty(count, m, dtype=torch.int32), torch.empty(0, 0, dtype=torch.uint8)
     else:  # one row of positions, reused: each row's bitmap is set from it
@@ -37,8 +37,13 @@ def select(rows: torch.Tensor, m: int, where: str) -> tuple[torch.Tensor, torch.
 
 
 def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, n) float32: values (B, m) put back at the bitmap's set positions, zeros elsewhere."""
-    out = torch.empty(len(values), n)
+    """(B, n) float32: CPU float32 values (B, m) put back at the bitmap's set positions, zeros
+    elsewhere. A bitmap of another shape or dtype is an error (the loop reads it unchecked)."""
+    bitmap = bitmap.to(values.device)
+    if bitmap.dtype != torch.uint8 or tuple(bitmap.shape) != (len(values), -(-n // 8)):
+        raise ValueError(f"bitmap: expected uint8 of shape ({len(values)}, {-(-n // 8)}), "
+                         f"got {bitmap.dtype} of shape {tuple(bitmap.shape)}")
+    out = torch.empty(len(values), n, dtype=torch.float32)
     _spread(bitmap.contiguous().numpy(), values.contiguous().numpy(), out.numpy())
     return out
 

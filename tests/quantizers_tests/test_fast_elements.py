@@ -49,7 +49,7 @@ def test_packed_decoding_matches_code_by_code(fmt, count):
 
 
 @pytest.mark.parametrize("name", ["mxfp8_e4m3", "mxfp8_e5m2", "mxint8"])
-def test_an_odd_count_of_one_byte_elements_decodes(name):
+def test_an_odd_count_of_one_byte_elements_decodes(name, codec_path):
     x = torch.randn(3, 7, generator=torch.Generator().manual_seed(3))
     codec = make_codec(name, (("block", 3),))
     tensors, decoded = plain_mx(codec, x)
@@ -150,3 +150,19 @@ def test_the_rounded_up_scale_matches_its_plain_definition(name, case, codec_pat
     p = codec.encode(x)
     assert all(same_bits(p.tensors[k], tensors[k]) for k in tensors)
     assert same_bits(codec.decode(p, like=x), decoded)
+
+
+@pytest.mark.parametrize("name, block", [("mxfp4_e2m1", 2), ("mxfp4_e2m1", 16), ("mxfp6_e3m2", 4), ("mxfp6_e2m3", 64),
+                                         ("mxfp8_e4m3", 7), ("mxint8", 16), ("mxfp8_e5m2", 64)])
+def test_other_block_sizes_and_strided_inputs_match_the_plain_definitions(name, block, codec_path):
+    x = messages()["mixed"].transpose(1, 3)[:, ::2]  # neither contiguous nor a multiple of the block
+    codec = make_codec(name, (("block", block),))
+    tensors, decoded = plain_mx(codec, x)
+    p = codec.encode(x)
+    assert all(same_bits(p.tensors[k], tensors[k]) for k in tensors)
+    assert same_bits(codec.decode(p, like=x), decoded)
+
+
+def test_the_compiled_decoder_refuses_codes_that_do_not_fill_their_blocks():
+    with pytest.raises(ValueError, match="do not fill"):
+        blocks.decode_blocks(torch.zeros(32, dtype=torch.uint8), 4, torch.zeros(16), torch.ones(3))

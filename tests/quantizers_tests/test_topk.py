@@ -30,14 +30,14 @@ def topk(**args):
         ((2, 65537), {"k": 1e-4}, "index", torch.uint32, 14 + 4 + 56, 4 + 56),
     ],
 )
-def test_bytes_are_exact_and_the_smaller_position_form_is_chosen(shape, args, where, dtype, nbytes, meta):
+def test_bytes_are_exact_and_the_smaller_position_form_is_chosen(shape, args, where, dtype, nbytes, meta, codec_path):
     p = topk(**args).encode(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
     assert where in p.tensors and p.tensors[where].dtype == dtype
     assert (p.nbytes, p.meta_nbytes) == (nbytes, meta)
 
 
 @pytest.mark.parametrize("n, where", [(10, "bitmap"), (40, "index")])
-def test_kept_values_return_at_their_positions_and_the_rest_is_zero(n, where):
+def test_kept_values_return_at_their_positions_and_the_rest_is_zero(n, where, codec_path):
     x = torch.zeros(2, n)
     x[0, [1, 4, n - 1]] = torch.tensor([-3.0, 0.5, 2.0])
     x[1, [0, 7, 8]] = torch.tensor([1.0, -1.0, 0.25])
@@ -57,7 +57,7 @@ def test_bitmap_puts_the_first_element_in_the_most_significant_bit():
     assert torch.equal(unpack_bits(packed, 9), mask)
 
 
-def test_a_one_dimensional_tensor_is_one_sample():
+def test_a_one_dimensional_tensor_is_one_sample(codec_path):
     x = torch.tensor([0.1, -4.0, 0.2, 3.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0])
     codec = topk(k=0.2, inner="fp32")
     assert codec.decode(codec.encode(x), like=x).tolist() == [0, -4.0, 0, 3.0, 0, 0, 0, 0, 0, 0]

@@ -87,3 +87,8 @@ def test_the_payload_is_byte_for_byte_the_plain_formulas(k):
         assert p.tensors["index"].dtype == torch.uint16 and torch.equal(p.tensors["index"].long(), positions)
     expected = torch.zeros_like(rows).scatter_(1, positions, QUANTIZERS.get("fp8_e4m3")().decode(inner, values))
     assert torch.equal(codec.decode(p, like=x), expected.reshape(x.shape))
+
+
+def test_the_compiled_spread_refuses_a_bitmap_of_another_shape():
+    with pytest.raises(ValueError, match="^bitmap: expected uint8 of shape \\(4, 8\\)"):
+        topk_cpu.spread(torch.zeros(1, 1, dtype=torch.uint8), torch.ones(4, 3), 64)
