@@ -54,16 +54,19 @@ class NVFP4(Rounding):
         top = elements.E4M3.max * elements.E2M1.max
         tensor_scale = torch.where(amax > 0, amax / top, 1.0)
         tensor_scale = torch.where(amax.isfinite(), tensor_scale, torch.nan)
-        block_scale = block_amax / elements.E2M1.max / tensor_scale
-        block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn)
-        step = float_values(block_scale) * tensor_scale
+        if fast and amax.isfinite():  # (a NaN or an inf anywhere: the torch path carries the NaN)
+            block_scale, step = blocks.block_steps(block_amax, tensor_scale)
+        else:
+            block_scale = block_amax / elements.E2M1.max / tensor_scale
+            block_scale = block_scale.clamp(max=elements.E4M3.max).to(torch.float8_e4m3fn).view(torch.uint8)
+            step = float_values(block_scale.view(torch.float8_e4m3fn)) * tensor_scale
         if fast:
             packed = blocks.packed_codes(blocks.divided_blocks(flat, step), elements.E2M1)
         else:
             torch.div(rows, step[:, None], out=scaled)  # |x| is spent: its memory is ready
             elements.zero_rows(scaled, step > 0)  # all-zero blocks (scale 0), or a NaN anywhere
             packed = elements.pack(elements.encode(scaled.view(-1), elements.E2M1, generator), 4)
-        return Payload({"elements": packed, "scale": block_scale.view(torch.uint8), "global": tensor_scale},
+        return Payload({"elements": packed, "scale": block_scale, "global": tensor_scale},
                        meta=("scale", "global"))
 
     def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@
                     (the mantissa is rounded off in integer arithmetic, as a cast does), saturating;
     packed_codes    minifloat_codes, then the packing (four 6-bit codes into three bytes: one pass);
     mx_elements     block_scales, then packed_codes;
-    block_maxima, divided_blocks   nvfp4's passes: each block's max |x|, then x / its step;
+    block_maxima, block_steps, divided_blocks   nvfp4's: each block's max |x|, its E4M3 scale and
+                    step, then x / its step;
     decode_blocks   one pass: packed codes -> value table -> times their block's factor.
 Temporaries that never leave an encoder live in buffers kept per thread. CPU tensors only.
 """
@@ -59,6 +60,15 @@ def divided_blocks(flat: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     return scaled
 
 
+def block_steps(block_amax: torch.Tensor, tensor_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """nvfp4's block scales for finite maxima: (E4M3 codes of min(amax / 6 / tensor_scale, 448),
+    float32 step = that E4M3 value * tensor_scale), each division and product rounded as torch's."""
+    ratios = torch.empty_like(block_amax)
+    _block_ratios(block_amax.contiguous().numpy(), tensor_scale.reshape(1).numpy(), ratios.numpy())
+    codes = minifloat_codes(ratios, elements.E4M3)
+    return codes, decode_blocks(codes, 8, elements.code_values(elements.E4M3), tensor_scale.reshape(1))
+
+
 def packed_codes(v: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """elements.pack(minifloat_codes(v, fmt), fmt.bits), a multiple of four codes for 6 bits."""
     if fmt.bits == 8:
@@ -103,6 +113,7 @@ def decode_blocks(packed: torch.Tensor, bits: int, values: torch.Tensor, factors
 # Compiled on first use, kept on disk; the GIL released; IEEE division (x / 0 is inf, not an error).
 _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")
 _local = threading.local()
+_E2M1_MAX, _E4M3_MAX = np.float32(elements.E2M1.max), np.float32(elements.E4M3.max)  # constants to the loops
 
 
 def _scratch(name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
@@ -152,6 +163,13 @@ def _divided_blocks(x, block, steps, scaled):
         if not step > 0:
             for j in range(block):
                 scaled[start + j] = 0.0
+
+
+@_compiled
+def _block_ratios(block_amax, tensor_scale, ratios):
+    scale = tensor_scale[0]
+    for i in range(ratios.shape[0]):
+        ratios[i] = min(block_amax[i] / _E2M1_MAX / scale, _E4M3_MAX)
 
 
 @_compiled

@@ -166,3 +166,18 @@ def test_other_block_sizes_and_strided_inputs_match_the_plain_definitions(name, 
 def test_the_compiled_decoder_refuses_codes_that_do_not_fill_their_blocks():
     with pytest.raises(ValueError, match="do not fill"):
         blocks.decode_blocks(torch.zeros(32, dtype=torch.uint8), 4, torch.zeros(16), torch.ones(3))
+
+
+def test_nvfp4_block_scales_round_as_torch_does_at_every_e4m3_midpoint():
+    """Block maxima whose ratio amax / 6 / tensor_scale lands on or an ulp or two beside each E4M3
+    midpoint: there the order of the roundings decides the code."""
+    grid = torch.tensor([elements.E4M3.value(c) for c in range(127)])
+    mids = (grid[:-1] + grid[1:]) / 2
+    for tensor_scale in map(torch.tensor, [0.1, 1 / 3, 0.7, 3e-7]):
+        amax = (mids * 6 * tensor_scale).float()
+        for _ in range(3):
+            amax = torch.cat([amax, torch.nextafter(amax, amax + 1), torch.nextafter(amax, amax - 1)]).unique()
+        codes, steps = blocks.block_steps(amax, tensor_scale)
+        expected = (amax / 6 / tensor_scale).clamp(max=448).to(torch.float8_e4m3fn)
+        assert torch.equal(codes, expected.view(torch.uint8))
+        assert same_bits(steps, expected.float() * tensor_scale)
