@@ -129,7 +129,7 @@ def select(rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's m kept values (B, m) in ascending position order, and their positions (B, m):
     the m largest keys (|x|'s bits as an integer, so NaN above inf), ties at the m-th going to the
     lowest positions. Any device, no host sync. (TopK.encode sends CPU float32 rows to the compiled
-selection instead, which keeps the same elements.)"""
+    selection instead, which keeps the same elements.)"""
     keys = rows.view(_INTEGER[rows.element_size()]) & torch.iinfo(_INTEGER[rows.element_size()]).max
     threshold = keys.topk(m, dim=1, sorted=False).values.amin(1, keepdim=True)
     above, tie = keys > threshold, keys == threshold

@@ -14,10 +14,17 @@ process only loads them (about half a second, at its first call).
 
 from __future__ import annotations
 
+import numba
 import torch
 
 # False sends every codec down its torch path, on any device (the tests compare the two).
 ENABLED = True
+
+# How every loop here is compiled: on first use, kept on disk; the GIL released; IEEE division
+# (x / 0 is inf, not an error). `inlined`: a helper compiled into each caller, whose loops then
+# vectorize with the caller's (a call per block would not).
+loop = numba.njit(cache=True, nogil=True, error_model="numpy")
+inlined = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 def active(x: torch.Tensor, generator: torch.Generator | None = None) -> bool:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import threading
 
-import numba
 import numpy as np
 import torch
 
 from quantizers import elements
+from quantizers.compiled import inlined, loop
 from quantizers.elements import FP8_DTYPES, FloatFormat
+
 
 def mx_elements(flat: torch.Tensor, block: int, fmt: FloatFormat, scale_codes: torch.Tensor,
                 inverses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +111,6 @@ def decode_blocks(packed: torch.Tensor, bits: int, values: torch.Tensor, factors
     return decoded
 
 
-# Compiled on first use, kept on disk; the GIL released; IEEE division (x / 0 is inf, not an error).
-_compiled = numba.njit(cache=True, nogil=True, error_model="numpy")
 _local = threading.local()
 _E2M1_MAX, _E4M3_MAX = np.float32(elements.E2M1.max), np.float32(elements.E4M3.max)  # constants to the loops
 
@@ -126,14 +125,11 @@ def _scratch(name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
     return held[:numel]
 
 
-@_compiled
+@loop
 def _block_scales(x, xbits, block, scale_codes, inverses, scale, scaled):
     for i in range(scale.shape[0]):
         start = i * block
-        top = 0
-        for j in range(block):  # (numba vectorizes range(n) loops, not range(start, stop) ones)
-            top = max(top, xbits[start + j] & 0x7FFFFFFF)  # magnitudes order as their bits do
-        field = top >> 23  # 255 for inf and NaN alike
+        field = _largest_magnitude(xbits, start, block) >> 23  # 255 for inf and NaN alike
         scale[i] = scale_codes[field]
         inverse = inverses[field]
         for j in range(block):
@@ -143,17 +139,23 @@ def _block_scales(x, xbits, block, scale_codes, inverses, scale, scaled):
                 scaled[start + j] = 0.0
 
 
-@_compiled
+@loop
 def _block_maxima(bits, block, top):
     for i in range(top.shape[0]):
-        start = i * block
-        most = 0
-        for j in range(block):
-            most = max(most, bits[start + j] & 0x7FFFFFFF)
-        top[i] = most
+        top[i] = _largest_magnitude(bits, i * block, block)
 
 
-@_compiled
+@inlined
+def _largest_magnitude(bits, start, count):
+    """The largest of bits[start:start + count] with the sign bit cleared: magnitudes order as
+    their float32 bits do (NaN above inf)."""
+    most = 0
+    for j in range(count):  # (numba vectorizes range(n) loops, not range(start, stop) ones)
+        most = max(most, bits[start + j] & 0x7FFFFFFF)
+    return most
+
+
+@loop
 def _divided_blocks(x, block, steps, scaled):
     for i in range(steps.shape[0]):
         start = i * block
@@ -165,14 +167,14 @@ def _divided_blocks(x, block, steps, scaled):
                 scaled[start + j] = 0.0
 
 
-@_compiled
+@loop
 def _block_ratios(block_amax, tensor_scale, ratios):
     scale = tensor_scale[0]
     for i in range(ratios.shape[0]):
         ratios[i] = min(block_amax[i] / _E2M1_MAX / scale, _E4M3_MAX)
 
 
-@_compiled
+@loop
 def _minifloat_codes(bits, mbits, emin, max_code, sign_bit, signed_zero, codes):
     # Branch-free, so that the loop vectorizes. For a float32 with exponent field f:
     #   normal in the format (f >= 127 + emin): round the mantissa to mbits bits, ties to even; the
@@ -200,7 +202,7 @@ def _minifloat_codes(bits, mbits, emin, max_code, sign_bit, signed_zero, codes):
         codes[i] = np.uint8(code | (sign if negative else np.int32(0)))
 
 
-@_compiled
+@loop
 def _pack6(fours, packed):
     for i in range(fours.shape[0]):
         w = fours[i]  # four codes, one per byte (little-endian)
@@ -210,14 +212,14 @@ def _pack6(fours, packed):
         packed[3 * i + 2] = (group >> 16) & 0xFF
 
 
-@_compiled
+@loop
 def _unpack6(packed, fours):
     for i in range(fours.shape[0]):  # three bytes -> four codes, one per byte (little-endian)
         group = np.uint32(packed[3 * i]) | (np.uint32(packed[3 * i + 1]) << 8) | (np.uint32(packed[3 * i + 2]) << 16)
         fours[i] = (group & 0x3F) | ((group << 2) & 0x3F00) | ((group << 4) & 0x3F0000) | ((group << 6) & 0x3F000000)
 
 
-@_compiled
+@loop
 def _decode_blocks(packed, bits, block, values, factors, out):
     for i in range(factors.shape[0]):
         factor = factors[i]

@@ -12,10 +12,11 @@ exactly like |x| (NaN above inf). Per row, without sorting:
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from numba.cpython.unsafe.numbers import leading_zeros
+
+from quantizers.compiled import loop
 
 MAGNITUDE = np.int32(0x7FFFFFFF)
 TOP_SHIFT = 19  # the sample's digit: the key's top 12 bits
@@ -48,7 +49,7 @@ def spread(bitmap: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _select(x, values, positions, bitmap):
     """x (B, n) float32: writes each row's m kept values, in ascending position order, to values
     (B, m) float32, and their positions to positions (B, m) int32, or, given a bitmap (B, ceil(n / 8))
@@ -90,7 +91,7 @@ def _select(x, values, positions, bitmap):
             _pack(positions[0], bitmap[r])
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _floor(row, stride, wanted, hist):
     """A key with at least `wanted` of the row's every stride-th keys at or above it: the low end
     of the top digit that reaches them."""
@@ -104,7 +105,7 @@ def _floor(row, stride, wanted, hist):
     return digit << TOP_SHIFT
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _compact(row, floor, cand):
     """Writes the positions of the row's keys at or above `floor` to cand, in order; returns their count."""
     count = 0
@@ -114,7 +115,7 @@ def _compact(row, floor, cand):
     return count
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _threshold(keys, count, m, base, hist):
     """The m-th largest of keys[:count] (none below base) and how many keys are larger, digit by
     digit from the top; keys[:count] is overwritten."""
@@ -141,7 +142,7 @@ def _threshold(keys, count, m, base, hist):
         count = inside
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _digit_reaching(hist, wanted):
     """The largest digit d with at least `wanted` keys at d or above, and the count strictly above d."""
     above = 0
@@ -152,7 +153,7 @@ def _digit_reaching(hist, wanted):
     return 0, above
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _bit_length(v):
     length = 0
     while v >> length:
@@ -160,7 +161,7 @@ def _bit_length(v):
     return length
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _pack(positions, bitmap):
     """Sets bit (7 - p % 8) of byte p // 8 of bitmap (uint8) for each of the positions p, and clears
     every other bit."""
@@ -169,7 +170,7 @@ def _pack(positions, bitmap):
         bitmap[p >> 3] |= np.uint8(0x80 >> (p & 7))
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _spread(bitmap, values, out):
     """out (B, n) float32: each row's values (B, m), in order, at the positions of its bitmap's set
     bits, zeros elsewhere. Bits past n, and set bits past the m-th, are ignored."""
@@ -192,7 +193,7 @@ def _spread(bitmap, values, out):
             _spread_word(word, 64 * whole, values[r], kept, out[r])
 
 
-@numba.njit(cache=True, nogil=True)
+@loop
 def _spread_word(word, start, values, kept, out):
     """Puts values[kept:] at start + the offsets of word's set bits (top bit first); the new kept."""
     while word and kept < len(values):
