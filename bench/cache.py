@@ -48,11 +48,12 @@ class Replay:
     partner_labels: torch.Tensor | None = None
     lam: float = 1.0
 
-    def loss(self, logits: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(logits, self.labels)
+    def loss(self, logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        loss = F.cross_entropy(logits, self.labels, label_smoothing=label_smoothing)
         if self.partner_labels is None:
             return loss
-        return self.lam * loss + (1 - self.lam) * F.cross_entropy(logits, self.partner_labels)
+        return self.lam * loss + (1 - self.lam) * F.cross_entropy(logits, self.partner_labels,
+                                                                   label_smoothing=label_smoothing)
 
 
 class Regularisers:

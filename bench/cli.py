@@ -29,6 +29,7 @@ FIELD_HELP = {
     "train_subset": "train on this many images, equal per class (default: all)",
     "test_subset": "test on this many images, equal per class (default: all)",
     "augment": "random crop and flip of training images",
+    "eval_every": "test after every N-th epoch and after the last (test/acc is logged for those epochs); >= 1",
     "clients": "edge clients, each with its own shard and copy of the client network; >= 1",
     "gating": "one policy for all clients (global) or one per client, fed by its own loss (per-client)",
     "epochs": "training epochs; >= 1",
@@ -37,8 +38,12 @@ FIELD_HELP = {
     "momentum": "SGD momentum; >= 0",
     "weight_decay": "SGD weight decay; >= 0",
     "warmup_epochs": "linear learning-rate warm-up, in epochs; >= 0",
-    "lr_gamma": "learning-rate factor at each of --lr-milestones; > 0",
+    "lr_gamma": "learning-rate factor at each of --lr-milestones (lr schedule step); > 0",
+    "lr_schedule": "after the warm-up: x lr_gamma at each milestone (step), or a linear or cosine decay to 0 "
+                   "at the last step",
+    "label_smoothing": "label smoothing of the server's training loss; in [0, 1)",
     "seed": "seed of weights, subsets, shards, shuffling and augmentation",
+    "subset_seed": "seed of the train and test subsets instead of --seed (the same images for every seed)",
     "policy": "gating policy: which epochs run FULL, FORWARD or CACHED (its fields: --policy-arg)",
     "quant_up": "codec for activations, client -> server",
     "quant_down": "codec for gradients, server -> client",
@@ -344,24 +349,27 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     print(f"logged privacy/* metrics and privacy/reconstructions.png to run {args.run}", file=sys.stderr)
     return 0
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from bench import spec, sweep, tracking, tuning
+    from bench import spec
 
     if args.heartbeat < 1:
         raise UsageError(f"heartbeat: must be >= 1 second, got {args.heartbeat}")
+    data_dir = args.data_dir or os.environ.get("SPLITBENCH_DATA") or None
+    the_spec = spec.load(args.spec)
+    if args.plan:  # before Optuna and MLflow are imported: a GPU machine with only PyTorch can plan
+        from bench.plan import print_plan
+
+        print_plan(the_spec, data_dir)
+        return 0
+    from bench import sweep, tracking, tuning
+
     target = sweep.Target(
         storage=args.storage or os.environ.get("OPTUNA_STORAGE") or tuning.DEFAULT_STORAGE,
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI,
-        data_dir=args.data_dir or os.environ.get("SPLITBENCH_DATA") or None,
+        data_dir=data_dir,
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
     )
     workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
-    the_spec = spec.load(args.spec)
-    if args.plan:
-        from bench.plan import print_plan
-
-        print_plan(the_spec, target.data_dir)
-        return 0
     outcome = sweep.run(the_spec, target, workers=workers)
     print(f"runs: {tracking.runs_page(target.tracking_uri, the_spec.name)}")
     return outcome.code

@@ -24,6 +24,8 @@ TRANSPORTS = ("inproc", "tcp")  # the server side in this process / in a `bench 
 # PAPER.md's open choices, each a logged field rather than a hidden constant.
 CACHE_AUGMENT = ("view", "off")  # cache the one augmented view sent / no augmentation in FORWARD
 FROZEN_BN = ("eval", "train")  # batch norm of the frozen client in FORWARD epochs
+# After the warm-up: x lr_gamma at each milestone (PAPER.md), or a decay to 0 at the last step.
+LR_SCHEDULES = ("step", "linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class RunConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     augment: bool = True
+    eval_every: int = 1  # test after every N-th epoch and after the last
     clients: int = 1
     gating: str = "global"
     epochs: int = 5
@@ -48,7 +51,12 @@ class RunConfig:
     warmup_epochs: int = 1
     lr_milestones: tuple[int, ...] = (60, 120, 160)
     lr_gamma: float = 0.2
+    lr_schedule: str = "step"
+    label_smoothing: float = 0.0  # of the server's training loss (the gate's signal included)
     seed: int = 0
+    # Seed of the train and test subsets (None: the run's seed). A fixed one keeps every seed on the
+    # same images, so seeds differ in weights, order and augmentation alone.
+    subset_seed: int | None = None
     policy: str = "always"
     policy_args: tuple[tuple[str, Any], ...] = field(default=())
     quant_up: str = "fp32"
@@ -94,6 +102,8 @@ class RunConfig:
             raise UsageError(unknown_name_message("policy", self.policy, POLICIES.names()))
         _at_least("width", self.width, 0, strict=True)
         _at_least("epochs", self.epochs, 1)
+        if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 1:
+            raise UsageError(f"eval_every: must be an integer >= 1, got {self.eval_every!r}")
         _at_least("batch_size", self.batch_size, 1)
         _at_least("clients", self.clients, 1)
         _at_least("lr", self.lr, 0, strict=True)
@@ -101,6 +111,10 @@ class RunConfig:
         _at_least("weight_decay", self.weight_decay, 0)
         _at_least("warmup_epochs", self.warmup_epochs, 0)
         _at_least("lr_gamma", self.lr_gamma, 0, strict=True)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not (isinstance(self.label_smoothing, (int, float)) and not isinstance(self.label_smoothing, bool)
+                and 0 <= self.label_smoothing < 1):
+            raise UsageError(f"label_smoothing: must be a number >= 0 and < 1, got {self.label_smoothing!r}")
         _at_least("cache_mixup", self.cache_mixup, 0)
         _at_least("cache_noise", self.cache_noise, 0)
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
@@ -115,6 +129,8 @@ class RunConfig:
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
+        if self.subset_seed is not None:
+            _at_least("subset_seed", self.subset_seed, 0)
         layers = models.num_layers(self.model)
         if not 1 <= self.cut <= layers - 1:
             raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
@@ -133,12 +149,17 @@ class RunConfig:
             except UsageError as exc:
                 raise UsageError(f"{direction}.{exc}") from None
 
+    def data_key(self) -> tuple:
+        """What load_data depends on: configs with equal keys load the same data set."""
+        subsets = self.seed if self.subset_seed is None else self.subset_seed
+        return self.dataset, self.data_dir, self.train_subset, self.test_subset, subsets
+
     def load_data(self) -> "data.Dataset":
         """The data set this run trains and tests on, subsets drawn with the run's seed; a config
         the data set is too small for (more clients than a class has samples, or shards too small
         for the validation slice) is a UsageError."""
         ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
-                       seed=self.seed)
+                       seed=self.data_key()[-1])
         data.check_hold_out([len(s) for s in data.iid_shards(ds.train_y, self.clients, self.seed)], self.val_fraction)
         return ds
 

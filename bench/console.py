@@ -31,7 +31,7 @@ class EpochPrinter:
             tqdm.write(f"{'epoch':>5} {'mode':>8} {'loss':>8} {'acc':>7} {'MB up':>9} {'MB down':>9} {'MB sync':>9} {'s':>7}")
             self.header_done = True
         tqdm.write(
-            f"{epoch:>5} {Mode(int(m['mode'])).name:>8} {m['train/loss']:>8.4f} {m['test/acc']:>7.2%} "
+            f"{epoch:>5} {Mode(int(m['mode'])).name:>8} {m['train/loss']:>8.4f} {_acc(m):>7} "
             f"{m['comm/up_bytes'] / 1e6:>9.2f} {m['comm/down_bytes'] / 1e6:>9.2f} "
             f"{m['comm/sync_bytes'] / 1e6:>9.2f} {m['time/epoch_s']:>7.1f}"
         )
@@ -81,7 +81,8 @@ class SweepConsole:
             self.lines[e["worker"]].set_description_str(f"{head}: waiting for trials running elsewhere")
         elif e["kind"] in ("start", "epoch"):
             seed = f"seed {e['seed'] + 1}/{e['seeds']} " if e["kind"] == "epoch" and e["seeds"] > 1 else ""
-            epoch = f"{seed}epoch {e['epoch'] + 1}/{e['epochs']} acc {e['acc']:.1%}" if e["kind"] == "epoch" else "starting"
+            acc = "" if e.get("acc") is None else f" acc {e['acc']:.1%}"  # untested epochs (eval_every) have none
+            epoch = f"{seed}epoch {e['epoch'] + 1}/{e['epochs']}{acc}" if e["kind"] == "epoch" else "starting"
             self.lines[e["worker"]].set_description_str(f"{head} trial {e['trial']} [{e['choice']}] {epoch}")
         elif e["kind"] == "duplicate":
             tqdm.write(f"{head} trial {e['trial']} [{e['choice']}]: duplicate of trial {e['of']}, not trained")
@@ -103,3 +104,8 @@ class SweepConsole:
         print_table(rows[0], rows[1:], right=True)
         state = {0: "done", 130: "interrupted", 1: "a worker crashed"}.get(outcome.code, f"exit {outcome.code}")
         print(f"{state}: {outcome.trials} trial(s) run in {outcome.seconds:.0f} s")
+
+
+def _acc(m: dict[str, float]) -> str:
+    """The epoch's test accuracy, or "-" for an epoch that was not tested (eval_every)."""
+    return f"{m['test/acc']:.2%}" if "test/acc" in m else "-"

@@ -47,7 +47,7 @@ def plan_rows(spec: SweepSpec, data_dir: str | None = None) -> list[PlanRow]:
     rows = []
     for cell in spec.cells:
         cfg = cell.config(data_dir)
-        key = (cfg.dataset, cfg.data_dir, cfg.train_subset, cfg.test_subset, cfg.seed)
+        key = cfg.data_key()
         if key not in sizes:
             ds = cfg.load_data()
             sizes[key] = (len(ds.train_y), len(ds.test_y), tuple(ds.train_x.shape[1:]), ds.num_classes)

@@ -70,7 +70,8 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
                   watch: Callable[[int], object] | None = None,
                   adopt: Mapping[int, str] | None = None,
                   started: Callable[[str], None] | None = None, progress: bool = False,
-                  transport=None) -> Outcome:
+                  transport=None, after_seed: Callable[[int, dict[str, float]], bool] | None = None,
+                  plan: Mapping[str, int] | None = None) -> Outcome:
     """Train `cfg` once per seed and record the runs as the module docstring says.
 
     load: the data set of a seed's config (default RunConfig.load_data); watch: an extra Sink per
@@ -78,6 +79,9 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
     instead of training that seed; started: called with the setting run's id once it exists;
     progress: a progress bar per epoch; transport: an open session with a server that was given
     this setting's config (`bench run --connect`; one seed only), else each seed opens its own.
+    after_seed: called with each seed and its final metrics once it is done (trained or adopted);
+    True stops the setting there (adaptive seeds), and the param `seeds` then lists the seeds it
+    trained, logged at the end beside `plan` (seeds_min, seeds_max).
     A RunFailed of any seed fails the seed's run and the setting's run and propagates.
     """
     from bench.console import Tee
@@ -92,13 +96,18 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
     tags = dict(dest.tags) | tracking.provenance(device, seeds[0]) | {"data_source": first.source}
     with tracking.MlflowRun(dest.uri, dest.experiment, dest.name, parent_run_id=dest.parent_run_id,
                             tags=tags) as setting:
-        setting.log_config(params(cfg, seeds), dataclasses.asdict(configs[seeds[0]]))
+        logged = params(cfg, seeds)
+        if plan:  # adaptive: the seeds it trains are known at the end
+            logged = {k: v for k, v in logged.items() if k != "seeds"} | dict(plan)
+        setting.log_config(logged, dataclasses.asdict(configs[seeds[0]]))
         if started:
             started(setting.run_id)
         results = {}
         for seed in seeds:
             if adopt and seed in adopt:
                 results[seed] = tracking.adopt_run(dest.uri, adopt[seed], setting.run_id, dest.tags)
+                if after_seed and after_seed(seed, results[seed][1]):
+                    break
                 continue
             ds = first if seed == seeds[0] else load(configs[seed])
             sinks = [watch(seed)] if watch else []
@@ -115,8 +124,13 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
                 result = train(configs[seed], Tee([run, *sinks]), dataset=ds, progress=progress)
                 _save(run, result, dest.save_model)
             results[seed] = (result.epochs, result.final)
-        final = summarize([results[s][1] for s in seeds])
-        setting.log_history(mean_epochs([results[s][0] for s in seeds]))
+            if after_seed and after_seed(seed, result.final):
+                break
+        done = [s for s in seeds if s in results]
+        if plan:
+            setting.log_config({"seeds": ",".join(map(str, done))}, dataclasses.asdict(configs[seeds[0]]))
+        final = summarize([results[s][1] for s in done])
+        setting.log_history(mean_epochs([results[s][0] for s in done]))
         setting.log_final(final)
     return Outcome(setting.run_id, setting.experiment_id, final)
 

@@ -77,6 +77,7 @@ class Server:
         self.accel.compile_all(self.net)
         self.device = device
         self.opt = sgd(cfg, self.net)
+        self.label_smoothing = cfg.label_smoothing
         self.ends = [ServerEnd(k, cfg) for k in range(cfg.clients)]
         self.held = [Held(_cache(cfg, k, end.up)) for k, end in enumerate(self.ends)]
         self.synced: list[tuple[float, dict[str, torch.Tensor]]] = []
@@ -159,7 +160,7 @@ class Server:
             group["lr"] = float(lr)
         self.opt.zero_grad(set_to_none=True)
         with self.accel.autocast():
-            loss = batch.loss(self.net(self.accel.input(batch.acts)))
+            loss = batch.loss(self.net(self.accel.input(batch.acts)), self.label_smoothing)
         loss.backward()
         self.opt.step()
         return loss.detach()

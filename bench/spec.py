@@ -8,6 +8,8 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     sampler = "tpe"             # "tpe" (multi-objective TPE) or "nsga2" (NSGA-II)
     seed = 0                    # the samplers' seed
     seeds = [0, 1]              # every setting is trained once per seed (default [0]); objectives are means
+                                # or { min = 3, max = 8 }: seeds 0, 1, ... until decided (adaptive seeds)
+    margin_pp = 0.5             # the non-inferiority margin of the verdicts, accuracy points (default 0.5)
     save_model = false          # every trial logs its client and server weights
 
     [sweep.cells]               # the grid: one cell (one Optuna study) per model x clients
@@ -71,8 +73,8 @@ _DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_up_a
             "data_dir", "seed")
 _FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECIDED]
 _KEYS = {
-    "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "save_model", "cells", "fixed", "models",
-              "search", "settings"],
+    "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "margin_pp", "save_model", "cells", "fixed",
+              "models", "search", "settings"],
     "sweep.settings": ["policy", "args", "quant_up", "quant_down", *_FIXABLE],
     "sweep.cells": ["models", "clients"],
     "sweep.search": ["policies", "quant_up", "quant_down", "ranges", "codec_ranges"],
@@ -172,6 +174,14 @@ class SweepSpec:
     seeds: tuple[int, ...] = (0,)
     settings: tuple[Setting, ...] = ()  # explicit, the baseline left out
     codec_ranges: tuple[tuple[str, tuple[tuple[str, Range], ...]], ...] = ()  # codec -> its arguments' ranges
+    # Adaptive seeds: a setting stops after any seed from the seeds_min-th on once its verdict is
+    # decided (reports/noise.py); `seeds` then lists every seed it may train (0 .. max - 1).
+    seeds_min: int | None = None
+    margin_pp: float = 0.5
+
+    def plan_params(self) -> dict[str, int]:
+        """The params an adaptive trial logs (seeds_min, seeds_max); none for a fixed seed list."""
+        return {} if self.seeds_min is None else {"seeds_min": self.seeds_min, "seeds_max": len(self.seeds)}
 
     def space(self, policy: str) -> dict[str, Range]:
         return dict(dict(self.ranges)[policy])
@@ -247,8 +257,6 @@ def load(name_or_path: str) -> SweepSpec:
 
 
 def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepSpec:
-    from bench.record import check_seeds
-
     _known_keys("sweep", table)
     name = _get(table, "sweep", "name", str, name)
     if not name or "/" in name:
@@ -256,7 +264,10 @@ def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepS
     sampler = _get(table, "sweep", "sampler", str, "tpe")
     if sampler not in SAMPLERS:
         raise UsageError(unknown_name_message("sweep.sampler", sampler, list(SAMPLERS)))
-    seeds = check_seeds("sweep.seeds", table.get("seeds", [0]))
+    seeds, seeds_min = _seed_plan(table.get("seeds", [0]))
+    margin_pp = table.get("margin_pp", 0.5)
+    if not isinstance(margin_pp, (int, float)) or isinstance(margin_pp, bool) or margin_pp < 0:
+        raise UsageError(f"sweep.margin_pp: must be a number >= 0, got {margin_pp!r}")
     cells = _cells(name, table, seeds)
     settings = _settings(table.get("settings", []), cells[0])
     policies, ups, downs, ranges, codec_ranges = _search(_table(table, "sweep", "search"), settings)
@@ -269,8 +280,23 @@ def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepS
         name=name, source=source, text=text, trials=trials, sampler=sampler,
         seed=_get(table, "sweep", "seed", int, 0), save_model=_get(table, "sweep", "save_model", bool, False),
         cells=cells, policies=policies, quant_up=ups, quant_down=downs, ranges=ranges, seeds=seeds,
-        settings=settings, codec_ranges=codec_ranges,
+        settings=settings, codec_ranges=codec_ranges, seeds_min=seeds_min, margin_pp=float(margin_pp),
     )
+
+
+def _seed_plan(raw: Any) -> tuple[tuple[int, ...], int | None]:
+    """(seeds, seeds_min): a list of seeds as it is, or { min = A, max = B } as seeds 0 .. B - 1 with
+    seeds_min A (2 <= A <= B: a verdict needs two paired seeds)."""
+    from bench.record import check_seeds
+
+    if not isinstance(raw, dict):
+        return check_seeds("sweep.seeds", raw), None
+    if set(raw) != {"min", "max"}:
+        raise UsageError(f"sweep.seeds: adaptive seeds are {{ min = A, max = B }}, got keys {sorted(raw)}")
+    low, high = raw["min"], raw["max"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) or not 2 <= low <= high:
+        raise UsageError(f"sweep.seeds: needs integers 2 <= min <= max, got min = {low!r}, max = {high!r}")
+    return tuple(range(high)), low
 
 
 def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:

@@ -84,7 +84,7 @@ def prepare(spec: SweepSpec, target: Target) -> tuple[dict[str, str], int]:
     """
     from bench.engine import resolve_device
 
-    for cfg in {_data_key(cfg): cfg for cfg in (cell.config(target.data_dir) for cell in spec.cells)}.values():
+    for cfg in {cfg.data_key(): cfg for cfg in (cell.config(target.data_dir) for cell in spec.cells)}.values():
         resolve_device(cfg.device)
         cfg.load_data()  # also checks what depends on the data set's size
     tracking.check_reachable(target.tracking_uri)
@@ -92,7 +92,8 @@ def prepare(spec: SweepSpec, target: Target) -> tuple[dict[str, str], int]:
     parents, pending = {}, 0
     for cell in spec.cells:
         pending += tuning.next_step(tuning.open_study(storage, cell, spec), spec) is not tuning.Next.DONE
-        tags = {"n_trials": str(spec.trials), "sampler": spec.sampler, "sampler_seed": str(spec.seed)}
+        tags = {"n_trials": str(spec.trials), "sampler": spec.sampler, "sampler_seed": str(spec.seed),
+                "margin_pp": str(spec.margin_pp)}
         parents[cell.study] = tracking.study_run(target.tracking_uri, spec.name, cell.study,
                                                  cell.params() | {"seeds": ",".join(map(str, spec.seeds))}, tags, spec.text)
     return parents, pending
@@ -177,7 +178,8 @@ class Objective:
             outcome = record.train_setting(
                 cfg, self.spec.seeds, dest, load=self._dataset, adopt=adopt,
                 watch=lambda seed: _Progress(self.report, event | {"seed": self.spec.seeds.index(seed)}),
-                started=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                started=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+                after_seed=self._after_seed(trial, key), plan=self.spec.plan_params())
         except RunFailed as exc:
             trial.set_user_attr("failure", f"{tuning.DIVERGED}: {exc}")
             self.report(event | {"kind": "end", "state": "FAIL", "reason": str(exc)})
@@ -186,6 +188,29 @@ class Objective:
         self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes,
                              "acc_std": outcome.final.get("final/test_acc_std")})
         return acc, nbytes
+
+    def _after_seed(self, trial, key: str):
+        """Adaptive seeds: each finished seed's accuracy is noted on the trial, and a setting other
+        than the baseline stops once its paired verdict against the baseline is decided (from the
+        seeds_min-th seed on; reports/noise.py). The baseline trains every seed: every other setting
+        is paired with it. None for a fixed seed list."""
+        if self.spec.seeds_min is None:
+            return None
+        from reports import noise  # numpy and scipy only: the report's statistics, not the report
+
+        baseline = tuning.config_key(record.params(self.cell.config(self.target.data_dir), self.spec.seeds))
+        looks = noise.looks(self.spec.seeds_min, len(self.spec.seeds))
+        own: dict[int, float] = {}
+
+        def after(seed: int, final: dict[str, float]) -> bool:
+            own[seed] = final["final/test_acc"]
+            tuning.record_seed(trial, seed, own[seed])
+            if key == baseline or len(own) < self.spec.seeds_min:
+                return False
+            pair = tuning.paired_accuracies(trial, baseline, set(own))
+            return noise.decided(own, pair, self.spec.margin_pp, looks)
+
+        return after
 
     def _duplicate(self, trial, earlier, dest, params, event) -> tuple[float, float]:
         """Take `earlier`'s result: its values in Optuna, its final metrics in a run tagged duplicate_of."""
@@ -201,7 +226,7 @@ class Objective:
         return tuple(earlier.values)
 
     def _dataset(self, cfg) -> data.Dataset:
-        key = _data_key(cfg)
+        key = cfg.data_key()
         if key not in self.datasets:
             self.datasets[key] = cfg.load_data()
         return self.datasets[key]
@@ -214,14 +239,10 @@ class _Progress:
         self.report, self.event = report, event
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.report(self.event | {"kind": "epoch", "epoch": epoch, "acc": metrics["test/acc"]})
+        self.report(self.event | {"kind": "epoch", "epoch": epoch, "acc": metrics.get("test/acc")})
 
     def log_final(self, metrics: dict[str, float]) -> None:
         pass
-
-
-def _data_key(cfg) -> tuple:
-    return cfg.dataset, cfg.data_dir, cfg.train_subset, cfg.test_subset, cfg.seed
 
 
 # ---- worker processes ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -285,3 +286,32 @@ def summarize(storage, cell: Cell) -> Summary:
         front_min_bytes=min((t.values[1] for t in front), default=None),
         front_size=len(front),
     )
+
+
+SEED_ACC = "seed_acc/"  # user attr prefix: a trial's final test accuracy of each seed it finished
+PAIR_POLL_S = 5.0
+
+
+def record_seed(trial: Trial, seed: int, acc: float) -> None:
+    """Note one finished seed's accuracy on the trial, where adaptive seeds of other trials read it."""
+    trial.set_user_attr(f"{SEED_ACC}{seed}", acc)
+
+
+def seed_accuracies(trial: FrozenTrial) -> dict[int, float]:
+    return {int(k.removeprefix(SEED_ACC)): v for k, v in trial.user_attrs.items() if k.startswith(SEED_ACC)}
+
+
+def paired_accuracies(trial: Trial, config_key: str, seeds: set[int], poll_s: float = PAIR_POLL_S) -> dict[int, float]:
+    """The per-seed accuracies of the study's trial of `config_key` (the baseline). While that trial
+    runs and lacks some of `seeds`, wait for them: a pair needs both of its seeds. {} when no such
+    trial exists."""
+    while True:
+        found = [t for t in trial.study.get_trials(deepcopy=False)
+                 if t.user_attrs.get("config_key") == config_key and not t.user_attrs.get("duplicate_of")
+                 and t.number != trial.number]
+        accs: dict[int, float] = {}
+        for t in found:
+            accs |= seed_accuracies(t)
+        if seeds <= set(accs) or not any(t.state == TrialState.RUNNING for t in found):
+            return accs
+        time.sleep(poll_s)

@@ -18,7 +18,6 @@ import struct
 from dataclasses import dataclass
 
 import torch
-import zstandard
 
 from bench.errors import UsageError
 from quantizers import Codec, Payload, reset
@@ -44,6 +43,8 @@ class EntropyCoded:
     def __post_init__(self):
         if isinstance(self.level, bool) or not isinstance(self.level, int) or not 1 <= self.level <= 22:
             raise UsageError(f"level: must be an integer from 1 to 22, got {self.level!r}")
+        import zstandard  # here, so that a machine with only PyTorch (make gpu-check) imports every codec
+
         self._compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=False)
         self._decompressor = zstandard.ZstdDecompressor()
 

@@ -23,13 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", required=True, help="MLflow experiment = sweep name, e.g. quick")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/out/<experiment>)")
     parser.add_argument("--no-artifacts", action="store_true", help="do not attach the files to the study runs")
+    parser.add_argument("--margin-pp", type=float, default=None, metavar="M",
+                        help="non-inferiority margin in accuracy points (default: the spec's margin_pp, else 0.5); >= 0")
     args = parser.parse_args(argv)
+    if args.margin_pp is not None and not args.margin_pp >= 0:
+        print(f"error: margin_pp: must be a number >= 0, got {args.margin_pp}", file=sys.stderr)
+        return 2
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     out = args.out or Path("reports") / "out" / args.experiment
     from reports.report import build  # the heavy imports, after the arguments are known to be fine
 
     try:
-        built = build(uri, args.experiment, out, log_artifacts=not args.no_artifacts)
+        built = build(uri, args.experiment, out, log_artifacts=not args.no_artifacts, margin_pp=args.margin_pp)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

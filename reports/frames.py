@@ -20,7 +20,6 @@ from bench.wire.linkmodel import LinkModel
 from reports import labels, noise
 
 BASELINE = ("always", "fp32", "fp32")  # policy, quant_up, quant_down: every reduction is against it
-TOLERANCE_PP = 0.5  # PAPER.md's headline: the largest reduction within 0.5 pp of the baseline
 
 # final metric -> column
 FINAL = {
@@ -54,7 +53,8 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     A trial's final metrics are means over its seeds (param `seeds`, e.g. "0,1,2"; a run without it
     has one seed, param `seed`), with `<column>_std` the sample standard deviation over them (NaN
     with one seed). Columns: run_id, name, study, trial, CELL, seed (the first), seeds (how many),
-    seed_list ("0,1,2"), SETTING but study, FINAL columns and their _std, PROVENANCE, baseline.
+    seed_list ("0,1,2"), looks (1, or the looks of adaptive seeds: params seeds_min and seeds_max),
+    SETTING but study, FINAL columns and their _std, PROVENANCE, baseline.
     """
     rows = []
     for run in runs:
@@ -66,6 +66,7 @@ def trials(runs: list[dict]) -> pd.DataFrame:
         row |= {k: params.get(k) for k in CELL + ["policy", "quant_up", "quant_down"]}
         seeds = _seeds(params)
         row |= {"seed": seeds[0] if seeds else np.nan, "seeds": len(seeds) or 1, "seed_list": ",".join(map(str, seeds))}
+        row["looks"] = noise.looks(*(int(params[k]) if k in params else None for k in ("seeds_min", "seeds_max")))
         # A run logged outside a sweep has no study tag: its cell is named from its fixed fields.
         row["study"] = tags.get("study") or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
         args = sorted((k.removeprefix("policy."), v) for k, v in params.items() if k.startswith("policy."))
@@ -80,7 +81,8 @@ def trials(runs: list[dict]) -> pd.DataFrame:
         row |= {k: tags.get(k, "unknown") for k in PROVENANCE}
         rows.append(row)
     stds = [f"{col}_std" for col in FINAL.values()]
-    columns = ["run_id", "name", "study", "trial", *CELL, "seed", "seeds", "seed_list", *SETTING[1:], *FINAL.values(),
+    columns = ["run_id", "name", "study", "trial", *CELL, "seed", "seeds", "seed_list", "looks", *SETTING[1:],
+               *FINAL.values(),
                *stds, *PROVENANCE]
     frame = pd.DataFrame(rows, columns=columns + ["_args"])
     frame["setting"] = labels.setting_labels(frame["policy"], frame.pop("_args"))
@@ -120,12 +122,17 @@ def _switched_on(option: str, text: str | None) -> bool:
 
 def best_of_families(cell: pd.DataFrame) -> pd.DataFrame:
     """Per gate family of one cell's settings (the baseline left out), its best setting: the fewest
-    bytes (activations + gradients) within TOLERANCE_PP of the baseline, on means, else the most
-    accurate. The paper's gate (labels.PAPER_GATE) first, then by bytes, fewest first."""
+    bytes (activations + gradients) among its non-inferior settings, else among those within the
+    margin on means, else the most accurate. The paper's gate (labels.PAPER_GATE) first, then by
+    bytes, fewest first."""
     rows = []
     for _, group in cell[~cell["baseline"]].groupby("family", sort=False):
-        within = group[group["within"]]
-        rows.append(within.nsmallest(1, "comm_bytes") if len(within) else group.nlargest(1, "acc"))
+        for kept in (group[group["verdict"] == noise.NON_INFERIOR], group[group["within"]]):
+            if len(kept):
+                rows.append(kept.nsmallest(1, "comm_bytes"))
+                break
+        else:
+            rows.append(group.nlargest(1, "acc"))
     if not rows:
         return cell.iloc[:0]
     out = pd.concat(rows)
@@ -166,20 +173,45 @@ def histories(runs: list[dict], trial_frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["trial_run", "run_id", "study", "seed", "per_seed", "metric", "epoch", "value"])
 
 
-def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (cell, setting), with its spread over seeds and reductions against the cell's baseline.
-
-    Trials of one setting are pooled as one sample of seeds (exactly, from their summaries); a later
-    trial that repeats a seed already counted for the setting is left out. Columns: SETTING,
-    baseline, seeds (how many), seed_list, run_ids (the trials counted), the mean of each FINAL
-    column and its sample std (`<column>_std`, NaN for one seed), acc_ci_low / acc_ci_high (the 95%
-    confidence interval of the mean accuracy, within [0, 1]; NaN for one seed), comm_x / total_x / flops_x
-    (baseline cost / cost; NaN where the cell has no baseline), delta_pp (mean accuracy minus the
-    baseline's, percentage points) with delta_ci_low / delta_ci_high (Welch, NaN with one seed on
-    either side; 0 for the baseline itself), verdict (noise.verdict's words, "reference" for the
-    baseline) and within (delta_pp >= -TOLERANCE_PP: the headline's rule, on means).
-    """
+def seed_values(runs: list[dict], trial_frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, seed) of the trials in `trial_frame`: run_id (the trial's), seed and the
+    seed's FINAL columns. A trial of several seeds gives its finished seed runs (tags
+    splitbench.role = seed, seed = k); a trial of one seed gives its own final metrics."""
+    single = {r: s for r, s, n in zip(trial_frame["run_id"], trial_frame["seed"], trial_frame["seeds"]) if n == 1}
+    several = set(trial_frame["run_id"]) - set(single)
     rows = []
+    for run in runs:
+        tags = run["tags"]
+        if run["run_id"] in single and not pd.isna(single[run["run_id"]]):  # a run without a seed param has none
+            trial, seed = run["run_id"], single[run["run_id"]]
+        elif (run["status"] == "FINISHED" and tags.get("splitbench.role") == "seed"
+              and tags.get("mlflow.parentRunId") in several and str(tags.get("seed", "")).isdigit()):
+            trial, seed = tags["mlflow.parentRunId"], int(tags["seed"])
+        else:
+            continue
+        rows.append({"run_id": trial, "seed": int(seed)} | {col: run["metrics"].get(name, np.nan)
+                                                             for name, col in FINAL.items()})
+    return pd.DataFrame(rows, columns=["run_id", "seed", *FINAL.values()])
+
+
+def settings(trial_frame: pd.DataFrame, seed_frame: pd.DataFrame, margin_pp: float = noise.MARGIN_PP) -> pd.DataFrame:
+    """One row per (cell, setting): its seeds, means, and the paired comparison with the cell's baseline.
+
+    A setting's seeds are those of its trials (a later trial that repeats a seed already counted for
+    the setting is left out), each with its own final metrics (`seed_frame`, from seed_values).
+    Columns: SETTING, baseline, seeds (how many), seed_list, run_ids (the trials counted), the mean
+    of each FINAL column over the seeds and its sample std (`<column>_std`, NaN for one seed),
+    acc_ci_low / acc_ci_high (the 95% t interval of the mean accuracy, within [0, 1]; NaN for one
+    seed), comm_x / total_x / flops_x (baseline cost / cost; NaN where the cell has no baseline),
+    delta_pp (mean accuracy minus the baseline's, pp), within (delta_pp >= -margin_pp: PAPER.md's
+    rule, on means), looks (1, or the looks of adaptive seeds), then the paired comparison over the
+    seeds both have (reports.noise.paired): paired_seeds, paired_delta_pp, paired_sd_pp,
+    paired_ci_low, paired_ci_high (the one-sided bounds), rho (correlation of the arms' per-seed
+    accuracies), verdict (noise's words; "reference" for the baseline, "" with no baseline), and
+    margin_pp.
+    """
+    per_seed = {run_id: group.set_index("seed") for run_id, group in seed_frame.groupby("run_id")}
+    rows, accs = [], []
     for key, group in trial_frame.groupby(SETTING + ["baseline"], sort=False, dropna=False):
         taken, counted = set(), []
         for index, seed_list in group["seed_list"].items():
@@ -188,31 +220,41 @@ def settings(trial_frame: pd.DataFrame) -> pd.DataFrame:
                 taken |= seeds
                 counted.append(index)
         kept = group.loc[counted]
+        values = pd.concat([per_seed[r] for r in kept["run_id"] if r in per_seed] or [seed_frame.set_index("seed")[:0]])
+        values = values[~values.index.duplicated()].sort_index()
         row = dict(zip(SETTING + ["baseline"], key))
-        row |= {"seeds": int(kept["seeds"].sum()), "seed_list": ",".join(kept["seed_list"]),
-                "run_ids": kept["run_id"].tolist()}
+        row |= {"seeds": len(values), "seed_list": ",".join(map(str, values.index)), "run_ids": kept["run_id"].tolist(),
+                "looks": int(kept["looks"].max())}
         for col in FINAL.values():
-            _, row[col], row[f"{col}_std"] = noise.pooled(kept["seeds"], kept[col], kept[f"{col}_std"])
+            row[col] = values[col].mean() if len(values) else np.nan
+            row[f"{col}_std"] = values[col].std(ddof=1) if len(values) > 1 else np.nan
+        row["acc_ci_low"], row["acc_ci_high"] = (np.clip(v, 0, 1) for v in noise.mean_interval(values["acc"]))
         rows.append(row)
-    columns = [*SETTING, "baseline", "seeds", "seed_list", "run_ids",
-               *(c for col in FINAL.values() for c in (col, f"{col}_std"))]
+        accs.append(values["acc"].to_dict())
+    columns = [*SETTING, "baseline", "seeds", "seed_list", "run_ids", "looks",
+               *(c for col in FINAL.values() for c in (col, f"{col}_std")), "acc_ci_low", "acc_ci_high"]
     out = pd.DataFrame(rows, columns=columns)
-    low, high = noise.mean_interval(out["acc"], out["acc_std"], out["seeds"])
-    out["acc_ci_low"], out["acc_ci_high"] = np.clip(low, 0, 1), np.clip(high, 0, 1)  # a mean accuracy lies in [0, 1]
     base = out[out["baseline"]].set_index("study")
     for cost, factor in (("comm_bytes", "comm_x"), ("total_bytes", "total_x"), ("client_flops", "flops_x")):
         ref = out["study"].map(base[cost])
         with np.errstate(divide="ignore", invalid="ignore"):
             out[factor] = ref / out[cost]
-    ref = {col: out["study"].map(base[col]) for col in ("acc", "acc_std", "seeds")}
-    out["delta_pp"] = (out["acc"] - ref["acc"]) * 100
-    low, high = noise.welch(out["acc"], out["acc_std"], out["seeds"], ref["acc"], ref["acc_std"], ref["seeds"])
-    out["delta_ci_low"], out["delta_ci_high"] = low * 100, high * 100
-    out.loc[out["baseline"], ["delta_ci_low", "delta_ci_high"]] = 0.0  # the baseline against itself
-    out["verdict"] = np.where(out["baseline"], "reference", noise.verdict(out["delta_ci_low"], out["delta_ci_high"]))
-    out.loc[out["delta_pp"].isna(), "verdict"] = ""  # no baseline to compare with
-    # 1e-9: accuracies are fractions of a test set; exactly -0.5 pp must count as within.
-    out["within"] = out["delta_pp"] >= -TOLERANCE_PP - 1e-9
+    out["delta_pp"] = (out["acc"] - out["study"].map(base["acc"])) * 100
+    # 1e-9: accuracies are fractions of a test set; exactly -margin must count as within.
+    out["within"] = out["delta_pp"] >= -margin_pp - 1e-9
+    base_accs = {out.at[i, "study"]: accs[i] for i in out.index[out["baseline"]]}
+    compared = []
+    for i in out.index:
+        if out.at[i, "study"] not in base_accs:
+            compared.append((0, np.nan, np.nan, np.nan, np.nan, np.nan, ""))
+        elif out.at[i, "baseline"]:
+            compared.append((out.at[i, "seeds"], 0.0, 0.0, 0.0, 0.0, np.nan, noise.REFERENCE))
+        else:
+            p = noise.paired(accs[i], base_accs[out.at[i, "study"]], margin_pp, int(out.at[i, "looks"]))
+            compared.append((p.n, p.delta, p.sd, p.low, p.high, p.rho, p.verdict))
+    names = ["paired_seeds", "paired_delta_pp", "paired_sd_pp", "paired_ci_low", "paired_ci_high", "rho", "verdict"]
+    out[names] = pd.DataFrame(compared, columns=names, index=out.index)
+    out["margin_pp"] = margin_pp
     return out
 
 

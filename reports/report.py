@@ -16,20 +16,34 @@ import seaborn as sns
 
 from bench import tracking
 from bench.errors import UsageError
-from reports import figures, findings, frames, html, tables
+from reports import figures, findings, frames, html, noise, tables
 
 ARTIFACT_PATH = "report"
 HISTORY = ("test/acc", "mode", "time/total_s")
-# figure kind -> caption (what it shows; html adds how it was made)
+# figure kind -> caption (what it shows; html adds how it was made); {margin}: the margin in pp. The
+# decisions first: they are what the report is for.
 CAPTIONS = {
+    "decisions": "The decision per setting: its accuracy difference from the baseline in percentage points, paired "
+                 "seed by seed (the mean of the per-seed differences over the seeds both have), against its "
+                 "communication reduction (activations + gradients, log scale). Error bars: the paired t interval "
+                 "whose ends are the one-sided 95% bounds (a 90% CI; with adaptive seeds over K looks each bound "
+                 "at 5%/K, Bonferroni); a point without one has fewer than two paired seeds, so its noise is "
+                 "unknown. Marker and colour: the verdict at the margin of {margin} pp, the two one-sided tests "
+                 "(TOST, as statsmodels' ttost_paired): non-inferior when the lower end is above the dashed line "
+                 "at -{margin} pp, inferior when the upper end is below it, undecided when the interval holds it; "
+                 "shaded: more than {margin} pp below the baseline. An arrowhead: an interval running on beyond "
+                 "the axes. Star: the baseline. Numbers: the settings named in the key below (with their numbers), "
+                 "the largest reduction first.",
     "pareto": "Final test accuracy against bytes sent, per setting: means over seeds (colour: policy, marker: codec "
-              "family up/down; error bars: the 95% confidence interval of the mean, t-distribution; a point without one "
-              "has a single seed, so its noise is unknown). Left: activations + gradients, the paper's "
-              "definition; right: everything that crossed. Line: the Pareto front of the means; star: the "
-              "baseline; dotted: 0.5 pp below it.",
+              "family up/down). No error bars: seed k of every setting shares its initial weights, data order and "
+              "augmentations with seed k of the baseline, so the spread of absolute accuracy over seeds is "
+              "largely common to all settings and says little about a comparison; the paired intervals are in "
+              "the decisions figure. Left: activations + gradients, the paper's definition; right: everything "
+              "that crossed. Line: the Pareto front of the means; star: the baseline; dotted: {margin} pp below "
+              "it.",
     "flops": "Final test accuracy against the client's computation over the run (FULL = forward + backward, "
-             "FORWARD = forward, CACHED = 0), means over seeds with 95% confidence intervals, and the Pareto "
-             "front of the means.",
+             "FORWARD = forward, CACHED = 0), means over seeds (no error bars, as in the accuracy against "
+             "communication figure), and the Pareto front of the means.",
     "modes": "The mode each setting of the communication front (activations + gradients) ran in, epoch by epoch "
              "(a setting of several seeds: its first seed); the baseline first, then the front from the fewest "
              f"bytes up (at most {figures.MAX_TIMELINE_ROWS} settings).",
@@ -38,10 +52,11 @@ CAPTIONS = {
             "over the epochs; the baseline and the most accurate settings on the communication front, one line "
             "per setting through the means over its seeds. Drawn for cells whose runs modelled a link.",
     "gates": "The mode each gate family ran in, epoch by epoch: per family (the policy, and each mechanism "
-             "switched on beyond the paper's form of it) its best setting, the fewest bytes within 0.5 pp of the "
-             "baseline on means (else the most accurate), the paper's gate (loss_threshold) first; in brackets "
-             "its communication reduction and accuracy change. Long grey stretches are a gate keeping the "
-             "client quiet.",
+             "switched on beyond the paper's form of it) its best setting, the fewest bytes among its "
+             "non-inferior settings at {margin} pp (else among those within {margin} pp of the baseline on "
+             "means, else the most accurate), the paper's gate (loss_threshold) first; in brackets its "
+             "communication reduction, paired accuracy difference and verdict. Long grey stretches are a gate "
+             "keeping the client quiet.",
     "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
               "communication front: the mean over seeds, shaded: its 95% confidence interval (t-distribution), "
               "where there are several seeds.",
@@ -56,16 +71,20 @@ class Built:
     seconds: float
 
 
-def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -> Built:
+def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
+          margin_pp: float | None = None) -> Built:
     """Write `out`/index.html with its figures (PNG, SVG) and tables (CSV); UsageError when there is
-    nothing to report (an unknown experiment, or one without finished trial runs)."""
+    nothing to report (an unknown experiment, or one without finished trial runs). Verdicts are at
+    `margin_pp`, by default the margin the sweep's spec gave (tag margin_pp of its study runs),
+    else noise.MARGIN_PP."""
     started = time.perf_counter()
     runs = tracking.load_runs(uri, experiment, history=HISTORY)
     trials = frames.trials(runs)
     if trials.empty:
         raise UsageError(f"experiment {experiment!r} at {uri} has no finished runs ({len(runs)} runs in all)")
     history = frames.histories(runs, trials)
-    settings = frames.settings(trials)
+    margin_pp = spec_margin(runs) if margin_pp is None else margin_pp
+    settings = frames.settings(trials, frames.seed_values(runs, trials), margin_pp)
     cells = frames.cells(trials)
     links = frames.links(runs, trials)
     headline = tables.headline(settings, cells)
@@ -82,6 +101,7 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
                 continue
             fig = (figures.time_to_accuracy(one, history, links[cell.study], cell.title) if kind == "time"
                    else _draw(kind, one, history, legend, cell.title))
+            caption = caption.format(margin=f"{margin_pp:g}")
             # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
             width = round(fig.get_figwidth() * 100)
             stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"
@@ -110,7 +130,16 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True) -
     return Built(out / "index.html", len(cells), len(trials), time.perf_counter() - started)
 
 
+def spec_margin(runs: list[dict]) -> float:
+    """The margin a sweep's study runs were tagged with (the spec's margin_pp), else noise.MARGIN_PP."""
+    tagged = {float(r["tags"]["margin_pp"]) for r in runs
+              if r["tags"].get("splitbench.role") == "study" and "margin_pp" in r["tags"]}
+    return max(tagged) if tagged else noise.MARGIN_PP
+
+
 def _draw(kind: str, cell: pd.DataFrame, history: pd.DataFrame, legend: figures.Legend, title: str):
+    if kind == "decisions":
+        return figures.decisions(cell, title)
     if kind == "pareto":
         return figures.pareto(cell, legend, title)
     if kind == "flops":

@@ -18,7 +18,7 @@ def test_shipped_specs_define_their_grids():
     assert [c.study for c in smoke.cells] == ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
     assert smoke.trials == 3 and smoke.sampler == "tpe" and smoke.seeds == (0, 1)
     assert [c.study for c in quick.cells] == ["quick/smallcnn-c1", "quick/smallcnn-c2"]
-    assert quick.trials == 8 and quick.seeds == (0, 1)
+    assert quick.trials == 8 and quick.seeds == (0, 1, 2) and quick.margin_pp == 0.5 and quick.seeds_min is None
     assert [(s.policy, s.quant_up, s.quant_down) for s in quick.settings] == [
         ("loss_threshold", "fp8_e4m3", "fp8_e5m2")] * 2 + [("periodic", "fp8_e4m3", "fp8_e5m2")]
     assert quick.cells[0].config().width == 0.5 and quick.cells[0].config().dataset == "cifar10"
@@ -74,6 +74,14 @@ def edit(path, value):
     ("seeds", [0, -1], "sweep.seeds: every seed must be an integer >= 0, got -1"),
     ("seeds", [0, 1, 0], "sweep.seeds: lists a seed twice, got [0, 1, 0]"),
     ("seeds", 3, "sweep.seeds: expected a non-empty list of seeds, got 3"),
+    ("seeds", {"min": 1, "max": 4}, "sweep.seeds: needs integers 2 <= min <= max, got min = 1, max = 4"),
+    ("seeds", {"min": 5, "max": 4}, "sweep.seeds: needs integers 2 <= min <= max, got min = 5, max = 4"),
+    ("seeds", {"min": 3}, "sweep.seeds: adaptive seeds are { min = A, max = B }, got keys ['min']"),
+    ("seeds", {"min": 3, "max": 4, "step": 1}, "sweep.seeds: adaptive seeds are { min = A, max = B }"),
+    ("margin_pp", -0.5, "sweep.margin_pp: must be a number >= 0, got -0.5"),
+    ("margin_pp", "half", "sweep.margin_pp: must be a number >= 0, got 'half'"),
+    ("fixed.lr_schedule", "exponential", "sweep.fixed.lr_schedule: unknown name 'exponential'"),
+    ("fixed.eval_every", 0, "sweep.fixed.eval_every: must be an integer >= 1, got 0"),
     ("fixed.seed", 1, "sweep.fixed.seed: unknown name 'seed'"),
     ("settings", [{"policy": "loss_treshold"}], "sweep.settings[0].policy: unknown name 'loss_treshold'; did you mean 'loss_threshold'?"),
     ("settings", [{"policy": "always", "quant_up": "fp8_e4m4"}], "sweep.settings[0].quant_up: unknown name 'fp8_e4m4'"),
@@ -95,6 +103,13 @@ def test_a_bad_spec_names_the_field(path, value, message):
         spec.parse(edit(path, value), name="bad")
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_adaptive_seeds_train_seeds_from_0_up_to_max_and_log_their_plan():
+    adaptive = spec.parse(edit("seeds", {"min": 3, "max": 6}), name="a")
+    assert (adaptive.seeds, adaptive.seeds_min) == ((0, 1, 2, 3, 4, 5), 3)
+    assert adaptive.plan_params() == {"seeds_min": 3, "seeds_max": 6}
+    assert spec.parse(edit("seeds", [4, 7]), name="f").plan_params() == {}
 
 
 def test_spec_names_resolve_to_shipped_files_or_paths(tmp_path):

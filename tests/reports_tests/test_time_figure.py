@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from reports import figures, frames
-from tests.reports_tests.runs import run
+from tests.reports_tests.runs import run, settings
 
 LINK = {"uplink_mbit": "10.0", "downlink_mbit": "50.0", "rtt_ms": "20.0"}
 
@@ -25,7 +25,7 @@ def test_accuracy_is_drawn_against_the_cumulative_modelled_time_on_the_named_lin
     assert links == {"vgg11-c2-clients1": "10 Mbit/s up, 50 Mbit/s down, 20 ms RTT"}
     assert frames.links([run()], frames.trials([run()])) == {}  # no link model, no figure
     figures.setup()
-    fig = figures.time_to_accuracy(frames.settings(trials), frames.histories(runs, trials), links["vgg11-c2-clients1"], "t")
+    fig = figures.time_to_accuracy(settings(runs), frames.histories(runs, trials), links["vgg11-c2-clients1"], "t")
     ax = fig.axes[0]
     assert "10 Mbit/s up, 50 Mbit/s down, 20 ms RTT" in ax.get_xlabel()
     baseline, periodic = ax.lines[:2]
