@@ -61,8 +61,8 @@ class Tee:
 class SweepConsole:
     """A sweep's console: a live line per worker (cell, trial, epoch), a line per ended trial, a summary.
 
-    Fed with the workers' events (dicts: kind start / epoch / end / wait). Live lines show only on a
-    terminal; the ended trials and the summary always print.
+    Fed with the workers' events (dicts: kind start / epoch / end / wait / in_flight / moved /
+    duplicate). Live lines show only on a terminal; the ended trials and the summary always print.
     """
 
     def __init__(self, spec, target, workers: int):
@@ -84,6 +84,11 @@ class SweepConsole:
             acc = "" if e.get("acc") is None else f" acc {e['acc']:.1%}"  # untested epochs (eval_every) have none
             epoch = f"{seed}epoch {e['epoch'] + 1}/{e['epochs']}{acc}" if e["kind"] == "epoch" else "starting"
             self.lines[e["worker"]].set_description_str(f"{head} trial {e['trial']} [{e['choice']}] {epoch}")
+        elif e["kind"] == "in_flight":
+            self.lines[e["worker"]].set_description_str(
+                f"{head} trial {e['trial']} [{e['choice']}]: waiting for trial {e['of']}, which is training it")
+        elif e["kind"] == "moved":
+            tqdm.write(f"{head} trial {e['trial']} [{e['choice']}]: {e['reason']}; moved on")
         elif e["kind"] == "duplicate":
             tqdm.write(f"{head} trial {e['trial']} [{e['choice']}]: duplicate of trial {e['of']}, not trained")
         elif e["kind"] == "end":

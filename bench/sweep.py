@@ -33,6 +33,8 @@ from bench.spec import Cell, SweepSpec
 
 Report = Callable[[dict], None]
 WAIT_POLL_S = 2  # how often a worker with nothing left to claim looks at the trials running elsewhere
+DECLARE_POLL_S, DECLARE_WAIT_S = 0.2, 30  # an earlier trial that has not yet said which setting it trains
+MAX_MOVES = 5  # in-flight proposals in a row a worker moves on from; the next one it waits for
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
     storage = tuning.open_storage(target.storage, target.heartbeat)
     datasets: dict[tuple, data.Dataset] = {}
     pending = list(spec.cells)
+    elsewhere = Elsewhere(spec, storage, pending)
     while pending:
         for cell in list(pending):
             study = tuning.open_study(storage, cell, spec)
@@ -126,7 +129,7 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
             study.sampler = tuning.make_sampler(spec, seed=seed % 2**32)
             step = tuning.next_step(study, spec)
             while step is tuning.Next.RUN:
-                objective = Objective(spec, cell, target, parents[cell.study], datasets, report, index)
+                objective = Objective(spec, cell, target, parents[cell.study], datasets, report, index, elsewhere)
                 tuning.run_one(study, objective)
                 step = tuning.next_step(study, spec)
             if step is tuning.Next.DONE:
@@ -139,10 +142,34 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
 
 
 @dataclass
+class Elsewhere:
+    """Whether a worker has other work than waiting for a setting in flight: a waiting trial or room
+    for another setting in the trial's cell, or another cell not done. After MAX_MOVES such moves in
+    a row (the sampler keeps proposing what is taken) it waits instead."""
+
+    spec: SweepSpec
+    storage: object
+    pending: list[Cell]  # the worker's cells not yet done
+    moves: int = 0  # in-flight proposals moved on from since the worker last trained or took a result
+
+    def __call__(self, cell: Cell, trial) -> bool:
+        if self.moves >= MAX_MOVES:
+            return False
+        others = (c for c in self.pending if c is not cell)
+        if tuning.room_for_another(trial, self.spec) or any(
+                tuning.next_step(tuning.open_study(self.storage, c, self.spec), self.spec) is tuning.Next.RUN
+                for c in others):
+            self.moves += 1
+            return True
+        return False
+
+
+@dataclass
 class Objective:
     """One trial: the cell's config with the trial's choice, trained over the spec's seeds and
     recorded (bench.record) as a child run of the study's run; a setting the study already
-    finished takes that result instead."""
+    finished takes that result instead, and one another worker is training (in flight) takes that
+    result when it finishes, unless the worker has other work (then the trial ends, uncounted)."""
 
     spec: SweepSpec
     cell: Cell
@@ -151,6 +178,7 @@ class Objective:
     datasets: dict
     report: Report
     worker: int
+    elsewhere: Elsewhere | None = None  # None: wait for every setting in flight
 
     def __call__(self, trial) -> tuple[float, float]:
         tuning.check_room(trial, self.spec.trials)
@@ -167,7 +195,9 @@ class Objective:
         args = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in [*cfg.policy_args, *own])
         event = {"worker": self.worker, "study": study, "trial": trial.number, "epochs": cfg.epochs,
                  "seeds": len(self.spec.seeds), "choice": f"{cfg.policy}{args} {cfg.quant_up}/{cfg.quant_down}"}
-        earlier = tuning.same_setting(trial, key)
+        earlier = self._settled(trial, key, event)
+        if self.elsewhere is not None:
+            self.elsewhere.moves = 0
         if earlier is not None:
             return self._duplicate(trial, earlier, dest, params, event)
         attempts = tuning.retried(trial)
@@ -211,6 +241,40 @@ class Objective:
             return noise.decided(own, pair, self.spec.margin_pp, looks)
 
         return after
+
+    def _settled(self, trial, key: str, event: dict):
+        """The finished trial whose result this one takes, or None when this one trains its setting.
+
+        While an earlier trial is training the setting, this one either ends (tuning.InFlight) when
+        the worker has other work, or waits for it, tagged duplicate_of. If that trial stops
+        unfinished (its worker died or was interrupted), this one ends too: the retry trains it.
+        """
+        declared_by = time.monotonic() + DECLARE_WAIT_S
+        waiting_for = None
+        while True:
+            held = tuning.holder(trial, key)
+            if held.done is not None:
+                return held.done
+            if held.training is None:
+                if waiting_for is not None:
+                    trial.set_user_attr("duplicate_of", None)
+                    self._move_on(trial, f"trial {waiting_for} stopped before it finished this setting", event)
+                if held.undeclared and time.monotonic() < declared_by:
+                    time.sleep(DECLARE_POLL_S)
+                    continue
+                return None
+            if held.training.number != waiting_for:
+                if waiting_for is None and self.elsewhere is not None and self.elsewhere(self.cell, trial):
+                    self._move_on(trial, f"trial {held.training.number} is training this setting", event)
+                waiting_for = held.training.number
+                trial.set_user_attr("duplicate_of", waiting_for)
+                self.report(event | {"kind": "in_flight", "of": waiting_for})
+            time.sleep(WAIT_POLL_S)
+
+    def _move_on(self, trial, reason: str, event: dict) -> None:
+        trial.set_user_attr("failure", f"{tuning.IN_FLIGHT}: {reason}")
+        self.report(event | {"kind": "moved", "reason": reason})
+        raise tuning.InFlight(reason)
 
     def _duplicate(self, trial, earlier, dest, params, event) -> tuple[float, float]:
         """Take `earlier`'s result: its values in Optuna, its final metrics in a run tagged duplicate_of."""

@@ -10,9 +10,14 @@ trial's state means for a sweep (the resume rule):
                                       the same params (RetryHeartbeatStaleTrialCallback, up to MAX_RETRY)
     FAIL, anything else               did not finish (worker died, Ctrl-C, surplus): does not count
     user attr duplicate_of = N        the setting had finished as trial N: took N's result in
-                                      seconds, does not count
+                                      seconds, does not count; while RUNNING, it waits for trial N,
+                                      which is training the setting (in flight), to finish
+    FAIL, failure=in flight: ...      proposed a setting another trial was training, while its worker
+                                      had other work: moved on; does not count
 
-So running a sweep again only adds what is missing, and a trial is never run twice to completion.
+So running a sweep again only adds what is missing, a trial is never run twice to completion, and
+no setting is trained twice: a trial whose setting is in flight on another worker waits for that
+result only when its worker has nothing else to do (holder, waiting).
 A cell is also done when every distinct setting it can run has finished (SweepSpec.size), or when
 the last DUPLICATE_LIMIT trials the sampler proposed were all duplicates (it keeps proposing what
 is known: the search has converged).
@@ -26,6 +31,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -46,13 +52,23 @@ MAX_RETRY = 2  # re-queues of a trial whose worker died; a config that kills wor
 DUPLICATE_LIMIT = 20  # consecutive duplicate proposals that end a cell
 DIVERGED = "diverged"
 SURPLUS = "surplus"
+IN_FLIGHT = "in flight"
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# The trials a sweep fails on purpose (diverged, surplus, in flight) are reported by its console;
+# Optuna's warning would add a traceback to each. An uncaught error is re-raised, not lost.
+logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR)
 
 
 class Surplus(Exception):
     """Raised by a trial that found its cell already full (two workers asked at the same time)."""
+
+
+class InFlight(Exception):
+    """Raised by a trial proposed a setting that another trial is training, when its worker has other
+    work: the trial ends failed (user attr failure = "in flight: ..."), uncounted, and the worker
+    moves on."""
 
 
 class Next(enum.Enum):
@@ -172,21 +188,48 @@ def exhausted(trials: list[FrozenTrial], spec: SweepSpec) -> bool:
     return len(last) == DUPLICATE_LIMIT and all(t.user_attrs.get("duplicate_of") is not None for t in last)
 
 
-def same_setting(trial: Trial, config_key: str) -> FrozenTrial | None:
-    """The earliest finished trial of the study (not a duplicate itself) that ran the same setting."""
-    return next((t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number and finished(t)
-                 and t.user_attrs.get("config_key") == config_key), None)
+@dataclass(frozen=True)
+class Holder:
+    """Who has a trial's setting, from one read of the study: the earliest finished trial that ran it
+    (`done`), else the earliest earlier trial training it now (`training`); `undeclared`: an earlier
+    running trial has not yet said which setting it trains (it may be this one)."""
+
+    done: FrozenTrial | None
+    training: FrozenTrial | None
+    undeclared: bool
+
+
+def holder(trial: Trial, config_key: str) -> Holder:
+    """Earlier trials win a setting: of two trials proposed the same one at once, the lower number
+    trains it, and the other sees it in flight (after waiting, if need be, for it to declare)."""
+    trials = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    done = next((t for t in trials if finished(t) and t.user_attrs.get("config_key") == config_key), None)
+    running = [t for t in trials if t.number < trial.number and t.state == TrialState.RUNNING]
+    training = next((t for t in running if t.user_attrs.get("config_key") == config_key
+                     and t.user_attrs.get("duplicate_of") is None), None)
+    return Holder(done, training, any("config_key" not in t.user_attrs for t in running))
+
+
+def room_for_another(trial: Trial, spec: SweepSpec) -> bool:
+    """Whether the trial's cell has other work than its setting in flight: a waiting trial, or a slot
+    and a setting nobody has finished or is training."""
+    trials = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    if any(t.state == TrialState.WAITING for t in trials):
+        return True
+    taken = {t.user_attrs.get("config_key") for t in trials if finished(t) or (
+        t.state == TrialState.RUNNING and t.user_attrs.get("duplicate_of") is None)}
+    return sum(counts(t) for t in trials) < spec.trials and len(taken - {None}) < spec.size()
 
 
 def run_one(study: optuna.Study, objective) -> None:
     """Ask for one trial (a waiting one first), run `objective` on it and tell its outcome.
 
-    A RunFailed or Surplus fails the trial and returns; Ctrl-C fails it, re-queues its params and
+    A RunFailed, Surplus or InFlight fails the trial and returns; Ctrl-C fails it, re-queues its params and
     re-raises; the heartbeat of a trial is kept while it runs.
     """
     numbers = []
     try:
-        study.optimize(lambda t: numbers.append(t.number) or objective(t), n_trials=1, catch=(RunFailed, Surplus))
+        study.optimize(lambda t: numbers.append(t.number) or objective(t), n_trials=1, catch=(RunFailed, Surplus, InFlight))
     except KeyboardInterrupt:
         if numbers:  # queued again exactly as a trial whose heartbeat stopped
             RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, study.get_trials(deepcopy=False)[numbers[0]])

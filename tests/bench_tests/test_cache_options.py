@@ -129,3 +129,37 @@ def test_a_cached_epoch_after_a_per_sample_refresh_trains_on_batches_of_the_batc
     result = train(config(refresh_threshold=0.05), progress=False)
     assert [e["mode"] for e in result.epochs] == [0, 1, 2]
     assert sizes == [64, 64, 64, 8] * 3  # FULL, FORWARD, CACHED: the shard of 200 in batches of 64
+
+
+def test_a_cached_step_with_mixup_trains_on_the_mixed_labels_of_its_mixed_activations():
+    """Catches: cache_mixup mixing the cached activations but training on the unmixed labels.
+
+    The server holds one batch whose sample i is zero but for a 1 at element i, so the activations
+    it trains on show lambda and each sample's partner; its loss must be the mixup loss,
+    lambda x CE(labels) + (1 - lambda) x CE(partners' labels), on the logits it computed."""
+    from bench.server import Server, split_networks
+    from bench.wire.frames import Frame, Kind
+
+    cfg = config(cache_mixup=1.0)
+    client, net = split_networks(cfg, 3, 10)
+    shape = (8, *client(torch.zeros(1, 3, 32, 32)).shape[1:])
+    server = Server(cfg, net, torch.device("cpu"))
+    acts = torch.zeros(shape)
+    acts.view(8, -1)[:, :8] = torch.eye(8)
+    labels = torch.arange(8)
+    payload = server.ends[0].up.encode(acts)
+    server.held[0].cache.store(Received(payload, labels, torch.Size(shape), torch.float32))
+    seen = []
+    net.register_forward_hook(lambda module, args, out: seen.append((args[0].detach(), out.detach())))
+    loss = float(server.handle(Frame(Kind.CACHED, client=0, index=0, value=0.0)).value)
+    (mixed, logits), = seen
+    weights = mixed.reshape(8, -1)[:, :8]  # row i: lambda at i, 1 - lambda at its partner
+    partners = torch.tensor([i if weights[i, i] == 1 else int(weights[i].masked_fill(labels == i, -1).argmax())
+                             for i in range(8)])
+    moved = (partners != labels).nonzero().squeeze(1)
+    lam = float(weights[moved[0], moved[0]])
+    assert len(moved) >= 2 and 0.01 < lam < 0.99  # a real mix, in which the labels' share shows
+    expected = (lam * torch.nn.functional.cross_entropy(logits, labels)
+                + (1 - lam) * torch.nn.functional.cross_entropy(logits, partners))
+    assert loss == pytest.approx(float(expected), rel=1e-5), "the mixed activations were not trained on mixed labels"
+    assert loss != pytest.approx(float(torch.nn.functional.cross_entropy(logits, labels)), rel=1e-3)

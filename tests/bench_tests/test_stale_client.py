@@ -5,6 +5,7 @@ CACHED, FORWARD. After epoch 1 only client 0 updated, so the average (version 2)
 network; client 1 still holds version 1 and must fetch version 2 before its FORWARD epoch.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -77,3 +78,29 @@ def test_a_stale_client_fetches_the_latest_average_before_it_computes_again(sink
     assert all(torch.equal(after[2][1][k], after[1][0][k]) for k in exchanged)
     assert not all(torch.equal(after[2][1][k], after[1][1][k]) for k in exchanged)
     assert [int(s[1]["0.1.num_batches_tracked"]) for s in after] == [2, 2, 2]  # its own counter
+
+
+def test_with_several_clients_the_test_accuracy_is_the_averaged_networks(monkeypatch):
+    """Catches: evaluation through one client's own network instead of the average. Client 0 sits
+    epoch 1 out (CACHED) while client 1 trains, so the average is client 1's network and client 0
+    still holds the average of epoch 0: the two differ, and only the average may be evaluated."""
+    cfg = dataclasses.replace(CONFIG, epochs=2)
+    scripts = iter(((F, C), (F, F)))
+    monkeypatch.setattr(RunConfig, "make_policy", lambda self: Scripted(next(scripts)))
+    clients, evaluated = [], []
+    make_client, evaluate = engine._make_client, engine.evaluate
+    monkeypatch.setattr(engine, "_make_client", lambda *args: clients.append(make_client(*args)) or clients[-1])
+
+    def spy(net, *args, **kwargs):
+        evaluated.append(({k: v.clone() for k, v in net.state_dict().items()},
+                          [{k: v.clone() for k, v in c.net.state_dict().items()} for c in clients]))
+        return evaluate(net, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", spy)
+    result = train(cfg, progress=False)
+    assert result.modes == [[F, F], [C, F]]
+    (_, _), (seen, own) = evaluated
+    exchanged = [k for k in seen if "num_batches" not in k]
+    assert all(torch.equal(seen[k], own[1][k]) for k in exchanged)  # the average of the one client that trained
+    assert not all(torch.equal(seen[k], own[0][k]) for k in exchanged), "evaluated client 0's own network"
+    assert all(torch.equal(seen[k], result.client.state_dict()[k]) for k in exchanged)

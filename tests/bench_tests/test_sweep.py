@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from bench import spec as specs
-from tests.conftest import ROOT, run_cli
+from bench import record, tuning
+from tests.conftest import ROOT, cli, run_cli
 
 SMOKE_STUDIES = ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
 
@@ -105,9 +106,38 @@ def write_spec(tmp_path, old, new):
     return str(path)
 
 
-def test_diverging_trials_are_failed_in_optuna_and_mlflow_and_the_sweep_goes_on(tmp_path):
+def test_a_cell_of_diverged_trials_is_done():
+    """Catches: diverged trials not counted as done, which makes a sweep of them never end."""
+    spec = specs.load("smoke")
+    study = optuna.create_study(directions=list(tuning.DIRECTIONS))
+    for k in range(spec.trials):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.FAIL, user_attrs={"config_key": f"k{k}", "duplicate_of": None,
+                                               "failure": f"{tuning.DIVERGED}: train/loss is nan"}))
+    assert tuning.next_step(study, spec) is tuning.Next.DONE, "diverged trials are not counted as done"
+
+
+def limit_training(monkeypatch, per_study: int) -> None:
+    """Fail the test at once, saying why, when a study trains more than `per_study` settings."""
+    trained = {}
+
+    def train_setting(cfg, seeds, dest, **kwargs):
+        study = dest.tags["study"]
+        trained[study] = trained.get(study, 0) + 1
+        assert trained[study] <= per_study, (
+            f"{study} trains a setting {trained[study]} times over its {per_study} trials: a sweep that does not "
+            "count its finished trials (diverged ones, say) as done never ends")
+        return real(cfg, seeds, dest, **kwargs)
+
+    real = record.train_setting
+    monkeypatch.setattr(record, "train_setting", train_setting)
+
+
+def test_diverging_trials_are_failed_in_optuna_and_mlflow_and_the_sweep_goes_on(tmp_path, monkeypatch):
     path = write_spec(tmp_path, "warmup_epochs = 0\n", "warmup_epochs = 0\nlr = 1e12\n")
-    out = run_cli(["sweep", "--spec", path, "--workers", "1"], tmp_path)
+    # In process, so that a sweep that would never end stops at its fourth training, not at pytest's timeout.
+    limit_training(monkeypatch, 3)
+    out = cli(["sweep", "--spec", path, "--workers", "1"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("FAILED: train/loss is") == 6
     trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -262,7 +292,7 @@ def test_explicit_settings_run_first_a_known_setting_is_not_trained_again_and_a_
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     spec = specs.load(str(path))
     assert spec.size() == 3
-    from bench import tuning
+    from bench import record, tuning
 
     # A proposal the study has already run, queued after the baseline and the explicit setting.
     tuning.open_study(tuning.open_storage(storage, None), spec.cells[0], spec).enqueue_trial(specs.BASELINE)
@@ -311,7 +341,7 @@ def test_settings_that_differ_in_an_engine_field_alone_are_two_trials_each_train
 
 
 def test_a_setting_added_to_the_spec_joins_the_existing_study_once(tmp_path):
-    from bench import tuning
+    from bench import record, tuning
 
     head = specs.resolve("smoke").read_text().replace("clients = [1, 2]", "clients = [1]").replace("trials = 3\n", "")
     head, _, _ = head.partition("[sweep.search]")

@@ -141,6 +141,17 @@ def header(kind, length=0):
     return struct.pack(HEADER, length, MAGIC, VERSION, kind, 0, 0, 0.0, 0, 0, 0, 0, *[0] * 6, b"")
 
 
+@pytest.mark.parametrize("given", ["guess", "", TOKEN[:-1], TOKEN + "x", TOKEN.upper()])
+def test_a_hello_with_any_other_token_is_refused_and_only_the_right_one_is_served(given):
+    """Catches: `bench serve` accepting any token. welcome() is the check every connection passes."""
+    from bench.serve import welcome
+    from bench.server import Server
+
+    with pytest.raises(UsageError, match="^wrong token$"):
+        welcome(tcp.hello(config(), given, 3, 10), TOKEN)
+    assert isinstance(welcome(tcp.hello(config(), TOKEN, 3, 10), TOKEN), Server)
+
+
 @pytest.mark.slow  # a server process
 def test_server_rejects_bad_frames_and_wrong_tokens_then_still_serves_a_run():
     proc, port = start_server("--max-frame-mb", "1")
