@@ -56,8 +56,9 @@ class Outcome:
     summaries: tuple[tuning.Summary, ...]
 
 
-def run(spec: SweepSpec, target: Target, workers: int = 1, console=None) -> Outcome:
-    """Check, prepare, run `workers` workers to the end of the sweep, summarize."""
+def run(spec: SweepSpec, target: Target, workers: int = 1, console=None, threads: int = 1) -> Outcome:
+    """Check, prepare, run `workers` workers to the end of the sweep, summarize. Worker processes
+    compute on `threads` torch threads each; one worker runs in this process, on its threads."""
     from bench.console import SweepConsole
 
     if workers < 1:
@@ -70,7 +71,7 @@ def run(spec: SweepSpec, target: Target, workers: int = 1, console=None) -> Outc
         if workers == 1 or not pending:  # nothing left: no processes to start
             work(spec, target, parents, 0, console.handle)
         else:
-            code = _run_processes(spec, target, parents, workers, console)
+            code = _run_processes(spec, target, parents, workers, console, threads)
     except KeyboardInterrupt:
         code = 130
     summaries = finish(spec, target, parents, interrupted=code == 130)
@@ -312,10 +313,10 @@ class _Progress:
 # ---- worker processes ---------------------------------------------------------------------------
 
 
-def _run_processes(spec, target, parents, workers: int, console) -> int:
+def _run_processes(spec, target, parents, workers: int, console, threads: int = 1) -> int:
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's and SQLAlchemy's state
     events = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(spec, target, parents, i, events), name=f"sweep-worker-{i}")
+    procs = [ctx.Process(target=_worker_main, args=(spec, target, parents, i, events, threads), name=f"sweep-worker-{i}")
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -352,12 +353,13 @@ def _drain(events, console, procs, deadline: float | None) -> None:
             return
 
 
-def _worker_main(spec, target, parents, index: int, events) -> None:
+def _worker_main(spec, target, parents, index: int, events, threads: int = 1) -> None:
     from bench.plugins import load_plugin
 
-    # One thread per worker process: N workers on N cores beat N oversubscribed thread pools. A
-    # sweep of one worker runs in the calling process, on all its threads.
-    torch.set_num_threads(1)
+    # One thread per worker process by default: N workers on N cores beat N oversubscribed thread
+    # pools (`make bench` compares the layouts). A sweep of one worker runs in the calling process,
+    # on all its threads.
+    torch.set_num_threads(threads)
     try:
         for plugin in target.plugins:
             load_plugin(plugin)
