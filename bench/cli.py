@@ -30,6 +30,12 @@ FIELD_HELP = {
     "test_subset": "test on this many images, equal per class (default: all)",
     "augment": "random crop and flip of training images",
     "clients": "edge clients, each with its own shard and copy of the client network; >= 1",
+    "partition": "how the training set is split among clients: equal and IID, Dirichlet label skew "
+                 "(--partition-alpha), or K classes each (--classes-per-client)",
+    "partition_alpha": "Dirichlet concentration of --partition dirichlet (small: each client sees few classes); > 0",
+    "classes_per_client": "classes each client holds with --partition classes; 1 .. the data set's classes",
+    "partition_min_samples": "the least samples any client may hold in a non-IID partition (Dirichlet draws "
+                             "are repeated until every client has them); >= 1",
     "gating": "one policy for all clients (global) or one per client, fed by its own loss (per-client)",
     "epochs": "training epochs; >= 1",
     "batch_size": "images per batch; >= 1",
@@ -98,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
     run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
+    add_system_metrics_flag(run)
     run.add_argument("--connect", default=None, metavar="HOST:PORT",
                      help="the server side runs in `bench serve` at HOST:PORT (implies --transport tcp; "
                           "both sides hold the same $SPLITBENCH_TOKEN)")
@@ -128,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                        help="a .py file or module that registers policies or codecs (repeatable)")
+    add_system_metrics_flag(sweep)
     sweep.add_argument("--plan", action="store_true",
                        help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
     sweep.set_defaults(func=cmd_sweep)
@@ -143,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a .py file or module that registers policies or codecs, loaded first (repeatable)")
     lst.set_defaults(func=cmd_list)
     return parser
+
+
+def add_system_metrics_flag(parser: argparse.ArgumentParser) -> None:
+    from bench.tracking import SYSTEM_METRICS_INTERVAL_S
+
+    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
+                        help="do not record the machine's CPU, memory, disk, network and GPU load in each run "
+                             f"(MLflow's system/* metrics, sampled every {SYSTEM_METRICS_INTERVAL_S:g} s)")
+
+
+def system_metrics_s(args: argparse.Namespace) -> float | None:
+    from bench.tracking import SYSTEM_METRICS_INTERVAL_S
+
+    return SYSTEM_METRICS_INTERVAL_S if args.system_metrics else None
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +209,8 @@ def allowed_values() -> dict[str, list[str]]:
     return {"model": list(models.MODELS), "dataset": list(data.DATASETS), "gating": list(config.GATINGS),
             "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
             "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
-            "device": list(config.DEVICES), "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
+            "device": list(config.DEVICES), "partition": list(config.PARTITIONS),
+            "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -282,7 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ds = loaded[seeds[0]]
         transport = tcp.connect(host, port, token, cfg, ds.in_channels, ds.num_classes)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
-    dest = record.Destination(uri, args.experiment, name, save_model=args.save_model)
+    dest = record.Destination(uri, args.experiment, name, save_model=args.save_model,
+                              system_metrics_s=system_metrics_s(args))
 
     def watch(seed: int) -> EpochPrinter:
         if len(seeds) > 1:
@@ -354,6 +378,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data_dir=args.data_dir or os.environ.get("SPLITBENCH_DATA") or None,
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
+        system_metrics_s=system_metrics_s(args),
     )
     workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
     the_spec = spec.load(args.spec)

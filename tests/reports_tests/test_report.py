@@ -11,12 +11,13 @@ from reports import cli
 def test_the_report_has_every_figure_table_and_caption(report):
     page = (report / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 10  # 5 figures x 2 cells
+    assert len(images) == 11  # 5 figures x 2 cells, and the 2-client cell's partition
     assert sum(png.endswith("-gates.png") for png in images) == 2
+    assert [png for png in images if png.endswith("-partition.png")] == ["smallcnn-w0-25-c2-clients2-partition.png"]
     for png in images:
         assert (report / png).stat().st_size > 10_000 and (report / png).with_suffix(".svg").exists()
     assert 'id="headline-table"' in page and "1.64x-106.7x" in page
-    assert page.count("Made from sweep <code>quick</code>") == 1 + 10 + 2  # headline, figures, settings tables
+    assert page.count("Made from sweep <code>quick</code>") == 1 + 11 + 2  # headline, figures, settings tables
     assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed run is not shown" in page
     assert "2 trials repeating an earlier trial's setting are counted once" in page
     headline = pd.read_csv(report / "headline.csv")
