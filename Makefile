@@ -8,7 +8,7 @@ WORKERS ?=
 EXPERIMENT ?= quick
 ARGS ?=
 
-.PHONY: install system-packages test test-slow run list ui bench gpu-check sweep report clean
+.PHONY: install system-packages test test-slow run list ui dashboard bench gpu-check sweep report clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ list: $(STAMP)
 
 ui: $(STAMP)
 	$(PY) -m mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+
+# optuna-dashboard on the sweeps' Optuna storage (OPTUNA_STORAGE or sqlite:///optuna.db), on 127.0.0.1:8080.
+dashboard: $(STAMP)
+	$(PY) -m bench dashboard $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench.benchmark $(ARGS)

@@ -31,6 +31,12 @@ FIELD_HELP = {
     "augment": "random crop and flip of training images",
     "eval_every": "test after every N-th epoch and after the last (test/acc is logged for those epochs); >= 1",
     "clients": "edge clients, each with its own shard and copy of the client network; >= 1",
+    "partition": "how the training set is split among clients: equal and IID, Dirichlet label skew "
+                 "(--partition-alpha), or K classes each (--classes-per-client)",
+    "partition_alpha": "Dirichlet concentration of --partition dirichlet (small: each client sees few classes); > 0",
+    "classes_per_client": "classes each client holds with --partition classes; 1 .. the data set's classes",
+    "partition_min_samples": "the least samples any client may hold in a non-IID partition (Dirichlet draws "
+                             "are repeated until every client has them); >= 1",
     "gating": "one policy for all clients (global) or one per client, fed by its own loss (per-client)",
     "epochs": "training epochs; >= 1",
     "batch_size": "images per batch; >= 1",
@@ -103,15 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
     run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
+    add_system_metrics_flag(run)
     run.add_argument("--connect", default=None, metavar="HOST:PORT",
                      help="the server side runs in `bench serve` at HOST:PORT (implies --transport tcp; "
-                          "both sides hold the same $SPLITBENCH_TOKEN)")
+                          "both sides hold the same $SPLITBENCH_TOKEN, which never crosses the wire)")
+    run.add_argument("--tls-ca", default=None, metavar="FILE",
+                     help="with --connect: speak TLS, trusting the certificates in FILE (PEM) and checking the "
+                          "server's host name (needed unless HOST is a loopback address)")
+    run.add_argument("--insecure", action="store_true",
+                     help="with --connect: allow a clear wire to a HOST that is not a loopback address (warns)")
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="the server side of one run, for `bench run --connect` (needs $SPLITBENCH_TOKEN)")
     serve.add_argument("--listen", default="127.0.0.1:7707", metavar="HOST:PORT",
                        help="where to listen (default 127.0.0.1:7707; port 0: any free port, printed)")
     serve.add_argument("--max-frame-mb", type=float, default=1024, help="larger frames are refused (default 1024)")
+    serve.add_argument("--tls-cert", default=None, metavar="FILE",
+                       help="speak TLS (1.2 or later) with this certificate chain (PEM); needs --tls-key")
+    serve.add_argument("--tls-key", default=None, metavar="FILE", help="the private key of --tls-cert (PEM)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow --listen on an address other than loopback without TLS (warns)")
     serve.add_argument("--plugin", action="append", default=[], help="a plugin the run uses (repeatable)")
     serve.set_defaults(func=cmd_serve)
 
@@ -133,9 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                        help="a .py file or module that registers policies or codecs (repeatable)")
+    add_system_metrics_flag(sweep)
     sweep.add_argument("--plan", action="store_true",
                        help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
     sweep.set_defaults(func=cmd_sweep)
+
+    dash = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's Optuna storage, on 127.0.0.1")
+    dash.add_argument("--storage", default=None, metavar="URL",
+                      help="Optuna storage, as for `sweep` (default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
+    dash.add_argument("--port", type=int, default=None,
+                      help="port on 127.0.0.1 (default 8080; 0: any free port, printed)")
+    dash.set_defaults(func=cmd_dashboard)
 
     store = sub.add_parser("store", help="check or repair an MLflow or Optuna store")
     store.add_argument("action", choices=["check", "repair"],
@@ -148,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a .py file or module that registers policies or codecs, loaded first (repeatable)")
     lst.set_defaults(func=cmd_list)
     return parser
+
+
+def add_system_metrics_flag(parser: argparse.ArgumentParser) -> None:
+    from bench.tracking import SYSTEM_METRICS_INTERVAL_S
+
+    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
+                        help="do not record the machine's CPU, memory, disk, network and GPU load in each run "
+                             f"(MLflow's system/* metrics, sampled every {SYSTEM_METRICS_INTERVAL_S:g} s)")
+
+
+def system_metrics_s(args: argparse.Namespace) -> float | None:
+    from bench.tracking import SYSTEM_METRICS_INTERVAL_S
+
+    return SYSTEM_METRICS_INTERVAL_S if args.system_metrics else None
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -192,7 +231,8 @@ def allowed_values() -> dict[str, list[str]]:
     return {"model": list(models.MODELS), "dataset": list(data.DATASETS), "gating": list(config.GATINGS),
             "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
             "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
-            "device": list(config.DEVICES), "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
+            "device": list(config.DEVICES), "partition": list(config.PARTITIONS),
+            "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -276,6 +316,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, transport="tcp")
         host, port = _address("connect", args.connect)
         token = _token()
+        tls = _client_tls(host, args)
+    elif args.tls_ca or args.insecure:
+        raise UsageError(f"{'tls-ca' if args.tls_ca else 'insecure'}: applies to --connect only")
     # everything the data set decides, checked before anything is written
     loaded = {seed: dataclasses.replace(cfg, seed=seed).load_data() for seed in seeds}
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
@@ -285,9 +328,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.wire import tcp
 
         ds = loaded[seeds[0]]
-        transport = tcp.connect(host, port, token, cfg, ds.in_channels, ds.num_classes)
+        transport = tcp.connect(host, port, token, cfg, ds.in_channels, ds.num_classes, tls=tls)
     name = args.run_name or f"{cfg.model}-c{cfg.cut}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
-    dest = record.Destination(uri, args.experiment, name, save_model=args.save_model)
+    dest = record.Destination(uri, args.experiment, name, save_model=args.save_model,
+                              system_metrics_s=system_metrics_s(args))
 
     def watch(seed: int) -> EpochPrinter:
         if len(seeds) > 1:
@@ -308,12 +352,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bench.serve import serve
+    from bench.serve import log, serve
+    from bench.wire import tls
 
     host, port = _address("listen", args.listen)
     if args.max_frame_mb <= 0:
         raise UsageError(f"max-frame-mb: must be > 0, got {args.max_frame_mb}")
-    return serve(host, port, _token(), limit=int(args.max_frame_mb * 2**20))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("tls-key: give --tls-cert and --tls-key together" if args.tls_cert
+                         else "tls-cert: give --tls-cert and --tls-key together")
+    token = _token()
+    context = tls.server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    if context is None:
+        tls.check_clear("listen", host, args.insecure, log)
+    return serve(host, port, token, limit=int(args.max_frame_mb * 2**20), tls=context)
+
+
+def _client_tls(host: str, args: argparse.Namespace):
+    """The client's TLS context for --connect (--tls-ca), or None where a clear wire is allowed."""
+    from bench.wire import tls
+
+    if args.tls_ca:
+        return tls.client_context(args.tls_ca)
+    tls.check_clear("connect", host, args.insecure, lambda line: print(line, file=sys.stderr))
+    return None
 
 
 def _address(flag: str, text: str) -> tuple[str, int]:
@@ -368,11 +430,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data_dir=data_dir,
         heartbeat=args.heartbeat,
         plugins=tuple(args.plugin),
+        system_metrics_s=system_metrics_s(args),
     )
     workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
     outcome = sweep.run(the_spec, target, workers=workers)
     print(f"runs: {tracking.runs_page(target.tracking_uri, the_spec.name)}")
     return outcome.code
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from bench import dashboard, tuning
+
+    port = dashboard.DEFAULT_PORT if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port: must be between 0 and 65535, got {port}")
+    return dashboard.serve(args.storage or os.environ.get("OPTUNA_STORAGE") or tuning.DEFAULT_STORAGE, port)
 
 
 def cmd_store(args: argparse.Namespace) -> int:

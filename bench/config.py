@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import data, models
+from bench.partition import PARTITIONS, Partition
 from bench.acceleration import AMP
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
@@ -42,6 +43,11 @@ class RunConfig:
     augment: bool = True
     eval_every: int = 1  # test after every N-th epoch and after the last
     clients: int = 1
+    # How the training set is split among the clients (bench/partition.py).
+    partition: str = "iid"
+    partition_alpha: float | None = None  # dirichlet: the concentration
+    classes_per_client: int | None = None  # classes: K
+    partition_min_samples: int = 10  # the floor of samples per client of a non-IID partition
     gating: str = "global"
     epochs: int = 5
     batch_size: int = 128
@@ -89,6 +95,8 @@ class RunConfig:
         _choice("model", self.model, models.MODELS)
         _choice("dataset", self.dataset, data.DATASETS)
         _choice("gating", self.gating, GATINGS)
+        _choice("partition", self.partition, PARTITIONS)
+        self.partition_scheme().check()
         _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
         _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
         _choice("device", self.device, DEVICES)
@@ -156,12 +164,20 @@ class RunConfig:
 
     def load_data(self) -> "data.Dataset":
         """The data set this run trains and tests on, subsets drawn with the run's seed; a config
-        the data set is too small for (more clients than a class has samples, or shards too small
-        for the validation slice) is a UsageError."""
+        the data set is too small for (more clients than a class has samples, a partition that
+        leaves a client under its floor, or shards too small for the validation slice) is a
+        UsageError."""
         ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
                        seed=self.data_key()[-1])
-        data.check_hold_out([len(s) for s in data.iid_shards(ds.train_y, self.clients, self.seed)], self.val_fraction)
+        data.check_hold_out([len(s) for s in self.shards(ds.train_y)], self.val_fraction)
         return ds
+
+    def partition_scheme(self) -> Partition:
+        return Partition(self.partition, self.partition_alpha, self.classes_per_client, self.partition_min_samples)
+
+    def shards(self, labels) -> list:
+        """The clients' shards of the training labels, as `partition` says, drawn with the run's seed."""
+        return self.partition_scheme().split(labels, self.clients, self.seed)
 
     def link_model(self):
         """The modelled link (bench/wire/linkmodel.py), or None when the run models none."""

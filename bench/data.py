@@ -133,6 +133,15 @@ def load(
     return _subset(data, train_subset, test_subset, seed)
 
 
+def digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """16 hex digits of the SHA-256 of exactly these images and labels (their bytes, shape and
+    order): two runs that trained on the same images show the same digest."""
+    h = hashlib.sha256(f"{tuple(images.shape)}|{tuple(labels.shape)}".encode())
+    for t in (images, labels):
+        h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+    return h.hexdigest()[:16]
+
+
 def iid_shards(labels: torch.Tensor, n: int, seed: int) -> list[torch.Tensor]:
     """n disjoint, sorted index tensors into `labels`, equal in size and in count per class.
 

@@ -194,7 +194,7 @@ def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
 def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every) -> RunResult:
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
-    shards = datasets.iid_shards(ds.train_y, cfg.clients, cfg.seed)
+    shards = cfg.shards(ds.train_y)
     datasets.check_hold_out([len(s) for s in shards], cfg.val_fraction)
     clients = [_make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
                for k, shard in enumerate(shards)]

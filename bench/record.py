@@ -3,7 +3,9 @@
 `bench run` and every sweep trial call train_setting, so the two can never record differently:
 
     one seed   one run: params (RunConfig.to_params() and `seeds`), the per-epoch history, the
-               final metrics, provenance tags, config.json, and the weights on request.
+               final metrics, provenance tags, config.json, the data set inputs (training and
+               test images: name, digest, sizes, partition), partition.json (each client's class
+               counts), the machine's system metrics (unless off), and the weights on request.
     n seeds    the setting's run: the same params with `seeds` = "0,1,2" (in order); every final
                metric `final/<name>` is the mean over the seeds and `final/<name>_std` their sample
                standard deviation (ddof=1); per epoch (step = epoch) the mean over the seeds of every
@@ -39,6 +41,7 @@ class Destination:
     parent_run_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)  # on the setting's run and on every seed run
     save_model: bool = False
+    system_metrics_s: float | None = tracking.SYSTEM_METRICS_INTERVAL_S  # sampling interval; None: off
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,7 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
     trained, logged at the end beside `plan` (seeds_min, seeds_max).
     A RunFailed of any seed fails the seed's run and the setting's run and propagates.
     """
-    from bench.console import Tee
-    from bench.engine import resolve_device, train
+    from bench.engine import resolve_device
 
     if transport is not None and len(seeds) > 1:
         raise UsageError("seeds: a server session serves one run, so it takes a single seed")
@@ -100,39 +102,80 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
         if plan:  # adaptive: the seeds it trains are known at the end
             logged = {k: v for k, v in logged.items() if k != "seeds"} | dict(plan)
         setting.log_config(logged, dataclasses.asdict(configs[seeds[0]]))
+        log_data(setting, configs[seeds[0]], first)
         if started:
             started(setting.run_id)
-        results = {}
-        for seed in seeds:
-            if adopt and seed in adopt:
-                results[seed] = tracking.adopt_run(dest.uri, adopt[seed], setting.run_id, dest.tags)
-                if after_seed and after_seed(seed, results[seed][1]):
-                    break
-                continue
-            ds = first if seed == seeds[0] else load(configs[seed])
-            sinks = [watch(seed)] if watch else []
-            if len(seeds) == 1:
-                result = train(configs[seed], Tee([setting, *sinks]), dataset=ds, progress=progress,
-                               transport=transport)
-                _save(setting, result, dest.save_model)
-                return Outcome(setting.run_id, setting.experiment_id, result.final)
-            seed_tags = (dict(dest.tags) | tracking.provenance(device, seed)
-                         | {"data_source": ds.source, "splitbench.role": SEED_ROLE})
-            with tracking.MlflowRun(dest.uri, dest.experiment, f"{dest.name}-s{seed}",
-                                    parent_run_id=setting.run_id, tags=seed_tags) as run:
-                run.log_config(params(cfg, (seed,)), dataclasses.asdict(configs[seed]))
-                result = train(configs[seed], Tee([run, *sinks]), dataset=ds, progress=progress)
-                _save(run, result, dest.save_model)
-            results[seed] = (result.epochs, result.final)
-            if after_seed and after_seed(seed, result.final):
-                break
-        done = [s for s in seeds if s in results]
+        with setting.system_metrics(dest.system_metrics_s):
+            done, final = _train_seeds(setting, dest, configs, first, device, load=load, watch=watch, adopt=adopt,
+                                       progress=progress, transport=transport, after_seed=after_seed)
         if plan:
             setting.log_config({"seeds": ",".join(map(str, done))}, dataclasses.asdict(configs[seeds[0]]))
-        final = summarize([results[s][1] for s in done])
-        setting.log_history(mean_epochs([results[s][0] for s in done]))
-        setting.log_final(final)
     return Outcome(setting.run_id, setting.experiment_id, final)
+
+
+def _train_seeds(setting, dest: Destination, configs: dict[int, RunConfig], first, device: str, *, load, watch,
+                 adopt, progress, transport, after_seed) -> tuple[list[int], dict[str, float]]:
+    """Each seed of train_setting trained (or adopted) under `setting`, until after_seed says stop: the
+    seeds done and the setting's final metrics."""
+    from bench.console import Tee
+    from bench.engine import train
+
+    seeds = tuple(configs)
+    results = {}
+    for seed in seeds:
+        if adopt and seed in adopt:
+            results[seed] = tracking.adopt_run(dest.uri, adopt[seed], setting.run_id, dest.tags)
+            if after_seed and after_seed(seed, results[seed][1]):
+                break
+            continue
+        ds = first if seed == seeds[0] else load(configs[seed])
+        sinks = [watch(seed)] if watch else []
+        if len(seeds) == 1:
+            result = train(configs[seed], Tee([setting, *sinks]), dataset=ds, progress=progress, transport=transport)
+            _save(setting, result, dest.save_model)
+            return [seed], result.final
+        seed_tags = (dict(dest.tags) | tracking.provenance(device, seed)
+                     | {"data_source": ds.source, "splitbench.role": SEED_ROLE})
+        with tracking.MlflowRun(dest.uri, dest.experiment, f"{dest.name}-s{seed}",
+                                parent_run_id=setting.run_id, tags=seed_tags) as run:
+            run.log_config(params(configs[seed], (seed,)), dataclasses.asdict(configs[seed]))
+            log_data(run, configs[seed], ds)
+            result = train(configs[seed], Tee([run, *sinks]), dataset=ds, progress=progress)
+            _save(run, result, dest.save_model)
+        results[seed] = (result.epochs, result.final)
+        if after_seed and after_seed(seed, result.final):
+            break
+    done = [s for s in seeds if s in results]
+    final = summarize([results[s][1] for s in done])
+    setting.log_history(mean_epochs([results[s][0] for s in done]))
+    setting.log_final(final)
+    return done, final
+
+
+def log_data(run, cfg: RunConfig, ds) -> None:
+    """What the run trains and tests on: the training and test images as MLflow inputs (name, digest
+    of the exact images, sizes, partition) and partition.json (each client's class counts)."""
+    from bench import data
+    from bench.partition import class_counts
+
+    scheme = cfg.partition_scheme()
+    shards = cfg.shards(ds.train_y)
+    counts = class_counts(ds.train_y, shards, ds.num_classes)
+    sizes = [len(s) for s in shards]
+    run.log_partition({"partition": scheme.kind, "label": scheme.label(), "alpha": scheme.alpha,
+                       "classes_per_client": scheme.classes_per_client, "min_samples": scheme.min_samples,
+                       "seed": cfg.seed, "clients": cfg.clients, "shard_sizes": sizes, "class_counts": counts})
+    shape = list(ds.train_x.shape[1:])
+    run.log_inputs([
+        tracking.DataInput(f"{ds.name}-train", data.digest(ds.train_x, ds.train_y), ds.source, "training",
+                           {"samples": len(ds.train_y), "trained": sum(sizes), "subset": cfg.train_subset,
+                            "image_shape": shape, "classes": ds.num_classes, "partition": scheme.label(),
+                            "clients": cfg.clients, "shard_sizes": sizes},
+                           {"partition": scheme.label()}),
+        tracking.DataInput(f"{ds.name}-test", data.digest(ds.test_x, ds.test_y), ds.source, "test",
+                           {"samples": len(ds.test_y), "subset": cfg.test_subset, "image_shape": shape,
+                            "classes": ds.num_classes}),
+    ])
 
 
 def _save(run, result, save_model: bool) -> None:

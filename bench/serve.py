@@ -1,9 +1,11 @@
 """`python -m bench serve`: the server side of one run in its own process, reached over TCP.
 
 Listens, prints `listening on HOST:PORT` (the port the system chose when asked for 0), and accepts
-connections one at a time. A connection that sends a frame that is too large, malformed, of an
-unknown kind or out of turn, or a HELLO with the wrong token or an invalid config, is logged, sent
-an ERROR frame when possible, and closed; the server keeps listening. The first session that
+connections one at a time, each in TLS when given a server context (bench/wire/tls.py). A
+connection whose TLS handshake fails, that sends a frame that is too large, malformed, of an
+unknown kind or out of turn, that cannot prove the token (bench/wire/tcp.py: challenge-response)
+or whose HELLO holds an invalid config, is logged, sent an ERROR frame when possible, and closed;
+the server keeps listening. The first session that
 gets going is served to its end: BYE stops the server (exit 0), a client that disappears stops it
 too (exit 1, one logged line).
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import socket
+import ssl
 import sys
 from typing import Callable
 
@@ -21,7 +25,8 @@ from bench.devices import resolve_device
 from bench.errors import UsageError
 from bench.server import Server, split_networks
 from bench.wire.frames import Frame, FrameError, Kind
-from bench.wire.tcp import MAX_FRAME_BYTES, Connection, ConnectionClosed
+from bench.wire.tcp import MAX_FRAME_BYTES, NONCE_BYTES, Connection, ConnectionClosed, proof
+from bench.wire.tls import HANDSHAKE_TIMEOUT_S
 
 
 def log(message: str) -> None:
@@ -29,7 +34,7 @@ def log(message: str) -> None:
 
 
 def serve(host: str, port: int, token: str, *, limit: int = MAX_FRAME_BYTES,
-          announce: Callable[[str], None] = print) -> int:
+          announce: Callable[[str], None] = print, tls: ssl.SSLContext | None = None) -> int:
     """Serve one run; the exit code (0 after BYE, 1 after losing the client)."""
     with socket.create_server((host, port)) as listener:
         host, port = listener.getsockname()[:2]
@@ -37,17 +42,34 @@ def serve(host: str, port: int, token: str, *, limit: int = MAX_FRAME_BYTES,
         sys.stdout.flush()
         while True:
             sock, peer = listener.accept()
+            name = f"{peer[0]}:{peer[1]}"
             with sock:
-                outcome = session(Connection(sock, limit), f"{peer[0]}:{peer[1]}", token)
+                wrapped = _handshake(tls, sock, name) if tls is not None else sock
+                if wrapped is None:
+                    continue
+                with wrapped:
+                    outcome = session(Connection(wrapped, limit), name, token)
             if outcome is not None:
                 return outcome
+
+
+def _handshake(tls: ssl.SSLContext, sock: socket.socket, peer: str) -> ssl.SSLSocket | None:
+    """The connection in TLS, or None (logged) when the peer does not complete a handshake in time."""
+    sock.settimeout(HANDSHAKE_TIMEOUT_S)
+    try:
+        wrapped = tls.wrap_socket(sock, server_side=True)
+    except (ssl.SSLError, OSError) as exc:
+        log(f"rejected {peer}: no TLS handshake ({getattr(exc, 'reason', None) or exc}); connection closed")
+        return None
+    wrapped.settimeout(None)
+    return wrapped
 
 
 def session(conn: Connection, peer: str, token: str) -> int | None:
     """Answer one connection; an exit code once a run has been served, None to keep listening."""
     server = None
     try:
-        server = welcome(conn.receive()[0], token)
+        server = welcome(authenticated(conn, token))
         conn.send(Frame(Kind.READY))
         while True:
             frame, _ = conn.receive()
@@ -71,17 +93,29 @@ def session(conn: Connection, peer: str, token: str) -> int | None:
         return None
 
 
-def welcome(frame: Frame, token: str) -> Server:
-    """The run's server side, from a HELLO with the right token and a valid config."""
+def authenticated(conn: Connection, token: str) -> Frame:
+    """The client's HELLO, once it has proven that it holds the token: a fresh nonce goes out as
+    CHALLENGE, and AUTH must carry proof(token, nonce, HELLO body), compared in constant time."""
+    frame, _ = conn.receive()
     if frame.kind != Kind.HELLO:
         raise FrameError(f"expected HELLO first, got {frame.kind.name}")
+    nonce = os.urandom(NONCE_BYTES)
+    conn.send(Frame(Kind.CHALLENGE, body=nonce))
+    answer, _ = conn.receive()
+    if answer.kind != Kind.AUTH:
+        raise FrameError(f"expected AUTH after CHALLENGE, got {answer.kind.name}")
+    if not hmac.compare_digest(answer.body, proof(token, nonce, frame.body)):
+        raise UsageError("wrong token")
+    return frame
+
+
+def welcome(frame: Frame) -> Server:
+    """The run's server side, from an authenticated HELLO with a valid config."""
     try:
         body = json.loads(frame.body)
-        given, in_channels, num_classes = str(body["token"]), int(body["in_channels"]), int(body["num_classes"])
+        in_channels, num_classes = int(body["in_channels"]), int(body["num_classes"])
     except (ValueError, KeyError, TypeError) as exc:
         raise FrameError(f"HELLO body is not a valid run description ({type(exc).__name__}: {exc})") from None
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise UsageError("wrong token")
     try:
         cfg = RunConfig.from_dict(body["config"])
     except (KeyError, TypeError) as exc:

@@ -12,9 +12,10 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     margin_pp = 0.5             # the non-inferiority margin of the verdicts, accuracy points (default 0.5)
     save_model = false          # every trial logs its client and server weights
 
-    [sweep.cells]               # the grid: one cell (one Optuna study) per model x clients
+    [sweep.cells]               # the grid: one cell (one Optuna study) per model x clients (x partition)
     models = ["smallcnn", "vgg11"]
     clients = [1, 2]
+    partitions = [{ partition = "iid" }, { partition = "dirichlet", partition_alpha = 0.1 }]  # optional
 
     [sweep.fixed]               # RunConfig fields of every trial (dataset, cut, epochs, subsets, ...)
     [sweep.models.vgg11]        # RunConfig fields of one model's cells, over [sweep.fixed]
@@ -49,6 +50,11 @@ a linear one to a hundredth of the range's order of magnitude), so near-identica
 one setting (Range.round). Everything is checked here, before any trial starts: a bad value is a
 UsageError of one line naming the field by its path in the file, e.g.
 `sweep.cells.models: unknown name 'vgg12'; did you mean 'vgg11'?`.
+
+`partitions` makes the partition of the training set a third axis of the grid: each entry is a
+table of the partition fields (PARTITION_FIELDS), and its cells' study names end in its short name
+(`-iid`, `-dir0.1`, `-cls2`). Without it the partition is a field like any other ([sweep.fixed]:
+`partition = "dirichlet"`, `partition_alpha = 0.5`) and study names are `<model>-c<clients>`.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from bench.errors import UsageError
 from bench.registry import unknown_name_message
 
 SHIPPED = Path(__file__).parent / "sweeps"
+PARTITION_FIELDS = ("partition", "partition_alpha", "classes_per_client", "partition_min_samples")
 SAMPLERS = ("tpe", "nsga2")
 BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
 # Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
@@ -76,7 +83,7 @@ _KEYS = {
     "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "margin_pp", "save_model", "cells", "fixed",
               "models", "search", "settings"],
     "sweep.settings": ["policy", "args", "quant_up", "quant_down", *_FIXABLE],
-    "sweep.cells": ["models", "clients"],
+    "sweep.cells": ["models", "clients", "partitions"],
     "sweep.search": ["policies", "quant_up", "quant_down", "ranges", "codec_ranges"],
 }
 
@@ -347,19 +354,48 @@ def _cells(sweep: str, table: dict, seeds: tuple[int, ...]) -> tuple[Cell, ...]:
     for m in per_model:
         if m not in names:
             raise UsageError(unknown_name_message("sweep.models", m, names) + "; a model's table needs it in sweep.cells.models")
+    partitions = _partitions(grid)
     cells = []
-    for model, n in itertools.product(names, clients):
+    for model, n, (i, part) in itertools.product(names, clients, enumerate(partitions)):
         origin = {k: "sweep.fixed" for k in fixed}
         own = _fields(f"sweep.models.{model}", _table(per_model, "sweep.models", model))
-        origin |= {k: f"sweep.models.{model}" for k in own}
-        fields = {"model": model, "clients": n} | fixed | own
-        cell = Cell(f"{sweep}/{model}-c{n}", tuple(sorted(fields.items())), seeds)
+        origin |= {k: f"sweep.models.{model}" for k in own} | {k: f"sweep.cells.partitions[{i}]" for k in (PARTITION_FIELDS if part else ())}
+        fields = {"model": model, "clients": n} | fixed | own | part
+        suffix = f"-{_partition_name(part)}" if part else ""
+        cell = Cell(f"{sweep}/{model}-c{n}{suffix}", tuple(sorted(fields.items())), seeds)
         try:
             cell.config()
         except UsageError as exc:
             raise located(exc, origin) from None
         cells.append(cell)
     return tuple(cells)
+
+
+def _partitions(grid: dict) -> list[dict[str, Any]]:
+    """The grid's partition axis: one table of partition fields per entry ([{}]: no axis)."""
+    if "partitions" not in grid:
+        return [{}]
+    raw = grid["partitions"]
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, dict) and t for t in raw):
+        raise UsageError(f"sweep.cells.partitions: expected a non-empty list of tables such as "
+                         f"{{ partition = \"dirichlet\", partition_alpha = 0.5 }}, got {raw!r}")
+    names = []
+    for i, table in enumerate(raw):
+        for key in table:
+            if key not in PARTITION_FIELDS:
+                raise UsageError(unknown_name_message(f"sweep.cells.partitions[{i}].{key}", key, list(PARTITION_FIELDS)))
+        names.append(_partition_name(table))
+    if len(set(names)) != len(names):
+        raise UsageError(f"sweep.cells.partitions: lists a partition twice, got {names}")
+    return [dict(t) for t in raw]
+
+
+def _partition_name(part: dict[str, Any]) -> str:
+    """The short name a partition's cells end in: iid, dir0.1, cls2 (and -min20 for a floor given)."""
+    kind = part.get("partition", "iid")
+    name = {"dirichlet": f"dir{part.get('partition_alpha')}", "classes": f"cls{part.get('classes_per_client')}"}
+    out = name.get(kind, str(kind))
+    return out + (f"-min{part['partition_min_samples']}" if "partition_min_samples" in part else "")
 
 
 def _fields(path: str, table: dict) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class Target:
     data_dir: str | None = None
     heartbeat: int | None = 30  # seconds; a trial is failed after 3 missed beats
     plugins: tuple[str, ...] = ()
+    system_metrics_s: float | None = tracking.SYSTEM_METRICS_INTERVAL_S  # each trial's sampling; None: off
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ class Objective:
         trial.set_user_attr("duplicate_of", None)  # a retry inherits its attempt's attrs
         uri, sweep, study = self.target.tracking_uri, self.spec.name, self.cell.study
         dest = record.Destination(uri, sweep, f"{study.rpartition('/')[2]}-t{trial.number}", self.parent_run_id,
-                                  tracking.trial_tags(sweep, study, trial.number, key), self.spec.save_model)
+                                  tracking.trial_tags(sweep, study, trial.number, key), self.spec.save_model,
+                                  self.target.system_metrics_s)
         index = trial.user_attrs.get("setting")
         own = self.spec.settings[index].fields if index is not None else ()  # an explicit setting's fields
         args = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in [*cfg.policy_args, *own])

@@ -10,6 +10,10 @@ time, a busy SQLite file waited for, storage faults raised as StoreFault.
 A setting trained over several seeds is one run of means with a nested run per seed
 (bench/record.py writes them through MlflowRun). Experiments are tagged as model training
 (KIND_TAG), so that the MLflow UI opens them on their runs.
+Each run also records what it trained and tested on as MLflow data set inputs (the UI's Dataset
+column: name, a digest of the exact images, sizes, partition), the clients' class counts as
+partition.json, and, unless switched off, the machine's system metrics while it trains
+(SystemMetrics: MLflow's own `system/*` names).
 Privacy attacks (bench/privacy.py) read a run's config and client weights back and add their
 scores, settings and pictures to the same run.
 """
@@ -20,7 +24,9 @@ import json
 import platform
 import subprocess
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,6 +40,25 @@ UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves a local store
 # MLflow's experiment-kind tag: its UI then opens an experiment on the training runs.
 KIND_TAG, KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"
 HISTORY_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+SYSTEM_METRICS_INTERVAL_S = 10.0  # MLflow's own default sampling interval
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """One data set a run used, as MLflow records it (mlflow.entities.Dataset + its input tags).
+
+    digest: of the exact images and labels (bench.data.digest); source: where they came from;
+    context: "training" or "test" (MLflow's `mlflow.data.context`); profile: sizes and partition,
+    shown in the UI's data set panel; tags: further input tags (e.g. the partition)."""
+
+    name: str
+    digest: str
+    source: str
+    context: str
+    profile: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
 
 
 def check_reachable(uri: str) -> None:
@@ -102,6 +127,7 @@ class MlflowRun:
     def __init__(self, uri: str, experiment: str, run_name: str, *, parent_run_id: str | None = None,
                  tags: dict[str, str] | None = None):
         self.client = stores.tracking_client(uri)
+        self.uri = uri
         self.experiment_id = experiment_id(self.client, experiment)
         all_tags = dict(tags or {})
         if parent_run_id:
@@ -132,6 +158,28 @@ class MlflowRun:
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         self.client.log_dict(self.run_id, resolved, "config.json")
 
+    def log_inputs(self, inputs: list[DataInput]) -> None:
+        """The data sets the run used, as MLflow inputs (the runs page's Dataset column)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        entries = []
+        for d in inputs:
+            local = Path(d.source).is_absolute()
+            dataset = Dataset(d.name, d.digest, "local" if local else "code",
+                              json.dumps({"uri": d.source} if local else {"tags": {"source": d.source}}),
+                              profile=json.dumps(d.profile))
+            tags = [InputTag("mlflow.data.context", d.context)] + [InputTag(k, str(v)) for k, v in d.tags.items()]
+            entries.append(DatasetInput(dataset, tags))
+        self.client.log_inputs(self.run_id, datasets=entries)
+
+    def log_partition(self, record: dict) -> None:
+        """The clients' shards (kind, sizes, class counts per client) as partition.json."""
+        self.client.log_dict(self.run_id, record, PARTITION_ARTIFACT)
+
+    def system_metrics(self, interval_s: float | None) -> "SystemMetrics":
+        """A context that samples the machine's load into this run every `interval_s` seconds (None: off)."""
+        return SystemMetrics(self, interval_s)
+
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self._log_metrics(metrics, step=epoch)
 
@@ -160,6 +208,73 @@ class MlflowRun:
                 path = Path(tmp) / f"{name}.pt"
                 torch.save(net.state_dict(), path)
                 self.client.log_artifact(self.run_id, str(path), "weights")
+
+
+PARTITION_ARTIFACT = "partition.json"
+
+
+class SystemMetrics:
+    """MLflow's system metrics of this machine (system/cpu_utilization_percentage,
+    system/system_memory_usage_megabytes, disk and network, and system/gpu_* where NVIDIA's
+    management library sees a GPU) while a run trains: MLflow's collectors, sampled every
+    `interval_s` seconds in a daemon thread, each sample logged at the next step through the
+    store's patient client (a busy SQLite file is waited for, as for every other write). One last
+    sample is taken on leaving, so every run has at least one. interval_s None: does nothing.
+    Sampling failures end the sampling, never the run."""
+
+    def __init__(self, run: "MlflowRun", interval_s: float | None):
+        self.run, self.interval_s = run, interval_s
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.step = 0
+        self.collectors = []
+
+    def __enter__(self) -> "SystemMetrics":
+        if self.interval_s is None:
+            return self
+        import logging
+
+        import psutil
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no "GPU skipped" line per run
+        self.collectors = SystemMetricsMonitor(self.run.run_id, tracking_uri=self.run.uri).monitors
+        psutil.cpu_percent()  # starts the CPU share's first interval
+        self.thread = threading.Thread(target=self._sample_every_interval, name="system-metrics", daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is None:
+            return
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+
+    def _sample_every_interval(self) -> None:
+        while not self.stop.wait(self.interval_s):
+            if not self._sample():
+                return
+
+    def _sample(self) -> bool:
+        from mlflow.entities import Metric
+
+        if not self.collectors:
+            return False
+        try:
+            values = {}
+            for collector in self.collectors:
+                collector.collect_metrics()
+                values |= collector.aggregate_metrics()
+                collector.clear_metrics()
+            now = int(time.time() * 1000)
+            self.run.client.log_batch(self.run.run_id, metrics=[
+                Metric(f"system/{k}", float(v), now, self.step) for k, v in values.items()])
+        except Exception:  # a sensor or a store that fails: the run goes on without its load record
+            self.collectors = []
+            return False
+        self.step += 1
+        return True
 
 
 def experiment_id(client, name: str) -> str:
@@ -240,6 +355,15 @@ def log_artifacts(uri: str, run_id: str, files: list[Path], artifact_path: str) 
     client = stores.tracking_client(uri)
     for path in files:
         client.log_artifact(run_id, str(path), artifact_path)
+
+
+def partition_record(uri: str, run_id: str) -> dict | None:
+    """The run's partition.json (MlflowRun.log_partition), or None for a run logged without one."""
+    client = stores.tracking_client(uri)
+    if PARTITION_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(Path(client.download_artifacts(run_id, PARTITION_ARTIFACT, tmp)).read_text())
 
 
 def fetch_client(uri: str, run_id: str, dst: Path) -> tuple[dict, Path]:

@@ -333,6 +333,22 @@ def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title
     return fig
 
 
+def partition(record: dict, title: str) -> plt.Figure:
+    """A heat map of how many training samples of each class (columns) each client (rows) holds,
+    as partition.json records it (bench.partition.class_counts), each count written in its square."""
+    counts = np.array(record["class_counts"])
+    clients, classes = counts.shape
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * classes + 2.5), 1.6 + 0.45 * clients), layout="constrained")
+    sns.heatmap(counts, annot=clients * classes <= 400, fmt="d", cmap="Blues", linewidths=0.5, ax=ax,
+                cbar_kws={"label": "samples"}, annot_kws={"fontsize": 8},
+                xticklabels=[str(c) for c in range(classes)],
+                yticklabels=[f"client {k} ({n})" for k, n in enumerate(counts.sum(axis=1))])
+    ax.set(xlabel="class", ylabel="client (its samples)")
+    ax.tick_params(axis="y", rotation=0)
+    _title(fig, f"Training samples per client and class: {record['label']}, seed {record['seed']}", title)
+    return fig
+
+
 def _best_of_front(cell: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """The baseline and the MAX_CURVES most accurate settings of the communication front; trial run -> label."""
     on_front = cell[front(cell["comm_bytes"], cell["acc"]) & ~cell["baseline"]]

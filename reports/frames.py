@@ -35,7 +35,7 @@ FINAL = {
     "final/forward_epochs": "forward_epochs",
     "final/cached_epochs": "cached_epochs",
 }
-CELL = ["model", "width", "cut", "dataset", "clients", "epochs", "train_subset"]
+CELL = ["model", "width", "cut", "dataset", "clients", "partition", "epochs", "train_subset"]
 NUMERIC = ["width", "cut", "clients", "epochs", "train_subset", "seed"]
 PROVENANCE = ["git_commit", "versions", "device", "data_source"]
 # What the seeds of one setting are averaged over; everything else is fixed within a cell.
@@ -64,6 +64,7 @@ def trials(runs: list[dict]) -> pd.DataFrame:
             continue
         row = {"run_id": run["run_id"], "name": run["name"], "trial": tags.get("trial")}
         row |= {k: params.get(k) for k in CELL + ["policy", "quant_up", "quant_down"]}
+        row["partition"] = partition_label(params)
         seeds = _seeds(params)
         row |= {"seed": seeds[0] if seeds else np.nan, "seeds": len(seeds) or 1, "seed_list": ",".join(map(str, seeds))}
         row["looks"] = noise.looks(*(int(params[k]) if k in params else None for k in ("seeds_min", "seeds_max")))
@@ -93,6 +94,29 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     # MLflow lists the newest run first; cells by their fields (1 client before 10), trials as enqueued.
     frame["trial"] = pd.to_numeric(frame["trial"], errors="coerce")
     return frame.sort_values([*CELL, "study", "trial", "seed"]).reset_index(drop=True)
+
+
+def partition_label(params: dict) -> str:
+    """How the run split its training set among the clients ("iid", "Dirichlet α=0.1", "2 classes
+    each"); a run logged before partitions existed was IID."""
+    from bench.partition import Partition
+
+    def number(name, kind):
+        value = params.get(name)
+        return None if value in (None, "None") else kind(value)
+
+    return Partition(params.get("partition") or "iid", number("partition_alpha", float),
+                     number("classes_per_client", int)).label()
+
+
+def partition_runs(trial_frame: pd.DataFrame) -> dict[str, str]:
+    """study -> the run whose partition.json stands for the cell's: its baseline's (else its first
+    trial's) run; every setting of a cell trains seed k on the same shards."""
+    out = {}
+    for study, group in trial_frame.groupby("study", sort=False):
+        base = group[group["baseline"]]
+        out[study] = (base if len(base) else group).iloc[0]["run_id"]
+    return out
 
 
 def links(runs: list[dict], trial_frame: pd.DataFrame) -> dict[str, str]:
@@ -289,8 +313,8 @@ def shared_title(titles: pd.Series) -> str:
 
 
 def title(row) -> str:
-    """What tells cells apart, e.g. "vgg11, cut 4 · 5 clients · cifar10 · 200 epochs"."""
+    """What tells cells apart, e.g. "vgg11, cut 4 · 5 clients, iid · cifar10 · 200 epochs"."""
     model = row["model"] + ("" if row["width"] == 1 else f" width {row['width']:g}") + f", cut {row['cut']:g}"
-    clients = "1 client" if row["clients"] == 1 else f"{row['clients']:g} clients"
+    clients = "1 client" if row["clients"] == 1 else f"{row['clients']:g} clients, {row['partition']}"
     subset = "" if pd.isna(row["train_subset"]) else f", {row['train_subset']:g} training images"
     return f"{model} · {clients} · {row['dataset']}{subset} · {row['epochs']:g} epochs"

@@ -57,6 +57,10 @@ CAPTIONS = {
              "means, else the most accurate), the paper's gate (loss_threshold) first; in brackets its "
              "communication reduction, paired accuracy difference and verdict. Long grey stretches are a gate "
              "keeping the client quiet.",
+    "partition": "How the cell's training set is split among its clients: training samples of each class (columns) "
+                 "held by each client (rows), from the baseline's partition.json (its first seed; seed k of "
+                 "every setting trains on the same shards). Drawn for cells of several clients whose runs "
+                 "recorded one.",
     "curves": "Test accuracy after each epoch of the baseline and of the most accurate settings on the "
               "communication front: the mean over seeds, shaded: its 95% confidence interval (t-distribution), "
               "where there are several seeds.",
@@ -87,6 +91,9 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
     settings = frames.settings(trials, frames.seed_values(runs, trials), margin_pp)
     cells = frames.cells(trials)
     links = frames.links(runs, trials)
+    several = set(cells.loc[cells["clients"] > 1, "study"])
+    shards = {study: tracking.partition_record(uri, run_id)
+              for study, run_id in frames.partition_runs(trials).items() if study in several}
     headline = tables.headline(settings, cells)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -97,9 +104,10 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
         one = settings[settings["study"] == cell.study]
         page_figures[cell.study], cell_files[cell.study] = [], []
         for kind, caption in CAPTIONS.items():
-            if kind == "time" and cell.study not in links:
+            if (kind == "time" and cell.study not in links) or (kind == "partition" and not shards.get(cell.study)):
                 continue
             fig = (figures.time_to_accuracy(one, history, links[cell.study], cell.title) if kind == "time"
+                   else figures.partition(shards[cell.study], cell.title) if kind == "partition"
                    else _draw(kind, one, history, legend, cell.title))
             caption = caption.format(margin=f"{margin_pp:g}")
             # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.

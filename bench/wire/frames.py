@@ -1,7 +1,8 @@
 """Frames: every message between a client end and the server, and its exact layout on a socket.
 
 On a socket a frame is a fixed header, a table with one entry per tensor, the tensors' raw bytes
-in table order, then an optional UTF-8 body (JSON for HELLO, the reason for ERROR). Nothing is
+in table order, then an optional body (UTF-8 JSON for HELLO, the reason for ERROR; raw bytes for
+CHALLENGE and AUTH). Nothing is
 pickled. All integers are little-endian.
 
 Header (HEADER_SIZE bytes, struct format HEADER):
@@ -50,7 +51,7 @@ HEADER = "<Q4sBBHIdHIB7I24s"  # dtype, then ndim and 6 dims as u32
 ENTRY = "<32sBB7I"  # name, flags, dtype, then ndim and 6 dims as u32
 HEADER_SIZE = struct.calcsize(HEADER)  # 87
 ENTRY_SIZE = struct.calcsize(ENTRY)  # 62
-MAGIC, VERSION = b"SPLB", 1
+MAGIC, VERSION = b"SPLB", 2  # 2: the token is proven (CHALLENGE, AUTH), never sent
 MAX_DIMS, NAME_BYTES, CODEC_BYTES = 6, 32, 24
 META, LABELS, AUX = 1, 2, 4
 # Codes are positions in this tuple plus one; 0 means "no tensor". Append only.
@@ -59,11 +60,11 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn, tor
 
 
 class Kind(enum.IntEnum):
-    """What a frame asks or answers. Client -> server: HELLO, FULL, FORWARD, STORE, CACHED, SYNC,
-    AVERAGE, FETCH, EVAL, STATE, VAL, VAL_LOSS, BYE. Server -> client: READY, GRAD, LOSS, WEIGHTS,
-    CORRECT, ERROR."""
+    """What a frame asks or answers. Client -> server: HELLO, AUTH, FULL, FORWARD, STORE, CACHED,
+    SYNC, AVERAGE, FETCH, EVAL, STATE, VAL, VAL_LOSS, BYE. Server -> client: CHALLENGE, READY, GRAD,
+    LOSS, WEIGHTS, CORRECT, ERROR."""
 
-    HELLO = 1  # body: JSON {token, config, in_channels, num_classes}
+    HELLO = 1  # body: JSON {config, in_channels, num_classes}; answered by CHALLENGE
     READY = 2
     FULL = 3  # activations payload + labels; answered by GRAD
     FORWARD = 4  # activations payload + labels; answered by LOSS
@@ -82,6 +83,8 @@ class Kind(enum.IntEnum):
     STORE = 17  # a further view's activations payload + labels, cached for CACHED epochs; no reply
     VAL = 18  # the validation slice's activations payload + labels, held by the server; no reply
     VAL_LOSS = 19  # answered by LOSS: the server's summed loss on the slice it holds
+    CHALLENGE = 20  # body: the server's nonce (NONCE_BYTES random bytes, new for every connection)
+    AUTH = 21  # body: HMAC-SHA256(token, nonce + HELLO body) (bench/wire/tcp.py); answered by READY or ERROR
 
 
 class FrameError(Exception):

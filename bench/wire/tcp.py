@@ -1,17 +1,26 @@
-"""The TCP transport: frames over a socket, and the client's side of a session with `bench serve`.
+"""The TCP transport: frames over a socket (in TLS across machines), and the client's side of a
+session with `bench serve`.
 
-A session: the client's first frame is HELLO, a JSON body {token, config, in_channels,
-num_classes}; the server compares the token in constant time, builds the run's server side from
-the config and answers READY (or ERROR with the reason, then closes). Then the client's frames
-follow in order, each answered as bench.server.Server says, until BYE.
+A session, after the TLS handshake where there is one (bench/wire/tls.py):
+    client -> HELLO      JSON body {config, in_channels, num_classes}
+    server -> CHALLENGE  a nonce: NONCE_BYTES random bytes, new for every connection
+    client -> AUTH       proof(token, nonce, HELLO body) = HMAC-SHA256 keyed by the shared token
+    server -> READY      when the proof matches (compared in constant time) and the config is a
+                         valid run; else ERROR with the reason, then it closes
+Then the client's frames follow in order, each answered as bench.server.Server says, until BYE.
+The token itself never crosses, in clear or in TLS; a recorded proof is worthless on the next
+connection (another nonce), and it binds the HELLO it answers, so a config cannot be swapped in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 
@@ -27,6 +36,7 @@ TOKEN_ENV = "SPLITBENCH_TOKEN"  # the variable the cli reads the shared token fr
 CONNECT_TIMEOUT_S = 10
 LOCAL_SERVER_EXIT_S = 30
 REFUSE_DRAIN_S = 1.0
+NONCE_BYTES = 32
 
 
 class ConnectionClosed(Exception):
@@ -88,10 +98,15 @@ class Connection:
             got += n
 
 
-def hello(cfg: RunConfig, token: str, in_channels: int, num_classes: int) -> Frame:
+def hello(cfg: RunConfig, in_channels: int, num_classes: int) -> Frame:
     config = dataclasses.asdict(dataclasses.replace(cfg, data_dir=None))
-    body = {"token": token, "config": config, "in_channels": in_channels, "num_classes": num_classes}
+    body = {"config": config, "in_channels": in_channels, "num_classes": num_classes}
     return Frame(Kind.HELLO, body=json.dumps(body).encode())
+
+
+def proof(token: str, nonce: bytes, hello_body: bytes) -> bytes:
+    """What AUTH carries: HMAC-SHA256 keyed by the token, of the server's nonce and the HELLO body."""
+    return hmac.new(token.encode(), nonce + hello_body, hashlib.sha256).digest()
 
 
 class TcpTransport:
@@ -139,24 +154,46 @@ class TcpTransport:
 
 
 def connect(host: str, port: int, token: str, cfg: RunConfig, in_channels: int, num_classes: int,
-            process: subprocess.Popen | None = None) -> TcpTransport:
-    """A session with the server at host:port for the run `cfg`; UsageError if there is no
-    server there or it refuses the token or the config."""
+            process: subprocess.Popen | None = None, tls: ssl.SSLContext | None = None) -> TcpTransport:
+    """A session with the server at host:port for the run `cfg`, in TLS with `tls` (a client
+    context: bench.wire.tls.client_context); UsageError if there is no server there, its
+    certificate fails verification, the handshake fails, or it refuses the token or the config."""
     address = f"{host}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
     except OSError as exc:
         raise UsageError(f"connect: no server at {address} ({exc.strerror or exc})") from None
-    sock.settimeout(None)
-    transport = TcpTransport(Connection(sock), address, process)
-    transport.send(hello(cfg, token, in_channels, num_classes))
-    reply, _ = transport.receive()
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise UsageError(f"connect: the server at {address} failed TLS verification: "
+                             f"{exc.verify_message or exc.reason}") from None
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise UsageError(f"connect: no TLS handshake with the server at {address} "
+                             f"({getattr(exc, 'reason', None) or exc}); is it serving TLS?") from None
+    sock.settimeout(None)  # the server may take a while to build the run before READY
+    conn = Connection(sock)
+    greeting = hello(cfg, in_channels, num_classes)
+    try:
+        conn.send(greeting)
+        challenge, _ = conn.receive()
+        if challenge.kind == Kind.CHALLENGE:
+            conn.send(Frame(Kind.AUTH, body=proof(token, challenge.body, greeting.body)))
+            reply, _ = conn.receive()
+        else:
+            reply = challenge
+    except (OSError, ConnectionClosed, FrameError) as exc:
+        conn.close()
+        hint = "" if tls is not None else "; a server that speaks TLS needs --tls-ca"
+        raise UsageError(f"connect: the server at {address} broke off the handshake ({exc}){hint}") from None
     if reply.kind != Kind.READY:
-        transport.open = False
-        transport.conn.close()
+        conn.close()
         reason = reply.body.decode(errors="replace") if reply.kind == Kind.ERROR else f"answered {reply.kind.name}"
         raise UsageError(f"connect: the server at {address} refused the run: {reason}")
-    return transport
+    return TcpTransport(conn, address, process)
 
 
 def start_local(cfg: RunConfig, in_channels: int, num_classes: int) -> TcpTransport:

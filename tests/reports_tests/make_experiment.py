@@ -3,7 +3,7 @@
 Per cell (study): one parent run named after the study, tagged splitbench.role=study, with the
 cell's fixed fields as params; per trial one nested child run tagged splitbench.role=trial, study,
 sweep, trial, config_key and the provenance tags, with RunConfig.to_params() and `seeds` ("0,1")
-as params. A trial of one seed holds the engine's metrics; a trial of several holds their means
+as params, its data set inputs and partition.json. A trial of one seed holds the engine's metrics; a trial of several holds their means
 over seeds (per epoch, but no `mode`; final/<name> with final/<name>_std, ddof=1), and one run
 per seed nested under it (splitbench.role=seed, tag seed) holds that seed's own metrics. The
 always/fp32 baseline is the first trial of every study, as the sweep enqueues it; the last trial
@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from bench import data, tracking
+from bench import data, record, tracking
 from bench.config import RunConfig
 from bench.engine import train
 from bench.errors import RunFailed
@@ -83,6 +83,7 @@ def _trial(uri, experiment, study, parent_id, number, cfg: RunConfig, seeds, rep
     try:
         with tracking.MlflowRun(uri, experiment, name, parent_run_id=parent_id, tags=tags) as run:
             run.log_config(params | {"seeds": ",".join(map(str, seeds))}, params)
+            record.log_data(run, cfg, ds)
             if repeats:
                 results = repeats[1]
             elif len(seeds) == 1:

@@ -36,7 +36,7 @@ def test_every_image_loads_and_the_headline_table_is_there(report, tmp_path):
     dom = chromium("--virtual-time-budget=10000", "--dump-dom", (site / "probe.html").as_uri(),
                    profile=tmp_path / "profile").stdout
     images = json.loads(html.unescape(re.search(r'data-images="([^"]*)"', dom).group(1)))
-    assert len(images) == 12  # 2 cells x 6 figures (decisions, pareto, flops, modes, gates, curves)
+    assert len(images) == 13  # 2 cells x 6 figures (decisions, pareto, flops, modes, gates, curves), 1 partition
     assert [src for src, complete, width in images if not (complete and width > 0)] == []
     assert re.search(r'<table id="headline-table">.*?<tbody><tr>', dom, re.S)
 

@@ -55,7 +55,7 @@ def test_histories_are_tidy_and_cells_say_how_they_were_made():
     assert history[history["metric"] == "mode"].groupby("run_id")["value"].apply(list).tolist() == [[0, 1, 2]] * 2
     cells = frames.cells(trials)
     assert cells["title"].tolist() == ["vgg11, cut 2 · 1 client · cifar10 · 3 epochs",
-                                       "vgg11, cut 2 · 5 clients · cifar10 · 3 epochs"]
+                                       "vgg11, cut 2 · 5 clients, iid · cifar10 · 3 epochs"]
     assert cells[["git_commit", "seeds", "device"]].iloc[0].tolist() == ["abc123", "0", "cpu"]
 
 

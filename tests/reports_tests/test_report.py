@@ -12,14 +12,15 @@ from tests.reports_tests.runs import run, study, trial
 def test_the_report_has_every_figure_table_and_caption(report):
     page = (report / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 12  # 6 figures x 2 cells
+    assert len(images) == 13  # 6 figures x 2 cells, and the 2-client cell's partition
     assert sum(png.endswith("-gates.png") for png in images) == 2
     assert [png.rsplit("-", 1)[1] for png in images[:6]] == ["decisions.png", "pareto.png", "flops.png", "modes.png",
                                                              "gates.png", "curves.png"]  # the decision first
+    assert [png for png in images if png.endswith("-partition.png")] == ["smallcnn-w0-25-c2-clients2-partition.png"]
     for png in images:
         assert (report / png).stat().st_size > 10_000 and (report / png).with_suffix(".svg").exists()
     assert 'id="headline-table"' in page and "1.64x-106.7x" in page
-    assert page.count("Made from sweep <code>quick</code>") == 1 + 12 + 2  # headline, figures, settings tables
+    assert page.count("Made from sweep <code>quick</code>") == 1 + 13 + 2  # headline, figures, settings tables
     assert "synthetic data (paper: CIFAR-10)" in page and "1 unfinished or failed run is not shown" in page
     assert "2 trials repeating an earlier trial's setting are counted once" in page
     assert "non-inferior at 0.5 pp" in page and "ttost_paired" in page and "paper's rule (mean within 0.5 pp)" in page
