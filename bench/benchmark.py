@@ -25,7 +25,8 @@
 Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3] [--sweep-trials 2]
                                 [--codecs-only]
 Writes the table to stdout and bench-results/bench.json. A row with a target says in its last
-column whether it met it, and if not why, where the reason is known (README.md, "make bench").
+column whether it met it, and if not why, where the reason is known (docs/running.md, "make bench";
+the measured rows and why they missed: docs/findings.md, "make bench").
 """
 
 from __future__ import annotations
@@ -190,11 +191,11 @@ def sweep_rows(cores: int, trials: int, data_dir: str | None) -> list[tuple]:
     return rows
 
 
-# Why a row can miss its target in this design (README.md, "make bench"), shown when it does.
+# Why a row can miss its target in this design (docs/findings.md, "make bench"), shown when it does.
 WHY = {
-    "tcp": "the server process shares the cores, and every byte crosses the socket (README)",
-    "sweep": "this machine's cores are busy or uneven: rerun idle; if it holds, change the default (README)",
-    "+zstd": "zstd's own compression of the payload (README)",
+    "tcp": "the server process shares the cores, and every byte crosses the socket (docs/findings.md)",
+    "sweep": "this machine's cores are busy or uneven: rerun idle; if it holds, change the default (docs/findings.md)",
+    "+zstd": "zstd's own compression of the payload (docs/findings.md)",
 }
 TARGET = re.compile(r"^(<=|>=)?\s*([0-9.]+)(%|x)?$")
 

@@ -405,7 +405,7 @@ def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None
 
 
 def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, lr) -> dict[str, float]:
-    """One epoch's record under the metric names README.md lists (each the amount in this epoch);
+    """One epoch's record under the metric names docs/metrics.md lists (each the amount in this epoch);
     test/acc only for an epoch that was tested (acc not None)."""
     record = {
         "train/loss": sum(t for t, _ in losses) / sum(n for _, n in losses),

@@ -1,6 +1,6 @@
 """The Ledger: byte counts per client and kind, for the current epoch and the whole run.
 
-Kinds (the byte metrics README.md lists add them up):
+Kinds (the byte metrics docs/metrics.md lists add them up):
     up         activations, client -> server (codec `quant_up`, scales included); with per-sample
                refresh also the map of which samples of a batch were sent, 1 bit per sample
                (ceil(B / 8) bytes per batch)

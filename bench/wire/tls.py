@@ -76,7 +76,8 @@ def check_clear(flag: str, host: str, insecure: bool, warn) -> None:
     if not insecure:
         remedy = "--tls-cert and --tls-key" if flag == "listen" else "--tls-ca"
         raise UsageError(f"{flag}: {host} is not a loopback address, and activations would cross it in clear; "
-                         f"give {remedy} (README: several machines), or --insecure to accept a clear wire")
+                         f"give {remedy} (docs/wire.md: an encrypted wire across machines), "
+                         "or --insecure to accept a clear wire")
     warn(f"warning: the wire to {host} is not encrypted (--insecure): anyone on the path can read the "
          "activations, labels, gradients and weights")
 

@@ -30,7 +30,7 @@ DAY = datetime.timedelta(days=1)
 
 def self_signed(folder, name, not_before=NOW - DAY, not_after=NOW + DAY):
     """(certificate, key) files of a self-signed certificate for localhost and 127.0.0.1, which is
-    its own CA (what README's openssl command makes)."""
+    its own CA (what the openssl command of docs/wire.md makes)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
