@@ -17,7 +17,7 @@ from bench.errors import StoreFault, UsageError
 DEFAULT_URI = "sqlite:///mlflow.db"  # as bench.tracking.DEFAULT_URI; not imported, to start fast
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports",
                                      description="The comparison report of one sweep, from its MLflow runs.")
     parser.add_argument("--experiment", required=True, help="MLflow experiment = sweep name, e.g. quick")
@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-artifacts", action="store_true", help="do not attach the files to the study runs")
     parser.add_argument("--margin-pp", type=float, default=None, metavar="M",
                         help="non-inferiority margin in accuracy points (default: the spec's margin_pp, else 0.5); >= 0")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.margin_pp is not None and not args.margin_pp >= 0:
         print(f"error: margin_pp: must be a number >= 0, got {args.margin_pp}", file=sys.stderr)
         return 2
