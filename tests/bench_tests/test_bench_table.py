@@ -12,7 +12,7 @@ def test_each_row_with_a_target_says_whether_it_met_it_and_why_not():
     assert met(("sweep, 1 worker x 2 threads", "1.20x", "", ">= 1.00x")) == "yes"
     assert met(("host syncs per training step", "0.00", "", "0")) == "yes"
     assert met(("CACHED epoch / FULL epoch", "0.400", "", "")) == ""
-    assert met(("vgg11 split/plain images/s", "needs CUDA", "device is cpu", "")) == ""
+    assert met(("vgg11 split/plain time per image", "needs CUDA", "device is cpu", "")) == ""
 
 
 def test_the_sweep_layouts_use_every_core_and_start_with_the_default():
