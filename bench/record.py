@@ -49,6 +49,7 @@ class Outcome:
     run_id: str
     experiment_id: str
     final: dict[str, float]  # as logged on the setting's run: the means (and `_std` with >= 2 seeds)
+    seeds: tuple[int, ...] = ()  # the seeds trained or adopted (adaptive seeds may stop early)
 
 
 def check_seeds(name: str, seeds) -> tuple[int, ...]:
@@ -110,7 +111,7 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
                                        progress=progress, transport=transport, after_seed=after_seed)
         if plan:
             setting.log_config({"seeds": ",".join(map(str, done))}, dataclasses.asdict(configs[seeds[0]]))
-    return Outcome(setting.run_id, setting.experiment_id, final)
+    return Outcome(setting.run_id, setting.experiment_id, final, tuple(done))
 
 
 def _train_seeds(setting, dest: Destination, configs: dict[int, RunConfig], first, device: str, *, load, watch,

@@ -218,7 +218,7 @@ class Objective:
             self.report(event | {"kind": "end", "state": "FAIL", "reason": str(exc)})
             raise
         acc, nbytes = outcome.final["final/test_acc"], outcome.final["final/comm_bytes"]
-        self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes,
+        self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes, "seeds": len(outcome.seeds),
                              "acc_std": outcome.final.get("final/test_acc_std")})
         return acc, nbytes
 

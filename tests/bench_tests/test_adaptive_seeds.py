@@ -55,6 +55,8 @@ def test_a_setting_stops_at_its_first_decided_look_and_the_baseline_trains_every
     seen = [(t.number, t.state, t.user_attrs) for t in trials]
     assert trained[0] == [0, 1, 2, 3], seen  # the baseline: every seed
     assert trained[1] == [0, 1], seen  # fp16 both ways: decided at the first look
+    # The console counts the seeds a setting trained, not the seeds it might have.
+    assert "(std over 4 seeds)" in out.stdout + out.stderr and "(std over 2 seeds)" in out.stdout + out.stderr
     for n in (0, 1, 2):
         assert runs[n].data.params["seeds"] == ",".join(map(str, trained[n]))
     assert {(r.data.params["seeds_min"], r.data.params["seeds_max"]) for r in runs.values()} == {("2", "4")}
