@@ -95,7 +95,7 @@ def decisions(cell: pd.DataFrame, title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(11, 6.4), layout="constrained")
     _title(fig, "Decisions: paired accuracy difference against communication reduction", title)
     ax.set(xlabel="communication reduction against the baseline (activations + gradients; x, log scale)",
-           ylabel="accuracy difference from the baseline (pp, paired)")
+           ylabel="Δ accuracy vs baseline (pp, paired)")
     base = cell[cell["baseline"]]
     if base.empty:
         ax.text(0.5, 0.5, "no finished baseline (always, fp32/fp32): nothing to compare with", ha="center",
@@ -306,10 +306,21 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     low, high = ax.get_ylim()
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot
     ax.xaxis.get_major_locator().set_params(integer=True)
-    # Below the axes: setting names are long, and beside them they would squeeze the plot.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
+    _legend_below(fig, ax)
     _title(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
     return fig
+
+
+def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:
+    """The settings' legend below the axes (beside them, long names would squeeze the plot): two
+    columns where the names fit, else one, each name wrapped to the figure's width. A legend wider
+    than the figure would collapse the axes."""
+    handles, labels = ax.get_legend_handles_labels()
+    chars = int(fig.get_figwidth() * 11)  # about 11 legend characters an inch
+    ncols = 2 if max(map(len, labels), default=0) <= chars // 2 - 6 else 1
+    labels = [textwrap.fill(label, width=chars // ncols - 6) for label in labels]
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=ncols,
+              title="setting, codec")
 
 
 def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title: str) -> plt.Figure:
@@ -328,7 +339,7 @@ def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title
     sns.lineplot(data=means, x="minutes", y="value", hue="run", hue_order=list(dict.fromkeys(label.values())),
                  estimator=None, sort=False, marker=marker, ax=ax, palette="dark")
     ax.set(xlabel=f"modelled time to train (minutes) on {link}", ylabel="test accuracy (%)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2, title="setting, codec")
+    _legend_below(fig, ax)
     _title(fig, f"Test accuracy against time to train on {link}", title)
     return fig
 

@@ -1,6 +1,7 @@
 """Smoke tests of the figures: they draw what they should from small frames and save PNG and SVG."""
 
 import math
+import warnings
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -186,3 +187,24 @@ def test_gates_show_each_familys_best_setting_beside_the_papers_gate():
         "fp8_e4m3/fp8_e5m2 (10x, +0.0 pp, noise unknown)",
         "periodic: periodic(period=3), fp8_e4m3/fp8_e5m2 (3.33x, -0.5 pp, noise unknown)"]
     assert ax.collections[0].get_array().reshape(4, 3).tolist() == [[0, 1, 0], [0, 1, 2], [0, 1, 2], [0, 1, 2]]
+
+
+def test_long_setting_names_in_the_curves_legend_do_not_collapse_the_plot(tmp_path):
+    """Bug: two legend columns of 100-character setting names were wider than the figure, and the
+    constrained layout gave the axes no room (matplotlib warned, and the plot shrank to a sliver)."""
+    variants = [({"threshold": 0.1, "max_cached": 0, "signal": "train"}, {"refresh_threshold": "0.05", "cache_views": "2"}),
+                ({"threshold": 0.2, "max_cached": 2, "signal": "val"}, {"cache_mixup": "0.2", "val_fraction": "0.1"}),
+                ({"threshold": 0.3, "max_cached": 3, "signal": "train"}, {"cache_noise": "0.1", "cache_views": "3"})]
+    runs = [run(seed=0, acc=0.90), run(seed=1, acc=0.91)] + [
+        run("loss_threshold", "mxfp6_e3m2", "mxfp6_e3m2", acc=0.895 - i / 100, comm=6 - i, args=args, options=options,
+            modes=(0, 1, 2)) for i, (args, options) in enumerate(variants)]
+    settings, history, _ = cell(runs)
+    fig = figures.curves(settings, history, "t")
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert max(len(line) for text in texts for line in text.split("\n")) <= 104 and len(texts) == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when the layout collapses the axes
+        figures.save(fig, tmp_path / "c", "sweep s")
+    width, height = fig.axes[0].get_window_extent().size
+    assert width > fig.get_figwidth() * fig.dpi / 2 and height > 100  # the plot keeps most of the figure
+
