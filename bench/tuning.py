@@ -47,7 +47,8 @@ from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import BASELINE, Cell, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
-DIRECTIONS = ("maximize", "minimize")  # final/test_acc, final/comm_bytes
+OBJECTIVES = ("final/test_acc", "final/comm_bytes")
+DIRECTIONS = ("maximize", "minimize")  # of OBJECTIVES
 MAX_RETRY = 2  # re-queues of a trial whose worker died; a config that kills workers stops there
 DUPLICATE_LIMIT = 20  # consecutive duplicate proposals that end a cell
 DIVERGED = "diverged"
@@ -134,6 +135,7 @@ def open_study(storage, cell: Cell, spec: SweepSpec) -> optuna.Study:
     stored = study.user_attrs.get("cell")
     if stored is None:
         study.set_user_attr("cell", fields)
+        study.set_metric_names(list(OBJECTIVES))  # the dashboard's axes and columns say what they are
     elif stored != fields:
         raise UsageError(f"sweep: study {cell.study} exists with other fixed fields ({stored}); "
                          "give the sweep another name or use another storage")

@@ -356,3 +356,4 @@ def test_a_setting_added_to_the_spec_joins_the_existing_study_once(tmp_path):
     queued = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
     assert queued == [specs.BASELINE] + [spec.fixed_params(s) for s in spec.settings]
     assert queued[2]["loss_threshold.max_cached"] == 2 and "loss_threshold.max_cached" not in queued[1]
+    assert study.metric_names == ["final/test_acc", "final/comm_bytes"]  # named for optuna-dashboard
