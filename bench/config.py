@@ -71,7 +71,7 @@ class RunConfig:
     quant_down_args: tuple[tuple[str, Any], ...] = field(default=())
     cache_augment: str = "view"
     frozen_bn: str = "eval"
-    # Gates and cache beyond the paper (bench/cache.py); every one off by default.
+    # Gates and cache beyond the paper (bench/layouts/); every one off by default.
     val_fraction: float = 0.0  # share of each client's shard held out as the validation slice
     cache_mixup: float = 0.0  # ALPHA of mixup on cached activations (0 = off)
     cache_noise: float = 0.0  # SIGMA of channel-relative noise on cached activations (0 = off)

@@ -77,7 +77,7 @@ class ClientEnd:
 
     def refresh_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int,
                      positions: torch.Tensor, sent: torch.Tensor) -> tuple[torch.Tensor, Payload | None]:
-        """Per-sample refresh (bench/refresh.py): the map of which samples follow (counted as up
+        """Per-sample refresh (bench/layouts/per_sample.py): the map of which samples follow (counted as up
         and meta, 1 bit per sample), then only those; one server step on the batch as the server
         now holds it. (The loss, the payload that crossed or None when no sample moved.)"""
         bitmap = (len(sent) + 7) // 8
