@@ -21,7 +21,6 @@ from bench.registry import unknown_name_message
 
 DEVICES = ("auto", "cpu", "cuda")
 GATINGS = ("global", "per-client")
-TRANSPORTS = ("inproc", "tcp")  # the server side in this process / in a `bench serve` process
 # PAPER.md's open choices, each a logged field rather than a hidden constant.
 CACHE_AUGMENT = ("view", "off")  # cache the one augmented view sent / no augmentation in FORWARD
 FROZEN_BN = ("eval", "train")  # batch norm of the frozen client in FORWARD epochs
@@ -89,6 +88,7 @@ class RunConfig:
     compile: bool = False
 
     def __post_init__(self):
+        from bench.wire.transport import TRANSPORTS  # here: the wire's modules import RunConfig
         from policies import POLICIES
         from quantizers import QUANTIZERS, arguments
 
@@ -100,7 +100,8 @@ class RunConfig:
         _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
         _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
         _choice("device", self.device, DEVICES)
-        _choice("transport", self.transport, TRANSPORTS)
+        if self.transport not in TRANSPORTS:
+            raise UsageError(unknown_name_message("transport", self.transport, TRANSPORTS.names()))
         _link_model(self.uplink_mbit, self.downlink_mbit, self.rtt_ms)
         _choice("amp", self.amp, AMP)
         for name in ("quant_up", "quant_down"):

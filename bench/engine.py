@@ -47,11 +47,8 @@ from bench.gating import Gate
 from bench.losses import StepLosses
 from bench.layouts import ClientHalf, layout_of
 from bench.split import client_stream, sgd, split_networks
-from bench.server import Server
 from bench.wire import KINDS, ClientEnd, Ledger, exchanged_state
-from bench.wire import tcp
-from bench.wire.inproc import InProcess
-from bench.wire.link import Transport
+from bench.wire.transport import TRANSPORTS, Transport
 from policies import Mode
 
 
@@ -138,15 +135,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
     client_net = accel.place(client_net)
     with contextlib.ExitStack() as stack:
         if transport is None:
-            transport = _open_transport(cfg, ds, server_net, device)
+            transport = TRANSPORTS.get(cfg.transport)(cfg, ds.in_channels, ds.num_classes, server_net)
         stack.callback(transport.close)
         return _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every)
-
-
-def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
-    if cfg.transport == "tcp":
-        return tcp.start_local(cfg, ds.in_channels, ds.num_classes)
-    return InProcess(Server(cfg, server_net, device))
 
 
 def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every) -> RunResult:

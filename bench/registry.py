@@ -2,7 +2,9 @@
 
 Three ways in, each remembered as the entry's source so `python -m bench list` can say where a
 name came from:
-- built-ins: `@POLICIES.register("name")` on a class in the package;
+- built-ins: `@POLICIES.register("name")` on a class in one of the modules the registry declares
+  as its built-ins, imported when the registry is first asked for a name (or first registers one,
+  so that a built-in name taken again is the second registration);
 - installed plugins: entry points in the registry's group, imported only when their name is asked
   for (bench/plugins.py);
 - local files or modules: `bench.plugins.load_plugin(...)`, as `--plugin` does.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -36,17 +39,20 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A name -> component map for one kind of component (its `kind`, e.g. "policy")."""
 
-    def __init__(self, kind: str, group: str):
+    def __init__(self, kind: str, group: str, built_ins: tuple[str, ...] = ()):
         self.kind = kind
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
         self._source: str | None = None
         self._installed = None  # name -> entry points of `group`, found on first use
+        self._built_ins = built_ins  # modules that register the built-in names, imported on first use
+        self._built_ins_loaded = not built_ins
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: register `obj` under `name`; a name taken twice is a UsageError."""
 
         def add(obj: T) -> T:
+            self._load_built_ins()
             source = self._source or _module_of(obj)
             if name in self._entries:
                 raise UsageError(
@@ -68,6 +74,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The component registered as `name` (importing its plugin if need be), or a UsageError."""
+        self._load_built_ins()
         entry_points = self._entry_points().get(name, [])
         if name not in self._entries:
             if not entry_points:
@@ -86,7 +93,8 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def names(self) -> list[str]:
-        """Every name, registered or declared by an installed plugin (nothing is imported)."""
+        """Every name, registered or declared by an installed plugin (no plugin is imported)."""
+        self._load_built_ins()
         return sorted(set(self._entries) | set(self._entry_points()))
 
     def entries(self) -> list[Entry[T]]:
@@ -100,7 +108,16 @@ class Registry(Generic[T]):
         return out
 
     def __contains__(self, name: str) -> bool:
+        self._load_built_ins()
         return name in self._entries or name in self._entry_points()
+
+    def _load_built_ins(self) -> None:
+        if self._built_ins_loaded:
+            return
+        self._built_ins_loaded = True  # first: the modules' own registrations come back here
+        with self.loading("built-in"):
+            for module in self._built_ins:
+                importlib.import_module(module)
 
     def _entry_points(self) -> dict:
         if self._installed is None:

@@ -21,8 +21,10 @@ import sys
 from typing import Callable
 
 from bench.config import RunConfig
+from bench.devices import resolve_device
 from bench.errors import UsageError
 from bench.server import Server
+from bench.split import split_networks
 from bench.wire.frames import Frame, FrameError, Kind
 from bench.wire.tcp import MAX_FRAME_BYTES, NONCE_BYTES, Connection, ConnectionClosed, proof
 from bench.wire.tls import HANDSHAKE_TIMEOUT_S
@@ -119,4 +121,5 @@ def welcome(frame: Frame) -> Server:
         cfg = RunConfig.from_dict(body["config"])
     except (KeyError, TypeError) as exc:
         raise FrameError(f"HELLO config is not a run's config ({type(exc).__name__}: {exc})") from None
-    return Server.build(cfg, in_channels, num_classes)
+    _, net = split_networks(cfg, in_channels, num_classes)
+    return Server(cfg, net, resolve_device(cfg.device))

@@ -17,9 +17,8 @@ import torch.nn.functional as F
 
 from bench.acceleration import Acceleration
 from bench.config import RunConfig
-from bench.devices import resolve_device
 from bench.layouts import Regularisers, Replay, ServerHalf, layout_of
-from bench.split import sgd, split_networks
+from bench.split import sgd
 from bench.wire.frames import Frame, FrameError, Kind
 from bench.wire.link import ServerEnd
 from quantizers import Payload, reset
@@ -59,12 +58,6 @@ class Server:
             Kind.SYNC: self._sync, Kind.AVERAGE: self._average, Kind.FETCH: self._fetch, Kind.EVAL: self._eval,
             Kind.STATE: self._state, Kind.VAL: self._val, Kind.VAL_LOSS: self._val_loss,
         }
-
-    @classmethod
-    def build(cls, cfg: RunConfig, in_channels: int, num_classes: int) -> "Server":
-        """The server side of run `cfg`, its network built from the run's seed as the client's is."""
-        _, net = split_networks(cfg, in_channels, num_classes)
-        return cls(cfg, net, resolve_device(cfg.device))
 
     def handle(self, frame: Frame) -> Frame | None:
         """The reply to `frame` (None for SYNC, AVERAGE, STORE and VAL); FrameError for a frame this

@@ -13,6 +13,7 @@ by how it is built:
                   exactly once (a CACHED epoch is one pass over what the server holds)
     replay order  the two CACHED epochs replay in different orders, and a rerun replays the same
     transports    over every registered transport the run is the in-process run, to the byte
+                  (bench/wire/testing.py: same_run)
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import torch
 
 from bench.config import RunConfig
 from bench.engine import ListSink, RunResult, train
-from bench.config import TRANSPORTS
 from bench.layouts import LAYOUTS, Layout, layout_of
 from bench.server import Server
 from bench.split import split_networks
 from bench.wire.frames import HEADER_SIZE
+from bench.wire.testing import REFERENCE, same_run, strip
+from bench.wire.transport import TRANSPORTS
 from policies import Mode
 
 TRAIN, BATCH, CLIENTS = 200, 16, 2
@@ -137,15 +139,9 @@ def check_replay_order(name: str) -> None:
 
 
 def check_transports(name: str) -> None:
-    inproc = strip(_run(name).result)
-    for transport in (t for t in TRANSPORTS if t != "inproc"):
-        over = strip(train(config(name, transport=transport), progress=False))
-        assert over == inproc, f"layout {name!r}: over {transport} the run is not the in-process run"
-
-
-def strip(result: RunResult) -> list[dict[str, float]]:
-    """The epochs' metrics but for the times, which differ from run to run."""
-    return [{k: v for k, v in e.items() if not k.startswith("time/")} for e in result.epochs]
+    for transport in TRANSPORTS.names():
+        if transport != REFERENCE:
+            same_run(config(name), transport)
 
 
 CHECKS = (check_bytes, check_modes, check_replay_order, check_transports)

@@ -13,27 +13,14 @@ the end-of-run STATE fetch are not training traffic and are not counted.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 
 from bench.config import RunConfig
 from bench.errors import RunFailed
 from bench.wire.frames import Frame, FrameError, Kind, nbytes
 from bench.wire.ledger import Ledger
+from bench.wire.transport import Transport
 from quantizers import Payload, reset
-
-
-class Transport(Protocol):
-    """Carries frames between the client ends and the server, in order."""
-
-    def send(self, frame: Frame) -> int:
-        """Deliver `frame`; the bytes it took on the wire."""
-
-    def receive(self) -> tuple[Frame, int]:
-        """The server's next reply and the bytes it took on the wire."""
-
-    def close(self) -> None: ...
 
 
 def label_dtype(num_classes: int) -> torch.dtype:
