@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: %(default)s)")
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                       help="a .py file or module that registers policies or codecs (repeatable)")
+                       help="a .py file or module that registers policies, codecs or transports (repeatable)")
     add_system_metrics_flag(sweep)
     sweep.add_argument("--plan", action="store_true",
                        help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="every policy, codec, cache layout and transport, with where it came from")
     lst.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
-                     help="a .py file or module that registers policies or codecs, loaded first (repeatable)")
+                     help="a .py file or module that registers policies, codecs or transports, loaded first (repeatable)")
     lst.set_defaults(func=cmd_list)
     return parser
 
@@ -218,7 +218,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quant-down-arg", action="append", default=[], metavar="K=V",
                         help="an argument of the down codec, e.g. rounding=stochastic or entropy=zstd (repeatable)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                        help="a .py file or module that registers policies or codecs (repeatable)")
+                        help="a .py file or module that registers policies, codecs or transports (repeatable)")
 
 
 def allowed_values() -> dict[str, list[str]]:

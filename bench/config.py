@@ -100,15 +100,12 @@ class RunConfig:
         _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
         _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
         _choice("device", self.device, DEVICES)
-        if self.transport not in TRANSPORTS:
-            raise UsageError(unknown_name_message("transport", self.transport, TRANSPORTS.names()))
+        _registered("transport", self.transport, TRANSPORTS)
         _link_model(self.uplink_mbit, self.downlink_mbit, self.rtt_ms)
         _choice("amp", self.amp, AMP)
         for name in ("quant_up", "quant_down"):
-            if getattr(self, name) not in QUANTIZERS:
-                raise UsageError(unknown_name_message(name, getattr(self, name), QUANTIZERS.names()))
-        if self.policy not in POLICIES:
-            raise UsageError(unknown_name_message("policy", self.policy, POLICIES.names()))
+            _registered(name, getattr(self, name), QUANTIZERS)
+        _registered("policy", self.policy, POLICIES)
         _at_least("width", self.width, 0, strict=True)
         _at_least("epochs", self.epochs, 1)
         if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 1:
@@ -231,6 +228,11 @@ class RunConfig:
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(unknown_name_message(name, str(value), list(allowed)))
+
+
+def _registered(name: str, value: str, registry) -> None:
+    if value not in registry:
+        raise UsageError(unknown_name_message(name, value, registry.names()))
 
 
 def _at_least(name: str, value: Any, low: float, strict: bool = False) -> None:

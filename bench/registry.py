@@ -1,4 +1,4 @@
-"""Registry[T]: named, pluggable components (gating policies, codecs).
+"""Registry[T]: named, pluggable components (gating policies, codecs, cache layouts, transports).
 
 Three ways in, each remembered as the entry's source so `python -m bench list` can say where a
 name came from:
@@ -10,16 +10,16 @@ name came from:
 - local files or modules: `bench.plugins.load_plugin(...)`, as `--plugin` does.
 
 A name taken twice is a UsageError naming both sources; an unknown name is a UsageError with
-close-match suggestions. This module imports neither policies nor quantizers.
+close-match suggestions. Where a name came from is bench/plugins.py's to say; this module imports
+no registry's package, and names none.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from bench import plugins
 from bench.errors import UsageError
@@ -43,34 +43,24 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
-        self._source: str | None = None
         self._installed = None  # name -> entry points of `group`, found on first use
         self._built_ins = built_ins  # modules that register the built-in names, imported on first use
         self._built_ins_loaded = not built_ins
+        plugins.declare_built_ins(built_ins)
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: register `obj` under `name`; a name taken twice is a UsageError."""
+    def register(self, name: str, source: str | None = None) -> Callable[[T], T]:
+        """Decorator: register `obj` under `name`, as coming from `source` (by default
+        bench.plugins.source_of says); a name taken twice is a UsageError."""
 
         def add(obj: T) -> T:
             self._load_built_ins()
-            source = self._source or _module_of(obj)
+            origin = source or plugins.source_of(obj)
             if name in self._entries:
-                raise UsageError(
-                    f"{self.kind} {name!r} is registered twice: by {self._entries[name].source} and by {source}"
-                )
-            self._entries[name] = Entry(name, obj, source)
+                raise UsageError(self._clash(name, self._entries[name].source, origin))
+            self._entries[name] = Entry(name, obj, origin)
             return obj
 
         return add
-
-    @contextlib.contextmanager
-    def loading(self, source: str) -> Iterator[None]:
-        """Names registered inside the block record `source` as where they came from."""
-        previous, self._source = self._source, source
-        try:
-            yield
-        finally:
-            self._source = previous
 
     def get(self, name: str) -> T:
         """The component registered as `name` (importing its plugin if need be), or a UsageError."""
@@ -115,7 +105,7 @@ class Registry(Generic[T]):
         if self._built_ins_loaded:
             return
         self._built_ins_loaded = True  # first: the modules' own registrations come back here
-        with self.loading("built-in"):
+        with plugins.loading(plugins.BUILT_IN):
             for module in self._built_ins:
                 importlib.import_module(module)
 
@@ -133,8 +123,3 @@ def unknown_name_message(field: str, name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return f"{field}: unknown name {name!r}{hint} (allowed: {', '.join(known)})"
-
-
-def _module_of(obj: object) -> str:
-    module = getattr(obj, "__module__", "") or ""
-    return "built-in" if module.split(".")[0] in ("policies", "quantizers") else f"module {module}"

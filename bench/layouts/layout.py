@@ -11,15 +11,16 @@ reads it back. It has two halves that meet only in Frames, over the run's transp
                  order (`order`) and names each cached batch (`cached`); built per client by
                  `layout.client(cfg, samples)` (samples: the client's training shard size).
 Every random draw of a CACHED epoch's order comes from the client's generator, so the order does
-not depend on where the server runs. A run's layout is derived from its config in one place,
-bench.layouts.layout_of; `chosen_by` holds config fields that choose the layout (the conformance
-kit, bench/layouts/testing.py, runs it with them).
+not depend on where the server runs. A layout is a class registered in LAYOUTS
+(`@LAYOUTS.register("name")`) with the attributes `server` and `client` (the halves' classes) and
+`chosen_by`, config fields that choose it: a run's layout is derived from its config in one place,
+bench.layouts.layout_of, and the conformance kit (bench/layouts/testing.py) runs each layout with
+the fields it names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol, Sized
+from typing import Any, Callable, ClassVar, Iterable, Protocol, Sized
 
 import torch
 
@@ -85,13 +86,14 @@ class ClientHalf(Protocol):
         """A CACHED step on one of `order`'s items: (the loss, the samples the server trained on)."""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """A cache layout: how to build each half, and config fields that choose it."""
+class Layout(Protocol):
+    """A cache layout: a class registered in LAYOUTS whose attributes build its two halves, and the
+    config fields that choose it."""
 
-    server: Callable[[ServerEnd, Regularisers, torch.device], ServerHalf]
-    client: Callable[[RunConfig, int], ClientHalf]
-    chosen_by: tuple[tuple[str, Any], ...] = ()
+    server: ClassVar[Callable[[ServerEnd, Regularisers, torch.device], ServerHalf]]
+    client: ClassVar[Callable[[RunConfig, int], ClientHalf]]
+    chosen_by: ClassVar[tuple[tuple[str, Any], ...]]
 
 
-LAYOUTS: Registry[Layout] = Registry("layout", "splitbench.layouts")
+LAYOUTS: Registry[type[Layout]] = Registry("layout", "splitbench.layouts",
+                                           built_ins=("bench.layouts.per_batch", "bench.layouts.per_sample"))

@@ -11,12 +11,13 @@ numbered in the order they were sent, across views).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from bench import data as datasets
 from bench.config import RunConfig
-from bench.layouts.layout import LAYOUTS, Layout
+from bench.layouts.layout import LAYOUTS
 from bench.layouts.replay import Regularisers, Replay
 from bench.wire.frames import Frame, FrameError
 from bench.wire.link import ClientEnd, ServerEnd
@@ -174,4 +175,10 @@ class BatchClient:
         self.sent += 1
 
 
-LAYOUTS.register("per-batch")(Layout(server=BatchCache, client=BatchClient))
+@LAYOUTS.register("per-batch")
+class PerBatch:
+    """Each batch as received, in views (see the module's docstring); the default."""
+
+    server = BatchCache
+    client = BatchClient
+    chosen_by: ClassVar[tuple] = ()

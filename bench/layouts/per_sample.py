@@ -26,13 +26,14 @@ so a measured change is a change of the client network, not of the view.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from bench import data as datasets
 from bench.augment import Crops, draw_crops
 from bench.config import RunConfig
-from bench.layouts.layout import LAYOUTS, Layout
+from bench.layouts.layout import LAYOUTS
 from bench.layouts.replay import Regularisers, Replay
 from bench.wire.frames import Frame, FrameError
 from bench.wire.link import ClientEnd, ServerEnd
@@ -209,5 +210,10 @@ class SampleClient:
         self.record.remember(positions, link.up.decode(payload, acts))
 
 
-LAYOUTS.register("per-sample")(Layout(server=SampleCache, client=SampleClient,
-                                       chosen_by=(("refresh_threshold", 0.05),)))
+@LAYOUTS.register("per-sample")
+class PerSample:
+    """Decoded activations per sample, refreshed where they moved (see the module's docstring)."""
+
+    server = SampleCache
+    client = SampleClient
+    chosen_by: ClassVar[tuple] = (("refresh_threshold", 0.05),)

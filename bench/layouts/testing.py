@@ -92,7 +92,7 @@ def _run(name: str) -> Trained:
 
 
 @functools.lru_cache(maxsize=None)
-def _runs(layout: Layout, cfg: RunConfig) -> Trained:
+def _runs(layout: type[Layout], cfg: RunConfig) -> Trained:
     return trained(cfg)
 
 

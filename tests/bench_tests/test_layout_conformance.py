@@ -3,7 +3,7 @@
 
 import pytest
 
-from bench.layouts import LAYOUTS, Layout
+from bench.layouts import LAYOUTS
 from bench.layouts.per_batch import BatchCache, BatchClient, BatchRecord
 from bench.layouts.testing import CHECKS, check_modes, check_replay_order, check_transports
 from bench.registry import Entry
@@ -39,9 +39,17 @@ class FirstBatchCache(BatchCache):
         return self.replay(self.batches()[0])
 
 
+class OrderNotDrawn:
+    server, client, chosen_by = BatchCache, SentOrderClient, ()
+
+
+class OneBatchReplayed:
+    server, client, chosen_by = FirstBatchCache, BatchClient, ()
+
+
 @pytest.mark.parametrize("broken, check, message", [
-    (Layout(BatchCache, SentOrderClient), check_replay_order, "two CACHED epochs replayed in the same order"),
-    (Layout(FirstBatchCache, BatchClient), check_modes, "a CACHED epoch did not train on every training sample"),
+    (OrderNotDrawn, check_replay_order, "two CACHED epochs replayed in the same order"),
+    (OneBatchReplayed, check_modes, "a CACHED epoch did not train on every training sample"),
 ], ids=["order-not-drawn", "one-batch-replayed"])
 def test_kit_catches_a_broken_layout(monkeypatch, broken, check, message):
     monkeypatch.setitem(LAYOUTS._entries, "per-batch", Entry("per-batch", broken, "test"))
