@@ -14,7 +14,7 @@ to the host, so a CUDA run never waits on the host between steps.
 
 Fixed crops: `draw_crops` takes those same draws on its own, and `Epoch(..., crops=crops)` applies
 them, one per entry of `indices` in their order, instead of drawing (per-sample refresh keeps each
-sample's view fixed across epochs this way; bench/refresh.py).
+sample's view fixed across epochs this way; bench/layouts/per_sample.py).
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: %(default)s)")
     sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
     sweep.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                       help="a .py file or module that registers policies or codecs (repeatable)")
+                       help="a .py file or module that registers policies, codecs or transports (repeatable)")
     add_system_metrics_flag(sweep)
     sweep.add_argument("--plan", action="store_true",
                        help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
@@ -168,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("uri", metavar="URI", help="sqlite:///PATH or a database URL, e.g. sqlite:///mlflow.db")
     store.set_defaults(func=cmd_store)
 
-    lst = sub.add_parser("list", help="every policy and codec, with where it came from")
+    lst = sub.add_parser("list", help="every policy, codec, cache layout and transport, with where it came from")
     lst.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
-                     help="a .py file or module that registers policies or codecs, loaded first (repeatable)")
+                     help="a .py file or module that registers policies, codecs or transports, loaded first (repeatable)")
     lst.set_defaults(func=cmd_list)
     return parser
 
@@ -218,12 +218,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quant-down-arg", action="append", default=[], metavar="K=V",
                         help="an argument of the down codec, e.g. rounding=stochastic or entropy=zstd (repeatable)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                        help="a .py file or module that registers policies or codecs (repeatable)")
+                        help="a .py file or module that registers policies, codecs or transports (repeatable)")
 
 
 def allowed_values() -> dict[str, list[str]]:
     """Every RunConfig field with a closed set of values, and that set now (plugins may add names)."""
     from bench import config, data, models
+    from bench.wire.transport import TRANSPORTS
     from policies import POLICIES
     from quantizers import QUANTIZERS
 
@@ -232,7 +233,7 @@ def allowed_values() -> dict[str, list[str]]:
             "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
             "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
             "device": list(config.DEVICES), "partition": list(config.PARTITIONS),
-            "transport": list(config.TRANSPORTS), "amp": list(config.AMP)}
+            "transport": TRANSPORTS.names(), "amp": list(config.AMP)}
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -455,10 +456,12 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from bench.layouts import LAYOUTS
+    from bench.wire.transport import TRANSPORTS
     from policies import POLICIES
     from quantizers import QUANTIZERS
 
-    for registry in (POLICIES, QUANTIZERS):
+    for registry in (POLICIES, QUANTIZERS, LAYOUTS, TRANSPORTS):
         print(f"{registry.kind}s:")
         for entry in registry.entries():
             print(f"  {entry.name:24s} {entry.source}")

@@ -21,7 +21,6 @@ from bench.registry import unknown_name_message
 
 DEVICES = ("auto", "cpu", "cuda")
 GATINGS = ("global", "per-client")
-TRANSPORTS = ("inproc", "tcp")  # the server side in this process / in a `bench serve` process
 # PAPER.md's open choices, each a logged field rather than a hidden constant.
 CACHE_AUGMENT = ("view", "off")  # cache the one augmented view sent / no augmentation in FORWARD
 FROZEN_BN = ("eval", "train")  # batch norm of the frozen client in FORWARD epochs
@@ -71,7 +70,7 @@ class RunConfig:
     quant_down_args: tuple[tuple[str, Any], ...] = field(default=())
     cache_augment: str = "view"
     frozen_bn: str = "eval"
-    # Gates and cache beyond the paper (bench/cache.py); every one off by default.
+    # Gates and cache beyond the paper (bench/layouts/); every one off by default.
     val_fraction: float = 0.0  # share of each client's shard held out as the validation slice
     cache_mixup: float = 0.0  # ALPHA of mixup on cached activations (0 = off)
     cache_noise: float = 0.0  # SIGMA of channel-relative noise on cached activations (0 = off)
@@ -89,6 +88,7 @@ class RunConfig:
     compile: bool = False
 
     def __post_init__(self):
+        from bench.wire.transport import TRANSPORTS  # here: the wire's modules import RunConfig
         from policies import POLICIES
         from quantizers import QUANTIZERS, arguments
 
@@ -100,14 +100,12 @@ class RunConfig:
         _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
         _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
         _choice("device", self.device, DEVICES)
-        _choice("transport", self.transport, TRANSPORTS)
+        _registered("transport", self.transport, TRANSPORTS)
         _link_model(self.uplink_mbit, self.downlink_mbit, self.rtt_ms)
         _choice("amp", self.amp, AMP)
         for name in ("quant_up", "quant_down"):
-            if getattr(self, name) not in QUANTIZERS:
-                raise UsageError(unknown_name_message(name, getattr(self, name), QUANTIZERS.names()))
-        if self.policy not in POLICIES:
-            raise UsageError(unknown_name_message("policy", self.policy, POLICIES.names()))
+            _registered(name, getattr(self, name), QUANTIZERS)
+        _registered("policy", self.policy, POLICIES)
         _at_least("width", self.width, 0, strict=True)
         _at_least("epochs", self.epochs, 1)
         if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 1:
@@ -230,6 +228,11 @@ class RunConfig:
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(unknown_name_message(name, str(value), list(allowed)))
+
+
+def _registered(name: str, value: str, registry) -> None:
+    if value not in registry:
+        raise UsageError(unknown_name_message(name, value, registry.names()))
 
 
 def _at_least(name: str, value: Any, low: float, strict: bool = False) -> None:

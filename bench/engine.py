@@ -6,8 +6,8 @@ Per epoch each client runs the mode its policy chose (PAPER.md):
     FORWARD  frozen client forward (no grad) -> up codec -> server step; cache refreshed (in
              cache_views views, or only the samples that moved with per-sample refresh).
     CACHED   no client work, no payload bytes (only a header-sized request per batch): the server
-             trains on its cache (bench/cache.py: the cached batches in an order the client draws,
-             with the cache's regularisers).
+             trains on its cache (in the run's layout, bench/layouts: the cached batches in an
+             order the client draws, with the cache's regularisers).
 Batches are served round-robin across clients (client 1 batch 1, client 2 batch 1, ...) and the
 one server network steps after every client batch. After an epoch in which clients updated, the
 updated clients' networks are averaged through the server (FedAvg, weighted by shard size) and
@@ -19,8 +19,9 @@ every epoch the server's loss on the slices it holds feeds the gate.
 
 The engine never touches the server network or a codec's decoding for training: each client talks
 to the server side (bench/server.py, which holds the caches) through its end of its Link
-(bench/wire), over the run's transport. The client end decides what crosses: the views, the
-per-sample refresh selection and its map, the validation slice.
+(bench/wire), over the run's transport. What crosses in each mode is the layout's client half's to
+decide (the views, the per-sample refresh selection and its map); the validation slice is the
+engine's.
 """
 
 from __future__ import annotations
@@ -39,19 +40,15 @@ from tqdm import tqdm
 from bench import data as datasets
 from bench import flops
 from bench.acceleration import Acceleration
-from bench.augment import Crops, Epoch, draw_crops
-from bench.cache import BatchCache
 from bench.config import RunConfig
 from bench.devices import resolve_device
-from bench.errors import RunFailed, UsageError
+from bench.errors import RunFailed
 from bench.gating import Gate
 from bench.losses import StepLosses
-from bench.refresh import SampleRefresh
-from bench.server import Server, client_stream, sgd, split_networks
+from bench.layouts import ClientHalf, layout_of
+from bench.split import client_stream, sgd, split_networks
 from bench.wire import KINDS, ClientEnd, Ledger, exchanged_state
-from bench.wire import tcp
-from bench.wire.inproc import InProcess
-from bench.wire.link import Transport
+from bench.wire.transport import TRANSPORTS, Transport
 from policies import Mode
 
 
@@ -88,9 +85,7 @@ class RunResult:
 @dataclass
 class Client:
     """One edge device: its shards, its copy of the client network, its end of its link, and its
-    record of what the server holds of it: per cached batch its number and samples, in views (with
-    per-sample refresh, `refresh` holds the per-sample record), and the samples of its validation
-    slice the server holds."""
+    half of the run's cache layout (what crosses, and its record of what the server holds)."""
 
     index: int
     shard: torch.Tensor
@@ -99,48 +94,8 @@ class Client:
     opt: torch.optim.Optimizer
     link: ClientEnd
     generator: torch.Generator
-    cached: BatchCache = field(default_factory=lambda: BatchCache(None, None))
-    refresh: SampleRefresh | None = None
-    crops: Crops | None = None  # per-sample refresh: each sample's view until the next FULL epoch
-    sent: int = 0  # batches cached since the last refresh began (the next one's number)
+    layout: ClientHalf | None = None  # None only for a client that never trains
     version: int = 0  # the number of the average this client holds
-
-    def holds_cache(self) -> bool:
-        return bool(self.refresh.held if self.refresh is not None else self.cached)
-
-    def cached_order(self) -> list:
-        """The next CACHED epoch's batches, drawn as the server's cache would draw them."""
-        return (self.refresh.held if self.refresh is not None else self.cached).order(self.generator)
-
-
-@dataclass(frozen=True)
-class Fresh:
-    """One batch a client computes this epoch: images, labels, which view (cache_views) and, with
-    per-sample refresh, the samples' positions in the client's shard."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    view: int = 0
-    positions: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class FreshEpoch:
-    """A client's batches of one FULL or FORWARD epoch: each view's Epoch in turn, as Fresh batches
-    (with per-sample refresh, one Epoch and the positions of each of its batches)."""
-
-    epochs: list[Epoch]
-    positions: list[torch.Tensor] | None = None
-
-    def __len__(self) -> int:
-        return sum(len(e) for e in self.epochs)
-
-    def __iter__(self):
-        if self.positions is not None:
-            yield from (Fresh(x, y, positions=p) for (x, y), p in zip(self.epochs[0], self.positions))
-            return
-        for view, epoch in enumerate(self.epochs):
-            yield from (Fresh(x, y, view) for x, y in epoch)
 
 
 def lr_at(cfg: RunConfig, epoch: float) -> float:
@@ -180,15 +135,9 @@ def train(cfg: RunConfig, sink: Sink | None = None, *, dataset=None, progress: b
     client_net = accel.place(client_net)
     with contextlib.ExitStack() as stack:
         if transport is None:
-            transport = _open_transport(cfg, ds, server_net, device)
+            transport = TRANSPORTS.get(cfg.transport)(cfg, ds.in_channels, ds.num_classes, server_net)
         stack.callback(transport.close)
         return _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every)
-
-
-def _open_transport(cfg: RunConfig, ds, server_net, device) -> Transport:
-    if cfg.transport == "tcp":
-        return tcp.start_local(cfg, ds.in_channels, ds.num_classes)
-    return InProcess(Server(cfg, server_net, device))
 
 
 def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, check_every) -> RunResult:
@@ -264,87 +213,37 @@ def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> C
     stream = client_stream(cfg, k)
     generator = torch.Generator().manual_seed(stream)
     shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
-    refresh = None if cfg.refresh_threshold is None else SampleRefresh(cfg.refresh_threshold, len(shard), cfg.batch_size)
-    return Client(k, shard, val, net, sgd(cfg, net), link, generator, refresh=refresh)
+    return Client(k, shard, val, net, sgd(cfg, net), link, generator, layout_of(cfg).client(cfg, len(shard)))
 
 
 def _stream(cfg, ds, client: Client, mode: Mode, epoch: int, device):
     """The client's batches for this epoch in serving order (all random draws are taken here); a
-    CACHED epoch's batches are what the client knows of the server's cache (a batch's number and
-    samples, or the positions of held samples), in an order the client draws."""
+    CACHED epoch's batches are what the client knows of the server's cache, in an order it draws."""
     if mode == Mode.CACHED:
-        if not client.holds_cache():
+        if not client.layout:
             raise RunFailed(f"epoch {epoch}: client {client.index} is CACHED but nothing was cached yet")
-        return client.cached_order()
+        return client.layout.order(client.generator)
     augment = cfg.augment and not (mode == Mode.FORWARD and cfg.cache_augment == "off")
-    client.cached.clear()  # refreshed by what this epoch sends
-    client.sent = 0
     client.link.reset()  # no error-feedback residual outlives the cache or the network it was made for
     client.net.train(mode == Mode.FULL or cfg.frozen_bn == "train")
-    if client.refresh is not None:
-        return _fixed_view_epoch(cfg, ds, client, mode, augment, device)
-    views = cfg.cache_views if mode == Mode.FORWARD else 1
-    return FreshEpoch([
-        datasets.batches(ds, "train", client.shard, cfg.batch_size, augment=augment, shuffle=True,
-                         generator=client.generator, device=device)
-        for _ in range(views)
-    ])
-
-
-def _fixed_view_epoch(cfg, ds, client: Client, mode: Mode, augment: bool, device) -> FreshEpoch:
-    """Per-sample refresh: a shuffled epoch in which each sample shows the view fixed at the last FULL epoch."""
-    if augment and (mode == Mode.FULL or client.crops is None):
-        client.crops = draw_crops([len(client.shard)], client.generator)
-    order = torch.randperm(len(client.shard), generator=client.generator)
-    crops = client.crops.take(order) if augment else None
-    epoch = datasets.batches(ds, "train", client.shard[order], cfg.batch_size, device=device, crops=crops)
-    return FreshEpoch([epoch], list(order.split(cfg.batch_size)))
+    return client.layout.epoch(ds, client.shard, mode, augment, client.generator, device)
 
 
 def _step(accel: Acceleration, client: Client, mode: Mode, batch, lr: float) -> tuple[torch.Tensor, int]:
     """One client batch through the cut in `mode`; returns (mean loss as a 0-dim tensor, samples the
     server trained on)."""
-    link = client.link
     if mode == Mode.CACHED:
-        if client.refresh is not None:
-            return link.cached_step(lr, positions=batch), len(batch)
-        number, samples = batch
-        return link.cached_step(lr, index=number), samples
+        return client.layout.cached(client.link, batch, lr)
     if mode == Mode.FORWARD:
         with torch.no_grad():
             acts = _client_forward(accel, client.net, batch.x)
-        if client.refresh is not None:
-            sent = client.refresh.select(batch.positions, acts)
-            loss, payload = link.refresh_step(acts, batch.y, lr, client.sent, batch.positions, sent)
-            _remember(client, batch.positions[sent.cpu()], payload, acts[sent], batch.y[sent])
-        elif batch.view:  # further views are stored for CACHED epochs, not trained on now
-            link.store_view(acts, batch.y, batch.view)
-            loss = None
-        else:
-            loss, _ = link.forward_step(acts, batch.y, lr, client.sent)
-        _counted(client, batch)
-        return (acts.new_zeros(()), 0) if loss is None else (loss, len(batch.y))
+        return client.layout.forward(client.link, batch, acts, lr)
     acts = _client_forward(accel, client.net, batch.x)
-    grad, loss, payload = link.full_step(acts, batch.y, lr, client.sent, batch.positions)
-    _remember(client, batch.positions, payload, acts.detach(), batch.y)
-    _counted(client, batch)
+    grad, loss = client.layout.full(client.link, batch, acts, lr)
     client.opt.zero_grad(set_to_none=True)
     acts.backward(grad)
     client.opt.step()
     return loss, len(batch.y)
-
-
-def _counted(client: Client, batch: Fresh) -> None:
-    """The client's record of the batch the server just cached (per-batch layout)."""
-    if client.refresh is None:
-        client.cached.store((client.sent, len(batch.y)), batch.view)
-    client.sent += 1
-
-
-def _remember(client: Client, positions, payload, acts: torch.Tensor, labels: torch.Tensor) -> None:
-    """Per-sample refresh: the client's copy of what the server now holds (decoded as the server decodes it)."""
-    if client.refresh is not None and payload is not None:
-        client.refresh.remember(positions, client.link.up.decode(payload, acts), labels)
 
 
 def _client_forward(accel: Acceleration, net, x) -> torch.Tensor:

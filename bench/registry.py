@@ -1,22 +1,25 @@
-"""Registry[T]: named, pluggable components (gating policies, codecs).
+"""Registry[T]: named, pluggable components (gating policies, codecs, cache layouts, transports).
 
 Three ways in, each remembered as the entry's source so `python -m bench list` can say where a
 name came from:
-- built-ins: `@POLICIES.register("name")` on a class in the package;
+- built-ins: `@POLICIES.register("name")` on a class in one of the modules the registry declares
+  as its built-ins, imported when the registry is first asked for a name (or first registers one,
+  so that a built-in name taken again is the second registration);
 - installed plugins: entry points in the registry's group, imported only when their name is asked
   for (bench/plugins.py);
 - local files or modules: `bench.plugins.load_plugin(...)`, as `--plugin` does.
 
 A name taken twice is a UsageError naming both sources; an unknown name is a UsageError with
-close-match suggestions. This module imports neither policies nor quantizers.
+close-match suggestions. Where a name came from is bench/plugins.py's to say; this module imports
+no registry's package, and names none.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
+import importlib
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from bench import plugins
 from bench.errors import UsageError
@@ -36,38 +39,32 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A name -> component map for one kind of component (its `kind`, e.g. "policy")."""
 
-    def __init__(self, kind: str, group: str):
+    def __init__(self, kind: str, group: str, built_ins: tuple[str, ...] = ()):
         self.kind = kind
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
-        self._source: str | None = None
         self._installed = None  # name -> entry points of `group`, found on first use
+        self._built_ins = built_ins  # modules that register the built-in names, imported on first use
+        self._built_ins_loaded = not built_ins
+        plugins.declare_built_ins(built_ins)
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: register `obj` under `name`; a name taken twice is a UsageError."""
+    def register(self, name: str, source: str | None = None) -> Callable[[T], T]:
+        """Decorator: register `obj` under `name`, as coming from `source` (by default
+        bench.plugins.source_of says); a name taken twice is a UsageError."""
 
         def add(obj: T) -> T:
-            source = self._source or _module_of(obj)
+            self._load_built_ins()
+            origin = source or plugins.source_of(obj)
             if name in self._entries:
-                raise UsageError(
-                    f"{self.kind} {name!r} is registered twice: by {self._entries[name].source} and by {source}"
-                )
-            self._entries[name] = Entry(name, obj, source)
+                raise UsageError(self._clash(name, self._entries[name].source, origin))
+            self._entries[name] = Entry(name, obj, origin)
             return obj
 
         return add
 
-    @contextlib.contextmanager
-    def loading(self, source: str) -> Iterator[None]:
-        """Names registered inside the block record `source` as where they came from."""
-        previous, self._source = self._source, source
-        try:
-            yield
-        finally:
-            self._source = previous
-
     def get(self, name: str) -> T:
         """The component registered as `name` (importing its plugin if need be), or a UsageError."""
+        self._load_built_ins()
         entry_points = self._entry_points().get(name, [])
         if name not in self._entries:
             if not entry_points:
@@ -86,7 +83,8 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def names(self) -> list[str]:
-        """Every name, registered or declared by an installed plugin (nothing is imported)."""
+        """Every name, registered or declared by an installed plugin (no plugin is imported)."""
+        self._load_built_ins()
         return sorted(set(self._entries) | set(self._entry_points()))
 
     def entries(self) -> list[Entry[T]]:
@@ -100,7 +98,16 @@ class Registry(Generic[T]):
         return out
 
     def __contains__(self, name: str) -> bool:
+        self._load_built_ins()
         return name in self._entries or name in self._entry_points()
+
+    def _load_built_ins(self) -> None:
+        if self._built_ins_loaded:
+            return
+        self._built_ins_loaded = True  # first: the modules' own registrations come back here
+        with plugins.loading(plugins.BUILT_IN):
+            for module in self._built_ins:
+                importlib.import_module(module)
 
     def _entry_points(self) -> dict:
         if self._installed is None:
@@ -116,8 +123,3 @@ def unknown_name_message(field: str, name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return f"{field}: unknown name {name!r}{hint} (allowed: {', '.join(known)})"
-
-
-def _module_of(obj: object) -> str:
-    module = getattr(obj, "__module__", "") or ""
-    return "built-in" if module.split(".")[0] in ("policies", "quantizers") else f"module {module}"

@@ -23,7 +23,8 @@ from typing import Callable
 from bench.config import RunConfig
 from bench.devices import resolve_device
 from bench.errors import UsageError
-from bench.server import Server, split_networks
+from bench.server import Server
+from bench.split import split_networks
 from bench.wire.frames import Frame, FrameError, Kind
 from bench.wire.tcp import MAX_FRAME_BYTES, NONCE_BYTES, Connection, ConnectionClosed, proof
 from bench.wire.tls import HANDSHAKE_TIMEOUT_S

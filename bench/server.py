@@ -1,12 +1,11 @@
-"""The server side of a run: the server network and its optimizer, the per-client caches with their
-regularisers (bench/cache.py) and validation slices, the average of the client networks. It
-answers Frames (`handle`), whichever transport brought them: the in-process transport calls it
-directly, `bench serve` drives it from a socket.
+"""The server side of a run: the server network and its optimizer, what it holds of each client
+(its cache, in the run's layout: bench/layouts, and its validation slice), the average of the
+client networks. It answers Frames (`handle`), whichever transport brought them: the in-process
+transport calls it directly, `bench serve` drives it from a socket.
 
-Both sides build the whole network from the run's seed (`split_networks`) and keep their part, so
-the server process holds exactly the weights an in-process run would. The server computes as the
-run's config says (bench/acceleration.py: amp, channels_last, compile), in whichever process, and
-its losses and counts stay on its device (0-dim tensors) until a socket or the client reads them.
+The server computes as the run's config says (bench/acceleration.py: amp, channels_last, compile),
+in whichever process, and its losses and counts stay on its device (0-dim tensors) until a socket
+or the client reads them.
 """
 
 from __future__ import annotations
@@ -16,43 +15,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from bench import models
 from bench.acceleration import Acceleration
-from bench.cache import BatchCache, Received, Regularisers, Replay, SampleCache
 from bench.config import RunConfig
+from bench.layouts import Regularisers, Replay, ServerHalf, layout_of
+from bench.split import sgd
 from bench.wire.frames import Frame, FrameError, Kind
 from bench.wire.link import ServerEnd
 from quantizers import Payload, reset
-
-
-def split_networks(cfg: RunConfig, in_channels: int, num_classes: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(client part, server part) of the run's network, initialised from the run's seed."""
-    torch.manual_seed(cfg.seed)
-    net = models.build(cfg.model, in_channels=in_channels, num_classes=num_classes, width=cfg.width)
-    return models.split(net, cfg.cut)
-
-
-def client_stream(cfg: RunConfig, client: int) -> int:
-    """The seed of client `client`'s random draws (its shuffles; +500,000: its cache's regularisers)."""
-    return cfg.seed * 1000 + client + 1
-
-
-def _cache(cfg: RunConfig, client: int, codec) -> BatchCache | SampleCache:
-    # The regularisers draw from a stream of their own, so turning them on moves no client shuffle.
-    regularisers = Regularisers(cfg.cache_mixup, cfg.cache_noise, seed=client_stream(cfg, client) + 500_000)
-    if cfg.refresh_threshold is None:
-        return BatchCache(codec, regularisers)
-    return SampleCache(0, cfg.batch_size, regularisers)
-
-
-def _aux(frame: Frame, name: str) -> torch.Tensor:
-    if name not in frame.aux:
-        raise FrameError(f"{frame.kind.name} frame without its {name!r} tensor")
-    return frame.aux[name]
-
-
-def sgd(cfg: RunConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 @dataclass
@@ -60,7 +29,7 @@ class Held:
     """What the server holds of one client: its cache (with the cache's regularisers) and the
     decoded batches of its validation slice."""
 
-    cache: BatchCache | SampleCache
+    cache: ServerHalf
     val: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
@@ -79,7 +48,8 @@ class Server:
         self.opt = sgd(cfg, self.net)
         self.label_smoothing = cfg.label_smoothing
         self.ends = [ServerEnd(k, cfg) for k in range(cfg.clients)]
-        self.held = [Held(_cache(cfg, k, end.up)) for k, end in enumerate(self.ends)]
+        layout = layout_of(cfg)
+        self.held = [Held(layout.server(end, Regularisers.of(cfg, k), device)) for k, end in enumerate(self.ends)]
         self.synced: list[tuple[float, dict[str, torch.Tensor]]] = []
         self.average: dict[str, torch.Tensor] = {}
         self.eval_end = ServerEnd(0, cfg, sends=False)
@@ -103,56 +73,27 @@ class Server:
         end = self.ends[frame.client]
         acts, labels = end.receive(frame, self.device)
         self._begin(frame)
-        self._keep(frame, acts, labels)
+        self.held[frame.client].cache.full(frame, acts, labels)
         acts = acts.detach().requires_grad_(True)
         loss = self._step(Replay(acts, labels), frame.value)
         return end.gradient(acts.grad, loss)
 
     def _forward(self, frame: Frame) -> Frame:
         self._begin(frame)
-        cache = self.held[frame.client].cache
-        if isinstance(cache, SampleCache):  # per-sample refresh: only the samples that moved crossed
-            positions = _aux(frame, "positions")
-            if frame.payload is not None:
-                cache.store(positions[_aux(frame, "sent")], *self.ends[frame.client].receive(frame, self.device))
-            batch = Replay(*cache.read(positions))
-        else:
-            batch = Replay(*self.ends[frame.client].receive(frame, self.device))
-            self._keep(frame, batch.acts, batch.labels)
+        batch = self.held[frame.client].cache.forward(frame)
         return Frame(Kind.LOSS, frame.client, value=self._step(batch, frame.value))
 
     def _store(self, frame: Frame) -> None:
-        cache = self.held[frame.client].cache
-        if not isinstance(cache, BatchCache) or not cache:
-            raise FrameError("STORE frame without a view 0 in a per-batch cache")
-        self._keep(frame, *self.ends[frame.client].receive(frame, self.device))
+        self.held[frame.client].cache.view(frame)
 
     def _cached(self, frame: Frame) -> Frame:
-        cache = self.held[frame.client].cache
-        if isinstance(cache, SampleCache):
-            item = _aux(frame, "positions")
-            if not cache or int(item.max()) >= len(cache.held) or not bool(cache.held[item].all()):
-                raise FrameError(f"client {frame.client} asked for samples the server does not hold")
-        else:
-            held = cache.batches()
-            if not 0 <= frame.index < len(held):
-                raise FrameError(f"client {frame.client} has {len(held)} cached batches, asked for batch {frame.index}")
-            item = held[frame.index]
-        return Frame(Kind.LOSS, frame.client, value=self._step(cache.replay(item), frame.value))
+        batch = self.held[frame.client].cache.cached(frame)
+        return Frame(Kind.LOSS, frame.client, value=self._step(batch, frame.value))
 
     def _begin(self, frame: Frame) -> None:
         if frame.index == 0:  # the client's epoch that sends: its cache and its down codec start afresh
             self.held[frame.client].cache.clear()
             reset(self.ends[frame.client].down)  # no residual outlives the cache or the network it was made for
-
-    def _keep(self, frame: Frame, acts: torch.Tensor, labels: torch.Tensor) -> None:
-        """Cache what a FULL, FORWARD or STORE frame brought: per batch as received, or per sample decoded."""
-        cache = self.held[frame.client].cache
-        if isinstance(cache, SampleCache):
-            cache.store(_aux(frame, "positions"), acts.detach(), labels)
-        else:
-            view = frame.index if frame.kind == Kind.STORE else 0
-            cache.store(Received(frame.payload, labels, torch.Size(frame.shape), frame.dtype), view)
 
     def _step(self, batch: Replay, lr) -> torch.Tensor:
         """One SGD step of the server network; the batch's mean loss (checked by the client)."""

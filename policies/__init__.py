@@ -57,6 +57,4 @@ class GatingPolicy(Protocol):
     def decide(self, obs: Observation) -> Mode: ...
 
 
-POLICIES: Registry[type] = Registry("policy", "splitbench.policies")
-
-from policies import builtin  # noqa: E402,F401  (registers the built-in policies)
+POLICIES: Registry[type] = Registry("policy", "splitbench.policies", built_ins=("policies.builtin",))

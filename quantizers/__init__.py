@@ -1,4 +1,6 @@
-"""Codecs for what crosses the cut: the Codec contract, the Payload and the QUANTIZERS registry.
+"""Codecs for what crosses the cut: the Codec contract, the Payload and the QUANTIZERS registry
+(quantizers/codec.py), and `make_codec`. The built-in codecs register when QUANTIZERS is first
+asked for a name.
 
 Contract (one codec instance per direction, and per client when the codec keeps state):
     encode(x: Tensor) -> Payload        # the tensors that cross the wire, scales included
@@ -19,76 +21,23 @@ no arguments. Every codec also takes the stage arguments of quantizers/wrappers.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
-import torch
+from quantizers.codec import QUANTIZERS, Codec, Payload, arguments, reset
+from quantizers.wrappers import Stages, split_stages, wrap
 
-from bench.registry import Registry
-
-
-@dataclass(frozen=True)
-class Payload:
-    """The tensors that cross the wire for one message, by name (e.g. {"q": ..., "scale": ...}).
-
-    `meta` names the tensors that describe the values rather than carry them (scales, indices,
-    bitmaps): they cross and count in `nbytes` like the rest, and `meta_nbytes` counts them apart.
-    """
-
-    tensors: dict[str, torch.Tensor]
-    meta: tuple[str, ...] = ()
-
-    @property
-    def nbytes(self) -> int:
-        return sum(_size(t) for t in self.tensors.values())
-
-    @property
-    def meta_nbytes(self) -> int:
-        return sum(_size(self.tensors[name]) for name in self.meta)
-
-
-def _size(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-class Codec(Protocol):
-    stateful: ClassVar[bool]
-
-    def encode(self, x: torch.Tensor) -> Payload: ...
-
-    def decode(self, p: Payload, like: torch.Tensor) -> torch.Tensor: ...
-
-
-def reset(codec: Codec) -> None:
-    """Clear the state `codec` keeps between messages; a no-op for a codec without `reset()`."""
-    hook = getattr(codec, "reset", None)
-    if hook is not None:
-        hook()
-
-
-QUANTIZERS: Registry[type] = Registry("codec", "splitbench.quantizers")
-
-def arguments(cls: type) -> list[dataclasses.Field]:
-    """The class's own arguments: its dataclass init fields (none for other classes)."""
-    return [f for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
+__all__ = ["QUANTIZERS", "Codec", "Payload", "arguments", "codec_params", "make_codec", "reset"]
 
 
 def make_codec(name: str, args: tuple[tuple[str, Any], ...] = ()) -> Codec:
     """A fresh instance of the codec registered as `name`, built with its typed `args` (name, value):
     its own arguments go to its class, the stage arguments to quantizers.wrappers.wrap."""
-    from quantizers.wrappers import split_stages, wrap
-
     own, stages = split_stages(args)
     return wrap(QUANTIZERS.get(name)(**own), **stages)
 
 
 def codec_params(name: str, args: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
     """Every argument of codec `name` with its resolved value (defaults included), own then stages."""
-    from quantizers.wrappers import Stages, split_stages
-
     own, stages = split_stages(args)
     codec = QUANTIZERS.get(name)(**own)
     return {f.name: getattr(codec, f.name) for f in arguments(type(codec))} | dataclasses.asdict(Stages(**stages))
-
-
-from quantizers import casts, integer, mx, nvfp4, scaled, topk  # noqa: E402,F401  (register the built-in codecs)

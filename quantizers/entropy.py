@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.errors import UsageError
-from quantizers import Codec, Payload, reset
+from quantizers.codec import Codec, Payload, reset
 
 LAYOUT = "entropy/layout"
 RAW_BELOW = 64

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import torch
 
-from quantizers import Codec, Payload
+from quantizers.codec import Codec, Payload
 
 
 @dataclass

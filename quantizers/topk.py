@@ -28,6 +28,7 @@ from typing import ClassVar
 import torch
 
 from bench.errors import UsageError
+from bench.registry import unknown_name_message
 from quantizers import QUANTIZERS, Payload, compiled
 from quantizers.compiled import topk as compiled_topk
 
@@ -83,11 +84,12 @@ class TopK:
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, (int, float)) or not 0 < self.k <= 1:
             raise UsageError(f"k: must be a fraction in (0, 1], got {self.k!r}")
-        names = [n for n in QUANTIZERS.names() if not getattr(QUANTIZERS.get(n), "stateful", False) and n != "topk"]
-        if self.inner not in names:
-            raise UsageError(f"inner: must be a stateless codec other than topk ({', '.join(names)}), "
-                             f"got {self.inner!r}")
-        self._values = QUANTIZERS.get(self.inner)()
+        if self.inner not in QUANTIZERS:
+            raise UsageError(unknown_name_message("inner", self.inner, QUANTIZERS.names()))
+        values = QUANTIZERS.get(self.inner)  # this one name only: asking for every codec would import every plugin
+        if self.inner == "topk" or getattr(values, "stateful", False):
+            raise UsageError(f"inner: must be a stateless codec other than topk, got {self.inner!r}")
+        self._values = values()
 
     def kept(self, n: int) -> int:
         """Elements kept out of a sample's n."""

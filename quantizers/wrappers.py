@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from bench.errors import UsageError
-from quantizers import Codec
+from quantizers.codec import Codec
 from quantizers.entropy import EntropyCoded
 from quantizers.feedback import ErrorFeedback
 

@@ -40,7 +40,7 @@ NUMERIC = ["width", "cut", "clients", "epochs", "train_subset", "seed"]
 PROVENANCE = ["git_commit", "versions", "device", "data_source"]
 # What the seeds of one setting are averaged over; everything else is fixed within a cell.
 SETTING = ["study", "policy", "policy_args", "setting", "family", "quant_up", "quant_down", "codec"]
-# Engine options that make a setting of their own (the validation slice, bench/cache.py's cache),
+# Engine options that make a setting of their own (the validation slice, bench/layouts/: the cache),
 # with the value that means "off": a run that switches one on shows it among its setting's arguments.
 ENGINE_OPTIONS = {"val_fraction": 0.0, "cache_mixup": 0.0, "cache_noise": 0.0, "cache_views": 1,
                   "refresh_threshold": None}

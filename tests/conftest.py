@@ -64,13 +64,17 @@ def cli(args, cwd, env=None) -> subprocess.CompletedProcess:
     forgotten afterwards with their modules, so tests cannot leak plugins into each other.
     """
     from bench import cli as bench_cli
+    from bench.layouts import LAYOUTS
+    from bench.wire.transport import TRANSPORTS
     from policies import POLICIES
     from quantizers import QUANTIZERS
 
     cwd = Path(cwd).resolve()
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"} | (env or {})
     saved_env = {k: os.environ.get(k) for k in (*OUTSIDE, *env)}
-    registries = (POLICIES, QUANTIZERS)
+    registries = (POLICIES, QUANTIZERS, LAYOUTS, TRANSPORTS)
+    for registry in registries:
+        registry.names()  # the built-ins register now, not as names the command's plugins added
     saved_entries = {r: dict(r._entries) for r in registries}
     saved_cwd = os.getcwd()
     out, err = io.StringIO(), io.StringIO()

@@ -3,8 +3,10 @@
     ledger.py     byte counts per client and kind
     frames.py     the messages and their documented layout on a socket
     link.py       a client end and a server end, each with its own codecs; the only byte counter
-    inproc.py     transport: the server object in this process
-    tcp.py        transport: frames over a socket to `bench serve` (bench/serve.py)
+    transport.py  the contract of a transport, and the TRANSPORTS registry
+    inproc.py     transport `inproc`: the server object in this process
+    tcp.py        transport `tcp`: frames over a socket to `bench serve` (bench/serve.py)
+    testing.py    the conformance kit every registered transport passes
     linkmodel.py  what the traffic would cost in time on a modelled link
 """
 

@@ -13,27 +13,14 @@ the end-of-run STATE fetch are not training traffic and are not counted.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 
 from bench.config import RunConfig
 from bench.errors import RunFailed
 from bench.wire.frames import Frame, FrameError, Kind, nbytes
 from bench.wire.ledger import Ledger
+from bench.wire.transport import Transport
 from quantizers import Payload, reset
-
-
-class Transport(Protocol):
-    """Carries frames between the client ends and the server, in order."""
-
-    def send(self, frame: Frame) -> int:
-        """Deliver `frame`; the bytes it took on the wire."""
-
-    def receive(self) -> tuple[Frame, int]:
-        """The server's next reply and the bytes it took on the wire."""
-
-    def close(self) -> None: ...
 
 
 def label_dtype(num_classes: int) -> torch.dtype:
@@ -77,7 +64,7 @@ class ClientEnd:
 
     def refresh_step(self, acts: torch.Tensor, labels: torch.Tensor, lr: float, index: int,
                      positions: torch.Tensor, sent: torch.Tensor) -> tuple[torch.Tensor, Payload | None]:
-        """Per-sample refresh (bench/refresh.py): the map of which samples follow (counted as up
+        """Per-sample refresh (bench/layouts/per_sample.py): the map of which samples follow (counted as up
         and meta, 1 bit per sample), then only those; one server step on the batch as the server
         now holds it. (The loss, the payload that crossed or None when no sample moved.)"""
         bitmap = (len(sent) + 7) // 8

@@ -1,5 +1,6 @@
-"""The TCP transport: frames over a socket (in TLS across machines), and the client's side of a
-session with `bench serve`.
+"""The TCP transport, `tcp`: frames over a socket (in TLS across machines), and the client's side of
+a session with `bench serve`. The registered opener starts a local `bench serve` process and
+connects to it; `bench run --connect` reaches one on another machine (`connect`).
 
 A session, after the TLS handshake where there is one (bench/wire/tls.py):
     client -> HELLO      JSON body {config, in_channels, num_classes}
@@ -30,6 +31,7 @@ from bench.config import RunConfig
 from bench.errors import RunFailed, UsageError
 from bench.wire import frames
 from bench.wire.frames import ENTRY_SIZE, HEADER_SIZE, Frame, FrameError, Kind
+from bench.wire.transport import TRANSPORTS
 
 MAX_FRAME_BYTES = 1 << 30  # a test batch of 1000 activations of a wide early cut still fits
 TOKEN_ENV = "SPLITBENCH_TOKEN"  # the variable the cli reads the shared token from
@@ -117,6 +119,7 @@ class TcpTransport:
         self.address = address
         self.process = process  # the local server this transport started, if it did
         self.open = True
+        self.refused = False  # the server answered ERROR: it ended the session and listens for another
 
     def send(self, frame: Frame) -> int:
         try:
@@ -126,14 +129,17 @@ class TcpTransport:
 
     def receive(self) -> tuple[Frame, int]:
         try:
-            return self.conn.receive()
+            frame, size = self.conn.receive()
         except (OSError, ConnectionClosed) as exc:
             raise self._lost(exc) from None
         except FrameError as exc:
             raise RunFailed(f"the server at {self.address} sent a bad frame: {exc}") from None
+        self.refused |= frame.kind == Kind.ERROR
+        return frame, size
 
     def close(self) -> None:
-        """Say BYE (if the server is still there) and hang up; wait for a local server to stop."""
+        """Say BYE (if the server is still there) and hang up; wait for a local server to stop, or stop
+        it when it refused a frame (it would wait for another session)."""
         if not self.open:
             return
         self.open = False
@@ -144,7 +150,7 @@ class TcpTransport:
         self.conn.close()
         if self.process is not None:
             try:
-                self.process.wait(timeout=LOCAL_SERVER_EXIT_S)
+                self.process.wait(timeout=0 if self.refused else LOCAL_SERVER_EXIT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -194,6 +200,13 @@ def connect(host: str, port: int, token: str, cfg: RunConfig, in_channels: int, 
         reason = reply.body.decode(errors="replace") if reply.kind == Kind.ERROR else f"answered {reply.kind.name}"
         raise UsageError(f"connect: the server at {address} refused the run: {reason}")
     return TcpTransport(conn, address, process)
+
+
+@TRANSPORTS.register("tcp")
+def local_server(cfg: RunConfig, in_channels: int, num_classes: int, server_net: torch.nn.Module) -> TcpTransport:
+    """The run's server side in a `bench serve` process on this machine, which builds its own
+    server part from the config (as `server_net` was built)."""
+    return start_local(cfg, in_channels, num_classes)
 
 
 def start_local(cfg: RunConfig, in_channels: int, num_classes: int) -> TcpTransport:

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from bench import flops, models
-from bench.cache import BatchCache, Received, Regularisers
+from bench.layouts import Regularisers
+from bench.layouts.per_batch import BatchCache, BatchRecord, Received
 from bench.config import RunConfig
 from bench.engine import train
 from bench.errors import UsageError
-from quantizers import QUANTIZERS
+from bench.wire import ServerEnd
 
 TRAIN, BATCH = 200, 64  # batches of 64, 64, 64, 8
 ACT = 16 * 16 * 16  # smallcnn width 0.5, cut 2: activation elements per sample
@@ -69,13 +70,14 @@ def test_cache_views_send_k_views_in_forward_epochs():
 
 
 def test_cached_epochs_cycle_through_the_views():
-    codec = QUANTIZERS.get("fp32")()
-    cache = BatchCache(codec, Regularisers(0.0, 0.0, seed=0))
+    end = ServerEnd(0, RunConfig())
+    cache, record = BatchCache(end, Regularisers(0.0, 0.0, seed=0), torch.device("cpu")), BatchRecord()
     for view in range(3):
         acts = torch.full((2, 4), float(view))
-        cache.store(Received(codec.encode(acts), torch.tensor([view, view]), acts.shape, acts.dtype), view)
+        cache.store(Received(end.up.encode(acts), torch.tensor([view, view]), acts.shape, acts.dtype), view)
+        record.store((view, 2), view)  # the client's record: batch number `view`, 2 samples
     g = torch.Generator().manual_seed(0)
-    read = [int(cache.replay(cache.order(g)[0]).labels[0]) for _ in range(4)]
+    read = [int(cache.replay(cache.batches()[record.order(g)[0][0]]).labels[0]) for _ in range(4)]
     assert read == [1, 2, 0, 1]  # view 0 was trained on in the FORWARD epoch itself
 
 
@@ -137,7 +139,8 @@ def test_a_cached_step_with_mixup_trains_on_the_mixed_labels_of_its_mixed_activa
     The server holds one batch whose sample i is zero but for a 1 at element i, so the activations
     it trains on show lambda and each sample's partner; its loss must be the mixup loss,
     lambda x CE(labels) + (1 - lambda) x CE(partners' labels), on the logits it computed."""
-    from bench.server import Server, split_networks
+    from bench.server import Server
+    from bench.split import split_networks
     from bench.wire.frames import Frame, Kind
 
     cfg = config(cache_mixup=1.0)

@@ -12,7 +12,7 @@ import torch
 from bench import data, engine
 from bench.config import RunConfig
 from bench.errors import UsageError
-from bench.server import split_networks
+from bench.split import split_networks
 
 BASE = dict(model="smallcnn", width=0.25, cut=2, dataset="synthetic", train_subset=256, test_subset=100,
             epochs=3, batch_size=32, warmup_epochs=0, device="cpu")

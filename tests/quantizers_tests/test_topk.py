@@ -72,6 +72,15 @@ def test_bad_arguments_name_themselves(args, field):
         topk(**args)
 
 
+def test_topk_asks_the_registry_for_its_inner_codec_only(monkeypatch):
+    """Catches: topk resolving every registered codec to check `inner`, which imports every
+    installed plugin (and fails with a broken one that the run does not use)."""
+    cls, get, asked = QUANTIZERS.get("topk"), QUANTIZERS.get, []
+    monkeypatch.setattr(QUANTIZERS, "get", lambda name: asked.append(name) or get(name))
+    cls(k=0.5, inner="fp16")
+    assert asked == ["fp16"]
+
+
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 71])
 def test_bitmaps_match_the_plain_bit_weights(n):
     mask = torch.rand(5, n, generator=torch.Generator().manual_seed(n)) < 0.4
