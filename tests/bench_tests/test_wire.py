@@ -7,6 +7,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -141,15 +142,49 @@ def header(kind, length=0):
     return struct.pack(HEADER, length, MAGIC, VERSION, kind, 0, 0, 0.0, 0, 0, 0, 0, *[0] * 6, b"")
 
 
+def authenticate(answer_token: str) -> dict:
+    """One handshake over a socket pair: the server side (bench.serve.authenticated, with TOKEN) in
+    a thread, the client answering its CHALLENGE with a proof made from `answer_token`. What the
+    server side returned (the HELLO) or raised (its message)."""
+    from bench.serve import authenticated
+    from bench.wire.tcp import Connection
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # TCP: Connection sets TCP_NODELAY
+        client = Connection(socket.create_connection(listener.getsockname()))
+        server = Connection(listener.accept()[0])
+    greeting, out = tcp.hello(config(), 3, 10), {}
+
+    def serve():
+        try:
+            out["hello"] = authenticated(server, TOKEN)
+        except UsageError as exc:
+            out["error"] = str(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        client.send(greeting)
+        challenge, _ = client.receive()
+        assert challenge.kind == Kind.CHALLENGE and len(challenge.body) == tcp.NONCE_BYTES
+        client.send(Frame(Kind.AUTH, body=tcp.proof(answer_token, challenge.body, greeting.body)))
+        thread.join(30)
+    finally:
+        server.close()
+        client.close()
+    return out | {"sent": greeting.body}
+
+
 @pytest.mark.parametrize("given", ["guess", "", TOKEN[:-1], TOKEN + "x", TOKEN.upper()])
 def test_a_hello_with_any_other_token_is_refused_and_only_the_right_one_is_served(given):
-    """Catches: `bench serve` accepting any token. welcome() is the check every connection passes."""
+    """Catches: `bench serve` accepting any token. authenticated() is the check every connection
+    passes (challenge-response: the token never crosses), welcome() then builds the run."""
     from bench.serve import welcome
     from bench.server import Server
 
-    with pytest.raises(UsageError, match="^wrong token$"):
-        welcome(tcp.hello(config(), given, 3, 10), TOKEN)
-    assert isinstance(welcome(tcp.hello(config(), TOKEN, 3, 10), TOKEN), Server)
+    refused = authenticate(given)
+    assert "hello" not in refused and refused["error"] == "wrong token"
+    accepted = authenticate(TOKEN)
+    assert accepted["hello"].body == accepted["sent"] and isinstance(welcome(accepted["hello"]), Server)
 
 
 @pytest.mark.slow  # a server process
