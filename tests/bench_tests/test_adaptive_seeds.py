@@ -11,8 +11,10 @@ SPEC = """
 [sweep]
 trials = 3
 seeds = { min = 2, max = 4 }
-# A margin this wide decides "non-inferior" after the first two paired seeds for any setting that
-# learns about as well as the baseline, whatever the CPU's kernels make of the last digits.
+# The margin is wide; the first setting differs from the baseline only in when it tests (a test
+# pass changes no training state), so its paired differences are exactly 0 on any CPU and it is
+# decided "non-inferior" at the first look. Whether periodic(2) is decided depends on the kernels'
+# floats: only the rule is checked for it.
 margin_pp = 50
 
 [sweep.cells]
@@ -29,8 +31,7 @@ warmup_epochs = 0
 
 [[sweep.settings]]
 policy = "always"
-quant_up = "fp16"
-quant_down = "fp16"
+eval_every = 2
 
 [[sweep.settings]]
 policy = "periodic"
@@ -54,7 +55,7 @@ def test_a_setting_stops_at_its_first_decided_look_and_the_baseline_trains_every
                          if s.data.tags["mlflow.parentRunId"] == run.info.run_id) for n, run in runs.items()}
     seen = [(t.number, t.state, t.user_attrs) for t in trials]
     assert trained[0] == [0, 1, 2, 3], seen  # the baseline: every seed
-    assert trained[1] == [0, 1], seen  # fp16 both ways: decided at the first look
+    assert trained[1] == [0, 1], seen  # the baseline tested once: decided at the first look
     # The console counts the seeds a setting trained, not the seeds it might have.
     assert "(std over 4 seeds)" in out.stdout + out.stderr and "(std over 2 seeds)" in out.stdout + out.stderr
     for n in (0, 1, 2):
@@ -66,6 +67,7 @@ def test_a_setting_stops_at_its_first_decided_look_and_the_baseline_trains_every
                        if k.startswith("seed_acc/")} for t in trials}
     for t in trials:
         assert sorted(accs[t.number]) == trained[t.number], seen
+    assert accs[1] == {s: accs[0][s] for s in (0, 1)}  # testing less often trains the same networks
     looks = noise.looks(2, 4)
     for n in (1, 2):
         decided = [noise.decided({s: accs[n][s] for s in trained[n][:k]}, accs[0], 50, looks) for k in (2, 3, 4)]
