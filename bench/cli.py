@@ -462,7 +462,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from quantizers import QUANTIZERS
 
     for registry in (POLICIES, QUANTIZERS, LAYOUTS, TRANSPORTS):
-        print(f"{registry.kind}s:")
+        print(f"{registry.plural}:")
         for entry in registry.entries():
             print(f"  {entry.name:24s} {entry.source}")
     return 0

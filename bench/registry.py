@@ -39,8 +39,9 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A name -> component map for one kind of component (its `kind`, e.g. "policy")."""
 
-    def __init__(self, kind: str, group: str, built_ins: tuple[str, ...] = ()):
+    def __init__(self, kind: str, group: str, built_ins: tuple[str, ...] = (), plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"  # "policies", not "policys"
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
         self._installed = None  # name -> entry points of `group`, found on first use

@@ -57,4 +57,5 @@ class GatingPolicy(Protocol):
     def decide(self, obs: Observation) -> Mode: ...
 
 
-POLICIES: Registry[type] = Registry("policy", "splitbench.policies", built_ins=("policies.builtin",))
+POLICIES: Registry[type] = Registry("policy", "splitbench.policies", built_ins=("policies.builtin",),
+                                     plural="policies")

@@ -109,6 +109,9 @@ def test_list_shows_every_policy_and_codec_with_its_source(tmp_path):
                  "fp8_e4m3_unscaled", "fp8_e5m2_unscaled"):
         assert f"  {name} " in out.stdout
     assert "built-in" in out.stdout
+    # Each registry under its own plural (the plural was once made by adding "s": "policys").
+    assert [line for line in out.stdout.splitlines() if line.endswith(":")] == [
+        "policies:", "codecs:", "layouts:", "transports:"]
 
 
 CODECS = ("bf16, fp16, fp16_scaled, fp32, fp8_e4m3, fp8_e4m3_unscaled, fp8_e5m2, fp8_e5m2_unscaled, int4, int8, "
