@@ -20,7 +20,7 @@
                       thread each), one worker on every thread, and with 4 cores or more 2 workers
                       of half the threads each (target: the default is the fastest, >= 1.00x each)
     device rows       with CUDA: plain vs split images/s of VGG11 and ResNet18 at batch 128 on the
-                      whole data set (target: split/plain <= 1.05) and each codec's GB/s on the
+                      whole data set (target: split time per image at most 1.05x plain's) and each codec's GB/s on the
                       device (bench/device_bench.py); without CUDA they say they need it
 
 Usage: python -m bench.benchmark [--dataset cifar10] [--train-subset 5000] [--repeats 3] [--sweep-trials 2]
@@ -201,7 +201,7 @@ def sweep_rows(cores: int, trials: int, data_dir: str | None) -> list[tuple]:
 
 # Why a row can miss its target in this design (docs/findings.md, "make bench"), shown when it does.
 WHY = {
-    "tcp": "the server process shares the cores, and every byte crosses the socket (docs/findings.md)",
+    "tcp": "the server process shares the cores with the client: a fixed cost each batch, not the bytes (docs/findings.md)",
     "sweep": "this machine's cores are busy or uneven: rerun idle; if it holds, change the default (docs/findings.md)",
     "+zstd": "zstd's own compression of the payload (docs/findings.md)",
 }
