@@ -170,20 +170,20 @@ def wait_for_running_trial(storage, study, number, timeout=240):
     raise AssertionError(f"trial {number} of {study} never ran")
 
 
-def wait_for_finished_seed(tracking_uri, sweep, seed, timeout=240):
-    """The run id of the first seed run tagged `seed` that finished."""
+def wait_for_seed(tracking_uri, sweep, seed, timeout=240, status="FINISHED"):
+    """The run id of the first seed run tagged `seed` in `status` (by default: that finished)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             client = MlflowClient(tracking_uri)
             done = [r for r in child_runs(client, sweep, "seed")
-                    if r.data.tags["seed"] == str(seed) and r.info.status == "FINISHED"]
+                    if r.data.tags["seed"] == str(seed) and r.info.status == status]
         except Exception:  # the experiment or the tables do not exist yet
             done = []
         if done:
             return done[0].info.run_id
         time.sleep(0.2)
-    raise AssertionError(f"seed {seed} never finished")
+    raise AssertionError(f"seed {seed} never reached {status}")
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
@@ -201,8 +201,9 @@ def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_or_s
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_running_trial(storage, "spec/smallcnn-c1", 0)
-        first_seed = wait_for_finished_seed(tracking_uri, "spec", 0)
-        time.sleep(1.5)  # into the second seed's first epochs
+        first_seed = wait_for_seed(tracking_uri, "spec", 0)
+        # Stopped as soon as the second seed is seen training (a fixed sleep let a fast machine finish it first).
+        wait_for_seed(tracking_uri, "spec", 1, status="RUNNING")
         proc.send_signal(sig)
         proc.communicate(timeout=120)
     finally:
