@@ -134,6 +134,8 @@ def _train_seeds(setting, dest: Destination, configs: dict[int, RunConfig], firs
         if len(seeds) == 1:
             result = train(configs[seed], Tee([setting, *sinks]), dataset=ds, progress=progress, transport=transport)
             _save(setting, result, dest.save_model)
+            if after_seed:
+                after_seed(seed, result.final)  # noted; one seed has nothing left to stop
             return [seed], result.final
         seed_tags = (dict(dest.tags) | tracking.provenance(device, seed)
                      | {"data_source": ds.source, "splitbench.role": SEED_ROLE})

@@ -67,85 +67,73 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import space
 from bench.config import RunConfig
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
+from bench.space import Range, listed as _list, subtable as _table
 
 SHIPPED = Path(__file__).parent / "sweeps"
 PARTITION_FIELDS = ("partition", "partition_alpha", "classes_per_client", "partition_min_samples")
 SAMPLERS = ("tpe", "nsga2")
+# What a trial reports to the sampler: "absolute" (maximize final/test_acc, minimize final/comm_bytes),
+# or "paired" (maximize the reduction against the baseline and the paired accuracy difference, with
+# the verdict at the margin as the sampler's constraint: bench/tuning.py).
+OBJECTIVES = ("absolute", "paired")
 BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
 # Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
 _DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args",
             "data_dir", "seed")
 _FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECIDED]
 _KEYS = {
-    "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "margin_pp", "save_model", "cells", "fixed",
-              "models", "search", "settings"],
-    "sweep.settings": ["policy", "args", "quant_up", "quant_down", *_FIXABLE],
+    "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "margin_pp", "save_model", "objectives",
+              "ablation", "cells", "fixed", "models", "search", "settings"],
+    "sweep.settings": ["policy", "args", "quant_up", "quant_down", "quant_up_args", "quant_down_args", *_FIXABLE],
     "sweep.cells": ["models", "clients", "partitions"],
-    "sweep.search": ["policies", "quant_up", "quant_down", "ranges", "codec_ranges"],
 }
 
 
-@dataclass(frozen=True)
-class Range:
-    """One policy field's search range: a float/int interval (log-scaled or not), or choices."""
-
-    low: float | int | None = None
-    high: float | int | None = None
-    log: bool = False
-    choices: tuple | None = None
-
-    @property
-    def is_float(self) -> bool:
-        return self.choices is None and not (isinstance(self.low, int) and isinstance(self.high, int))
-
-    def round(self, value):
-        """A float to the precision that matters: 2 significant digits on a log range, else steps
-        of 1/100 of the range's order of magnitude. Other values as they are."""
-        if not self.is_float or value == 0:
-            return value
-        if self.log:
-            return float(f"{value:.2g}")
-        return round(round(value / self._step()) * self._step(), 12)
-
-    def size(self) -> int:
-        """How many distinct values the range holds once rounded."""
-        if self.choices is not None:
-            return len(self.choices)
-        if not self.is_float:
-            return self.high - self.low + 1
-        low, high = self.round(self.low), self.round(self.high)
-        if not self.log:
-            return round((high - low) / self._step()) + 1
-        decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
-        return sum(low <= float(f"{m}e{d - 1}") <= high for d in decades for m in range(10, 100))
-
-    def contains(self, value) -> bool:
-        if self.choices is not None:
-            return value in self.choices
-        return self.low <= value <= self.high and value == self.round(value)
-
-    def _step(self) -> float:
-        width = self.high - self.low
-        return 10.0 ** (math.floor(math.log10(width)) - 2) if width > 0 else 1.0
+def _known_keys(path: str, table: dict, shown: str | None = None) -> None:
+    space.known(path, table, _KEYS[path], shown)
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One exact setting of a trial: a policy with its arguments, the two codecs, and RunConfig
-    fields of its own (`fields`, over the cell's)."""
+    """One exact setting of a trial: a policy with its arguments, the two codecs with theirs, and
+    RunConfig fields of its own (`fields`, over the cell's)."""
 
     policy: str
     args: tuple[tuple[str, Any], ...]
     quant_up: str
     quant_down: str
     fields: tuple[tuple[str, Any], ...] = ()
+    quant_up_args: tuple[tuple[str, Any], ...] = ()
+    quant_down_args: tuple[tuple[str, Any], ...] = ()
 
     def choice(self) -> dict[str, Any]:
+        codec_args = {f"{d}_args": getattr(self, f"{d}_args") for d in ("quant_up", "quant_down") if getattr(self, f"{d}_args")}
         return {"policy": self.policy, "policy_args": self.args, "quant_up": self.quant_up,
-                "quant_down": self.quant_down} | dict(self.fields)
+                "quant_down": self.quant_down} | codec_args | dict(self.fields)
+
+    @classmethod
+    def of(cls, choice: dict[str, Any]) -> "Setting":
+        """The setting of a trial's choice (tuning.choice): its RunConfig fields besides the policy
+        and codecs become the setting's own."""
+        from bench import ablation
+
+        c = ablation.normal(choice)
+        return cls(c["policy"], c["policy_args"], c["quant_up"], c["quant_down"], tuple(sorted(ablation.fields(c).items())),
+                   c["quant_up_args"], c["quant_down_args"])
+
+    def describe(self) -> str:
+        """One line: `loss_threshold threshold=0.1 fp8_e4m3/topk(k=0.05) cache_mixup=0.2`."""
+        def args(pairs):
+            return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in pairs)
+
+        codecs = "/".join(c + (f"({args(a)})" if a else "") for c, a in
+                          ((self.quant_up, self.quant_up_args), (self.quant_down, self.quant_down_args)))
+        own = " ".join(f"{k}={v}" for k, v in self.fields)
+        return " ".join(x for x in (self.policy, args(self.args).replace(", ", " "), codecs, own) if x)
 
 
 @dataclass(frozen=True)
@@ -185,6 +173,9 @@ class SweepSpec:
     # decided (reports/noise.py); `seeds` then lists every seed it may train (0 .. max - 1).
     seeds_min: int | None = None
     margin_pp: float = 0.5
+    fields: tuple[tuple[str, Range], ...] = ()  # RunConfig fields a trial chooses -> their ranges
+    objectives: str = "absolute"  # OBJECTIVES: what each trial reports to the sampler
+    ablation: bool = False  # after the search, each cell ablates its best feasible setting (bench/ablation.py)
 
     def plan_params(self) -> dict[str, int]:
         """The params an adaptive trial logs (seeds_min, seeds_max); none for a fixed seed list."""
@@ -196,13 +187,12 @@ class SweepSpec:
     def codec_space(self, codec: str) -> dict[str, Range]:
         return dict(dict(self.codec_ranges)[codec])
 
-    def fixed_params(self, setting: Setting) -> dict[str, Any]:
-        """An explicit setting as Optuna params: every searched field of its policy, given or default,
-        every field it gives, and every searched argument of its codecs at its default; its own
-        fields as `field.<name>`. Params the sampler never suggests (a field outside the search
-        space, `field.*`) still tell settings apart that share what is searched."""
+    def fixed_params(self, setting: Setting, cell: Cell | None = None) -> dict[str, Any]:
+        """An explicit setting as Optuna params: every searched field of its policy and its codecs,
+        given or default, and every one it gives; every searched RunConfig field (`field.<name>`),
+        its own value or the cell's (the first cell's by default), and every field it gives. Params
+        the sampler never suggests still tell settings apart that share what is searched."""
         from policies import POLICIES
-        from quantizers import QUANTIZERS
 
         given = dict(setting.args)
         default = POLICIES.get(setting.policy)()
@@ -210,9 +200,12 @@ class SweepSpec:
         params |= {f"{setting.policy}.{f}": given.get(f, getattr(default, f)) for f in self.space(setting.policy)}
         params |= {f"{setting.policy}.{f}": v for f, v in given.items()}
         for direction in ("quant_up", "quant_down"):
-            codec = getattr(setting, direction)
+            codec, own = getattr(setting, direction), dict(getattr(setting, f"{direction}_args"))
             params[direction] = codec
-            params |= {f"{direction}.{codec}.{f}": getattr(QUANTIZERS.get(codec)(), f) for f in self.codec_space(codec)}
+            params |= {f"{direction}.{codec}.{f}": own.get(f, codec_default(codec, f)) for f in self.codec_space(codec)}
+            params |= {f"{direction}.{codec}.{f}": v for f, v in own.items()}
+        base = (cell or self.cells[0]).config()
+        params |= {f"field.{k}": getattr(base, k) for k, _ in self.fields}
         return params | {f"field.{k}": v for k, v in setting.fields}
 
     def size(self) -> int:
@@ -221,17 +214,28 @@ class SweepSpec:
         searched = sum(math.prod(r.size() for r in self.space(p).values()) for p in self.policies)
         for codecs in (self.quant_up, self.quant_down):
             searched *= sum(math.prod(r.size() for r in self.codec_space(c).values()) for c in codecs)
+        searched *= math.prod(r.size() for _, r in self.fields)
         outside = sum(not self._searched(s) for s in self.settings)
         return searched + outside
 
     def _searched(self, setting: Setting) -> bool:
-        if setting.fields:
-            return False
-        params = self.fixed_params(setting)
         spaces = {setting.policy: self.space(setting.policy)} | {
             f"{d}.{getattr(setting, d)}": self.codec_space(getattr(setting, d)) for d in ("quant_up", "quant_down")}
-        return set(dict(setting.args)) <= set(self.space(setting.policy)) and all(
-            rng.contains(params[f"{prefix}.{f}"]) for prefix, space in spaces.items() for f, rng in space.items())
+        spaces["field"] = dict(self.fields)
+        given = {setting.policy: setting.args, "field": setting.fields} | {
+            f"{d}.{getattr(setting, d)}": getattr(setting, f"{d}_args") for d in ("quant_up", "quant_down")}
+        if any(not set(dict(pairs)) <= set(spaces[prefix]) for prefix, pairs in given.items()):
+            return False
+        params = self.fixed_params(setting)
+        return all(rng.contains(params[f"{prefix}.{f}"]) for prefix, space in spaces.items() for f, rng in space.items())
+
+
+def codec_default(codec: str, arg: str) -> Any:
+    """A codec's default value of one of its arguments or of a stage argument (error_feedback, entropy)."""
+    from quantizers import QUANTIZERS
+    from quantizers.wrappers import STAGE_NAMES, Stages
+
+    return getattr(Stages() if arg in STAGE_NAMES else QUANTIZERS.get(codec)(), arg)
 
 
 def shipped() -> list[str]:
@@ -275,9 +279,17 @@ def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepS
     margin_pp = table.get("margin_pp", 0.5)
     if not isinstance(margin_pp, (int, float)) or isinstance(margin_pp, bool) or margin_pp < 0:
         raise UsageError(f"sweep.margin_pp: must be a number >= 0, got {margin_pp!r}")
+    objectives = _get(table, "sweep", "objectives", str, "absolute")
+    if objectives not in OBJECTIVES:
+        raise UsageError(unknown_name_message("sweep.objectives", objectives, list(OBJECTIVES)))
+    ablation = _get(table, "sweep", "ablation", bool, False)
+    if ablation and objectives != "paired":
+        raise UsageError("sweep.ablation: needs objectives = \"paired\" (it ablates the best feasible setting)")
     cells = _cells(name, table, seeds)
     settings = _settings(table.get("settings", []), cells[0])
-    policies, ups, downs, ranges, codec_ranges = _search(_table(table, "sweep", "search"), settings)
+    searched = space.search(_table(table, "sweep", "search"), settings, cells[0], _FIXABLE)
+    if ablation:
+        _check_ablation(searched, cells[0])
     least = 1 + len(settings)
     trials = _get(table, "sweep", "trials", int, least if settings else None)
     if trials is None or trials < least:
@@ -286,9 +298,26 @@ def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepS
     return SweepSpec(
         name=name, source=source, text=text, trials=trials, sampler=sampler,
         seed=_get(table, "sweep", "seed", int, 0), save_model=_get(table, "sweep", "save_model", bool, False),
-        cells=cells, policies=policies, quant_up=ups, quant_down=downs, ranges=ranges, seeds=seeds,
-        settings=settings, codec_ranges=codec_ranges, seeds_min=seeds_min, margin_pp=float(margin_pp),
+        cells=cells, policies=searched.policies, quant_up=searched.quant_up, quant_down=searched.quant_down,
+        ranges=searched.ranges, seeds=seeds, settings=settings, codec_ranges=searched.codec_ranges, seeds_min=seeds_min,
+        margin_pp=float(margin_pp), fields=searched.fields, objectives=objectives, ablation=ablation,
     )
+
+
+def _check_ablation(searched: space.Space, cell: Cell) -> None:
+    """An ablation step sets a part back to its reference (bench/ablation.py): the reference must be
+    a value the search's choices hold, or the sampler could not be told the step's params."""
+    from bench.ablation import REFERENCE_CODECS
+
+    for direction, codec in REFERENCE_CODECS.items():
+        if codec not in getattr(searched, direction):
+            raise UsageError(f"sweep.search.{direction}: with ablation it must list {codec} (the step back to "
+                             "the paper's format)")
+    base = cell.config()
+    for field, rng in searched.fields:
+        if rng.choices is not None and getattr(base, field) not in rng.choices:
+            raise UsageError(f"sweep.search.fields.{field}: with ablation its choices must hold the cell's value "
+                             f"{getattr(base, field)!r} (the step that takes it away)")
 
 
 def _seed_plan(raw: Any) -> tuple[tuple[int, ...], int | None]:
@@ -318,16 +347,19 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
         if policy is None:
             raise UsageError(f"{path}.policy: missing; name a policy")
         args = _table(table, path, "args")
+        codec_args = {f"{d}_args": tuple(sorted(_table(table, path, f"{d}_args").items())) for d in ("quant_up", "quant_down")}
         fields = _fields(path, {k: v for k, v in table.items() if k in _FIXABLE})
         choice = {"policy": policy, "policy_args": tuple(args.items()),
                   "quant_up": _get(table, path, "quant_up", str, "fp32"),
-                  "quant_down": _get(table, path, "quant_down", str, "fp32")} | fields
+                  "quant_down": _get(table, path, "quant_down", str, "fp32")} | codec_args | fields
         try:
             cfg = cell.config(**choice)
         except UsageError as exc:
             raise located(exc, {"policy": path, "quant_up": path, "quant_down": path}
-                          | {f"policy.{k}": f"{path}.args" for k in args} | {k: path for k in _FIXABLE}) from None
-        setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down, tuple(sorted(fields.items())))
+                          | {f"policy.{k}": f"{path}.args" for k in args} | {k: path for k in _FIXABLE}
+                          | {f"{d[:-5]}.{k}": path for d, pairs in codec_args.items() for k, _ in pairs}) from None
+        setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down, tuple(sorted(fields.items())),
+                          **codec_args)
         if cfg.to_params() in seen:  # compared with the policy's defaults filled in
             raise UsageError(f"{path}: repeats an earlier setting, {setting.policy} {dict(setting.args)} "
                              f"{setting.quant_up}/{setting.quant_down}" + "".join(f" {k}={v}" for k, v in fields.items()))
@@ -410,103 +442,10 @@ def _fields(path: str, table: dict) -> dict[str, Any]:
 def located(exc: UsageError, origin: dict[str, str]) -> UsageError:
     """RunConfig's `field: ...` message with the field named by where the spec set it."""
     field, sep, rest = str(exc).partition(":")
-    name = field.removeprefix("policy.") if field.startswith("policy.") else field
+    name = field.removeprefix("policy.")
+    for direction in ("quant_up", "quant_down"):  # a codec's argument, by its table in the spec
+        name = name.replace(f"{direction}.", f"{direction}_args.", 1) if name.startswith(f"{direction}.") else name
     return UsageError(f"{origin[field]}.{name}:{rest}") if sep and field in origin else exc
-
-
-def _search(table: dict, settings: tuple[Setting, ...]):
-    """The search lists (the baseline's and the explicit settings' names always in them) and ranges."""
-    from policies import POLICIES
-    from quantizers import QUANTIZERS
-
-    _known_keys("sweep.search", table)
-    picked = {}
-    for key, registry, base in (("policies", POLICIES, "always"), ("quant_up", QUANTIZERS, "fp32"),
-                                ("quant_down", QUANTIZERS, "fp32")):
-        names = _list(table, "sweep.search", key, str) if key in table or not settings else []
-        for n in names:
-            if n not in registry:
-                raise UsageError(unknown_name_message(f"sweep.search.{key}", n, registry.names()))
-        named = [getattr(s, "policy" if key == "policies" else key) for s in settings]
-        picked[key] = tuple(dict.fromkeys([base, *names, *named]))
-    overrides = _table(table, "sweep.search", "ranges")
-    for policy in overrides:
-        if policy not in picked["policies"]:
-            raise UsageError(unknown_name_message("sweep.search.ranges", policy, list(picked["policies"])))
-    ranges = tuple((p, _ranges(f"sweep.search.ranges.{p}", POLICIES.get(p),
-                               _table(overrides, "sweep.search.ranges", p)))
-                   for p in picked["policies"])
-    codecs = list(dict.fromkeys(picked["quant_up"] + picked["quant_down"]))
-    codec_overrides = _table(table, "sweep.search", "codec_ranges")
-    for codec in codec_overrides:
-        if codec not in codecs:
-            raise UsageError(unknown_name_message("sweep.search.codec_ranges", codec, codecs))
-    codec_ranges = tuple((c, _ranges(f"sweep.search.codec_ranges.{c}", QUANTIZERS.get(c),
-                                     _table(codec_overrides, "sweep.search.codec_ranges", c)))
-                         for c in codecs)
-    return picked["policies"], picked["quant_up"], picked["quant_down"], ranges, codec_ranges
-
-
-def _ranges(prefix: str, cls, overrides: dict) -> tuple[tuple[str, Range], ...]:
-    """A policy's or codec's declared search_space with the spec's overrides, every bound checked by the class."""
-    from quantizers import arguments
-
-    fields = [f.name for f in arguments(cls)]
-    out = {}
-    for field, raw in (dict(getattr(cls, "search_space", {})) | overrides).items():
-        path = f"{prefix}.{field}"
-        if field not in fields:
-            raise UsageError(unknown_name_message(path, field, fields))
-        rng = _range(path, raw)
-        for value in rng.choices or (rng.low, rng.high):
-            try:
-                cls(**{field: value})
-            except UsageError as exc:
-                raise UsageError(f"{path}: {value!r} is not allowed ({exc})") from None
-        out[field] = rng
-    return tuple(sorted(out.items()))
-
-
-def _range(path: str, raw: Any) -> Range:
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: expected a table {{low, high, log}} or {{choices}}, got {raw!r}")
-    for key in raw:
-        if key not in ("low", "high", "log", "choices"):
-            raise UsageError(unknown_name_message(f"{path}.{key}", key, ["low", "high", "log", "choices"]))
-    if "choices" in raw:
-        if set(raw) != {"choices"} or not isinstance(raw["choices"], list) or not raw["choices"]:
-            raise UsageError(f"{path}: choices must be a non-empty list, alone, got {raw!r}")
-        return Range(choices=tuple(raw["choices"]))
-    low, high, log = raw.get("low"), raw.get("high"), raw.get("log", False)
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
-        raise UsageError(f"{path}: low and high must both be numbers, got low={low!r} high={high!r}")
-    if not low <= high:
-        raise UsageError(f"{path}: low must be <= high, got low={low!r} high={high!r}")
-    if not isinstance(log, bool) or (log and low <= 0):
-        raise UsageError(f"{path}: log must be true or false, and a log range needs low > 0, got log={log!r} low={low!r}")
-    return Range(low=low, high=high, log=log)
-
-
-def _known_keys(path: str, table: dict, shown: str | None = None) -> None:
-    for key in table:
-        if key not in _KEYS[path]:
-            raise UsageError(unknown_name_message(f"{shown or path}.{key}", key, _KEYS[path]))
-
-
-def _table(table: dict, path: str, key: str) -> dict:
-    value = table.get(key, {})
-    if not isinstance(value, dict):
-        raise UsageError(f"{path}.{key}: expected a table, got {value!r}")
-    return value
-
-
-def _list(table: dict, path: str, key: str, kind: type) -> list:
-    value = table.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
-        raise UsageError(f"{path}.{key}: expected a non-empty list of {kind.__name__}, got {value!r}")
-    if len(set(value)) != len(value):
-        raise UsageError(f"{path}.{key}: lists a value twice, got {value!r}")
-    return value
 
 
 def _get(table: dict, path: str, key: str, kind: type, default: Any) -> Any:

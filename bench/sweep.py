@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queues
+import json
 import signal
 import sys
 import time
@@ -95,7 +96,7 @@ def prepare(spec: SweepSpec, target: Target) -> tuple[dict[str, str], int]:
     storage = tuning.open_storage(target.storage, target.heartbeat)
     parents, pending = {}, 0
     for cell in spec.cells:
-        pending += tuning.next_step(tuning.open_study(storage, cell, spec), spec) is not tuning.Next.DONE
+        pending += tuning.next_step(tuning.open_study(storage, cell, spec), spec, cell) is not tuning.Next.DONE
         tags = {"n_trials": str(spec.trials), "sampler": spec.sampler, "sampler_seed": str(spec.seed),
                 "margin_pp": str(spec.margin_pp)}
         parents[cell.study] = tracking.study_run(target.tracking_uri, spec.name, cell.study,
@@ -129,11 +130,11 @@ def work(spec: SweepSpec, target: Target, parents: dict[str, str], index: int, r
             # later) do not draw the same random start-up trials.
             seed = spec.seed + zlib.crc32(cell.study.encode()) + 7919 * index + 104729 * len(study.get_trials(deepcopy=False))
             study.sampler = tuning.make_sampler(spec, seed=seed % 2**32)
-            step = tuning.next_step(study, spec)
+            step = tuning.next_step(study, spec, cell)
             while step is tuning.Next.RUN:
                 objective = Objective(spec, cell, target, parents[cell.study], datasets, report, index, elsewhere)
                 tuning.run_one(study, objective)
-                step = tuning.next_step(study, spec)
+                step = tuning.next_step(study, spec, cell)
             if step is tuning.Next.DONE:
                 pending.remove(cell)
         if pending:
@@ -159,7 +160,7 @@ class Elsewhere:
             return False
         others = (c for c in self.pending if c is not cell)
         if tuning.room_for_another(trial, self.spec) or any(
-                tuning.next_step(tuning.open_study(self.storage, c, self.spec), self.spec) is tuning.Next.RUN
+                tuning.next_step(tuning.open_study(self.storage, c, self.spec), self.spec, c) is tuning.Next.RUN
                 for c in others):
             self.moves += 1
             return True
@@ -184,14 +185,23 @@ class Objective:
 
     def __call__(self, trial) -> tuple[float, float]:
         tuning.check_room(trial, self.spec.trials)
-        cfg = self.cell.config(self.target.data_dir, **tuning.choice(trial, self.spec))
+        chosen = tuning.choice(trial, self.spec)
+        trial.set_user_attr(tuning.CHOICE, json.dumps(chosen))
+        try:
+            cfg = self.cell.config(self.target.data_dir, **chosen)
+        except UsageError as exc:  # searched fields that RunConfig rejects together
+            trial.set_user_attr("failure", f"{tuning.INVALID}: {exc}")
+            self.report({"worker": self.worker, "study": self.cell.study, "trial": trial.number, "kind": "end",
+                         "state": "FAIL", "reason": f"{tuning.INVALID}: {exc}", "epochs": 0, "seeds": 0, "choice": "-"})
+            raise RunFailed(str(exc)) from None
         params = record.params(cfg, self.spec.seeds)
         key = tuning.config_key(params)
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("duplicate_of", None)  # a retry inherits its attempt's attrs
         uri, sweep, study = self.target.tracking_uri, self.spec.name, self.cell.study
         dest = record.Destination(uri, sweep, f"{study.rpartition('/')[2]}-t{trial.number}", self.parent_run_id,
-                                  tracking.trial_tags(sweep, study, trial.number, key), self.spec.save_model,
+                                  tracking.trial_tags(sweep, study, trial.number, key) | _ablation_tags(trial),
+                                  self.spec.save_model,
                                   self.target.system_metrics_s)
         index = trial.user_attrs.get("setting")
         own = self.spec.settings[index].fields if index is not None else ()  # an explicit setting's fields
@@ -218,27 +228,50 @@ class Objective:
             self.report(event | {"kind": "end", "state": "FAIL", "reason": str(exc)})
             raise
         acc, nbytes = outcome.final["final/test_acc"], outcome.final["final/comm_bytes"]
+        for name, value in zip(tuning.OBJECTIVES, (acc, nbytes)):
+            trial.set_user_attr(name, value)
         self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes, "seeds": len(outcome.seeds),
                              "acc_std": outcome.final.get("final/test_acc_std")})
-        return acc, nbytes
+        return self._paired(trial, key) if self.spec.objectives == "paired" else (acc, nbytes)
+
+    def _baseline_key(self) -> str:
+        return tuning.config_key(record.params(self.cell.config(self.target.data_dir), self.spec.seeds))
+
+    def _paired(self, trial, key: str) -> tuple[float, float]:
+        """Paired objectives (reduction, paired difference) against the cell's baseline, whose seeds
+        this waits for, and the verdict as the trial's constraint (tuning.CONSTRAINT)."""
+        own = tuning.seed_accuracies(tuning.frozen(trial))
+        own_bytes = tuning.seed_accuracies(tuning.frozen(trial), tuning.SEED_BYTES)
+        if key == self._baseline_key():
+            base, base_bytes = own, own_bytes
+        else:
+            base = tuning.paired_accuracies(trial, self._baseline_key(), set(own))
+            base_bytes = tuning.paired_accuracies(trial, self._baseline_key(), set(own), prefix=tuning.SEED_BYTES)
+        if not base_bytes:
+            raise RunFailed("the cell's baseline has no finished seed to pair with")
+        from reports import noise
+
+        values, constraint = tuning.paired_values(
+            own, base, sum(own_bytes.values()) / len(own_bytes), sum(base_bytes.values()) / len(base_bytes),
+            self.spec.margin_pp, noise.looks(self.spec.seeds_min, len(self.spec.seeds)))
+        tuning.set_verdict(trial, -self.spec.margin_pp if key == self._baseline_key() else constraint)
+        return values
 
     def _after_seed(self, trial, key: str):
-        """Adaptive seeds: each finished seed's accuracy is noted on the trial, and a setting other
-        than the baseline stops once its paired verdict against the baseline is decided (from the
-        seeds_min-th seed on; reports/noise.py). The baseline trains every seed: every other setting
-        is paired with it. None for a fixed seed list."""
-        if self.spec.seeds_min is None:
-            return None
+        """Each finished seed's accuracy and bytes are noted on the trial (where paired objectives and
+        adaptive seeds read them). Adaptive seeds: a setting other than the baseline stops once its
+        paired verdict against the baseline is decided (from the seeds_min-th seed on;
+        reports/noise.py). The baseline trains every seed: every other setting is paired with it."""
         from reports import noise  # numpy and scipy only: the report's statistics, not the report
 
-        baseline = tuning.config_key(record.params(self.cell.config(self.target.data_dir), self.spec.seeds))
+        baseline = self._baseline_key()
         looks = noise.looks(self.spec.seeds_min, len(self.spec.seeds))
         own: dict[int, float] = {}
 
         def after(seed: int, final: dict[str, float]) -> bool:
             own[seed] = final["final/test_acc"]
-            tuning.record_seed(trial, seed, own[seed])
-            if key == baseline or len(own) < self.spec.seeds_min:
+            tuning.record_seed(trial, seed, own[seed], final["final/comm_bytes"])
+            if self.spec.seeds_min is None or key == baseline or len(own) < self.spec.seeds_min:
                 return False
             pair = tuning.paired_accuracies(trial, baseline, set(own))
             return noise.decided(own, pair, self.spec.margin_pp, looks)
@@ -286,6 +319,11 @@ class Objective:
                                            dict(dest.tags) | {"duplicate_of": str(earlier.number)}, params,
                                            earlier.user_attrs["mlflow_run_id"])
         trial.set_user_attr("mlflow_run_id", run_id)
+        for name in tuning.OBJECTIVES:  # what the summary reads
+            if name in earlier.user_attrs:
+                trial.set_user_attr(name, earlier.user_attrs[name])
+        if tuning.CONSTRAINT in earlier.user_attrs:
+            tuning.set_verdict(trial, earlier.user_attrs[tuning.CONSTRAINT])
         self.report(event | {"kind": "duplicate", "of": earlier.number})
         if earlier.values is None:  # it diverged
             trial.set_user_attr("failure", f"duplicate of trial {earlier.number}: {earlier.user_attrs['failure']}")
@@ -297,6 +335,13 @@ class Objective:
         if key not in self.datasets:
             self.datasets[key] = cfg.load_data()
         return self.datasets[key]
+
+
+def _ablation_tags(trial) -> dict[str, str]:
+    """An ablation step's run says which step it is and which trial's setting it ablates."""
+    if tuning.ABLATION not in trial.user_attrs:
+        return {}
+    return {"ablation": trial.user_attrs[tuning.ABLATION], "ablation_of": str(trial.user_attrs["ablation_of"])}
 
 
 class _Progress:

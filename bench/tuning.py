@@ -5,6 +5,7 @@ trial's state means for a sweep (the resume rule):
 
     COMPLETE                          finished: counts towards the cell's `trials`
     FAIL, user attr failure=diverged  finished (a NaN loss is a result of its config): counts
+    FAIL, failure=invalid: ...        finished (searched fields RunConfig rejects together): counts
     RUNNING, WAITING                  claimed: counts; a RUNNING trial whose worker stops beating
                                       is failed by the next worker and re-queued as WAITING with
                                       the same params (RetryHeartbeatStaleTrialCallback, up to MAX_RETRY)
@@ -32,6 +33,7 @@ import enum
 import hashlib
 import json
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,14 +46,21 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from bench import stores
 from bench.stores.lock import shown
 from bench.errors import RunFailed, StoreFault, UsageError
-from bench.spec import BASELINE, Cell, SweepSpec
+from bench.spec import BASELINE, Cell, Setting, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 OBJECTIVES = ("final/test_acc", "final/comm_bytes")
 DIRECTIONS = ("maximize", "minimize")  # of OBJECTIVES
+# spec.objectives = "paired": the reduction against the cell's baseline (x) and the paired accuracy
+# difference from it (pp, the mean over common seeds), both maximized; feasible when the verdict at
+# the margin is non-inferior (CONSTRAINT).
+PAIRED_OBJECTIVES = ("reduction", "paired_delta_pp")
+PAIRED_DIRECTIONS = ("maximize", "maximize")
+CONSTRAINT = "constraint"  # user attr: -(paired lower bound + margin); <= 0 is feasible (non-inferior)
 MAX_RETRY = 2  # re-queues of a trial whose worker died; a config that kills workers stops there
 DUPLICATE_LIMIT = 20  # consecutive duplicate proposals that end a cell
 DIVERGED = "diverged"
+INVALID = "invalid"  # a searched combination RunConfig rejects (e.g. refresh_threshold with cache_views 2)
 SURPLUS = "surplus"
 IN_FLIGHT = "in flight"
 
@@ -129,28 +138,54 @@ def open_study(storage, cell: Cell, spec: SweepSpec) -> optuna.Study:
     A study that exists with other fixed fields or seeds (the spec changed) is a UsageError: its
     trials would not be comparable.
     """
-    study = optuna.create_study(storage=storage, study_name=cell.study, directions=list(DIRECTIONS),
-                                load_if_exists=True)
-    fields = json.dumps(cell.params() | {"seeds": list(cell.seeds)}, sort_keys=True, default=list)
+    paired = spec.objectives == "paired"
+    study = optuna.create_study(storage=storage, study_name=cell.study, load_if_exists=True,
+                                directions=list(PAIRED_DIRECTIONS if paired else DIRECTIONS))
+    # The objectives are part of what a stored study must match (a paired study's values are not bytes).
+    fields = json.dumps(cell.params() | {"seeds": list(cell.seeds)} | ({"objectives": "paired"} if paired else {}),
+                        sort_keys=True, default=list)
     stored = study.user_attrs.get("cell")
     if stored is None:
         study.set_user_attr("cell", fields)
-        study.set_metric_names(list(OBJECTIVES))  # the dashboard's axes and columns say what they are
+        # the dashboard's axes and columns say what they are
+        study.set_metric_names(list(PAIRED_OBJECTIVES if paired else OBJECTIVES))
     elif stored != fields:
         raise UsageError(f"sweep: study {cell.study} exists with other fixed fields ({stored}); "
                          "give the sweep another name or use another storage")
     # skip_if_exists: two commands starting together, or a command run again, enqueue each setting once.
-    study.enqueue_trial(BASELINE, skip_if_exists=True)
+    study.enqueue_trial(spec.fixed_params(Setting.of(BASELINE), cell), skip_if_exists=True)
     for i, setting in enumerate(spec.settings):
-        study.enqueue_trial(spec.fixed_params(setting), user_attrs={"setting": i}, skip_if_exists=True)
+        study.enqueue_trial(spec.fixed_params(setting, cell), user_attrs={"setting": i}, skip_if_exists=True)
     return study
 
 
 def make_sampler(spec: SweepSpec, seed: int):
+    """The spec's sampler. With paired objectives each trial also sets its verdict as a constraint
+    (set_verdict), which TPE and NSGA-II both read: they learn where the feasible (non-inferior)
+    region lies and propose near its front."""
     if spec.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     # constant_liar: running trials count as bad guesses, so parallel workers spread out.
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def set_verdict(trial: Trial, constraint: float) -> None:
+    """The trial's constraint for the sampler (<= 0: feasible), also noted as user attr CONSTRAINT."""
+    trial.set_user_attr(CONSTRAINT, constraint)
+    trial.set_constraint("verdict", constraint)
+
+
+def paired_values(own: dict[int, float], baseline: dict[int, float], own_bytes: float, baseline_bytes: float,
+                  margin_pp: float, n_looks: int) -> tuple[tuple[float, float], float]:
+    """((reduction, paired difference in pp), constraint) of a setting's per-seed accuracies against
+    the baseline's. The constraint is -(lower bound + margin): <= 0 exactly when the verdict is
+    non-inferior; without a lower bound (fewer than 2 common seeds) it is the margin (infeasible)."""
+    from reports import noise  # numpy and scipy only: the report's statistics, not the report
+
+    p = noise.paired(own, baseline, margin_pp, n_looks)
+    constraint = margin_pp if math.isnan(p.low) else -(p.low + margin_pp)
+    delta = 0.0 if math.isnan(p.delta) else p.delta
+    return (baseline_bytes / own_bytes if own_bytes > 0 else math.inf, delta), constraint
 
 
 def counts(trial: FrozenTrial) -> bool:
@@ -159,7 +194,7 @@ def counts(trial: FrozenTrial) -> bool:
         return False
     if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
         return True
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("failure", "").startswith(DIVERGED)
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("failure", "").startswith((DIVERGED, INVALID))
 
 
 def finished(trial: FrozenTrial) -> bool:
@@ -172,14 +207,57 @@ def ended(trial: FrozenTrial) -> bool:
                                and trial.state in (TrialState.COMPLETE, TrialState.FAIL))
 
 
-def next_step(study: optuna.Study, spec: SweepSpec) -> Next:
+def next_step(study: optuna.Study, spec: SweepSpec, cell: Cell | None = None) -> Next:
+    """What a worker does next in the cell's study. With spec.ablation, the search's end plans the
+    ablation of its best feasible setting (plan_ablation) and the cell is done when its steps are."""
     optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
     trials = study.get_trials(deepcopy=False)
-    if sum(finished(t) for t in trials) >= spec.trials or exhausted(trials, spec):
+    if not (sum(finished(t) for t in trials) >= spec.trials or exhausted(trials, spec)):
+        if any(t.state == TrialState.WAITING for t in trials) or sum(counts(t) for t in trials) < spec.trials:
+            return Next.RUN
+        return Next.BUSY
+    if not spec.ablation:
         return Next.DONE
-    if any(t.state == TrialState.WAITING for t in trials) or sum(counts(t) for t in trials) < spec.trials:
-        return Next.RUN
-    return Next.BUSY
+    if ABLATION not in study.user_attrs:
+        if any(t.state == TrialState.RUNNING for t in trials):
+            return Next.BUSY  # the best setting is not known until every search trial has ended
+        return Next.RUN if plan_ablation(study, spec, cell or spec.cells[0]) else Next.DONE
+    steps = [t for t in trials if ABLATION in t.user_attrs]
+    if all(ended(t) for t in steps):
+        return Next.DONE
+    return Next.RUN if any(t.state == TrialState.WAITING for t in steps) else Next.BUSY
+
+
+ABLATION = "ablation"  # study user attr: the plan ({of, steps, skipped}); trial user attr: its step's label
+ABLATION_CHOICE = "ablation_choice"  # trial user attr: its step's choice, as JSON
+CHOICE = "choice"  # trial user attr: what it trained (tuning.choice), as JSON
+
+
+def best_feasible(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The finished search trial of largest reduction (then paired difference) whose verdict is
+    non-inferior (CONSTRAINT <= 0), the baseline left out; None when there is none."""
+    from bench import ablation
+
+    baseline = ablation.normal(BASELINE)
+    feasible = [t for t in trials if t.state == TrialState.COMPLETE and ABLATION not in t.user_attrs
+                and t.user_attrs.get(CONSTRAINT, math.inf) <= 0 and CHOICE in t.user_attrs
+                and ablation.normal(json.loads(t.user_attrs[CHOICE])) != baseline]
+    return max(feasible, key=lambda t: tuple(t.values), default=None)
+
+
+def plan_ablation(study: optuna.Study, spec: SweepSpec, cell: Cell) -> bool:
+    """Queue one trial per ablation step of the best feasible setting (bench/ablation.py) and note the
+    plan on the study; False when there is nothing to ablate."""
+    from bench import ablation
+
+    best = best_feasible(study.get_trials(deepcopy=False))
+    steps, skipped = ablation.steps(json.loads(best.user_attrs[CHOICE]), cell) if best else ([], [])
+    for step in steps:
+        study.enqueue_trial(spec.fixed_params(Setting.of(step.choice), cell),
+                            user_attrs={ABLATION: step.label, ABLATION_CHOICE: json.dumps(step.choice),
+                                        "ablation_of": best.number})
+    study.set_user_attr(ABLATION, {"of": best and best.number, "steps": [s.label for s in steps], "skipped": skipped})
+    return bool(steps)
 
 
 def exhausted(trials: list[FrozenTrial], spec: SweepSpec) -> bool:
@@ -262,23 +340,28 @@ def check_room(trial: Trial, n_trials: int) -> None:
 
 
 def choice(trial: Trial, spec: SweepSpec) -> dict:
-    """The trial's choice: an explicit setting's exactly (user attr `setting`), else the sampler's."""
+    """The trial's choice: an ablation step's or an explicit setting's exactly (user attrs
+    `ablation_choice`, `setting`), else the sampler's."""
     suggested = suggest(trial, spec)  # also for an explicit setting: the sampler learns from its params
+    if ABLATION_CHOICE in trial.user_attrs:
+        from bench import ablation
+
+        return ablation.normal(json.loads(trial.user_attrs[ABLATION_CHOICE]))
     index = trial.user_attrs.get("setting")
     return suggested if index is None else spec.settings[index].choice()
 
 
 def suggest(trial: Trial, spec: SweepSpec) -> dict:
-    """The sampler's choice: policy, its arguments, codecs and theirs (floats rounded, Range.round);
-    a policy's fields are named `<policy>.<field>`, a codec's arguments `quant_up.<codec>.<arg>`
-    (and quant_down)."""
+    """The sampler's choice: policy, its arguments, codecs and theirs, searched RunConfig fields
+    (floats rounded, Range.round); a policy's fields are named `<policy>.<field>`, a codec's
+    arguments `quant_up.<codec>.<arg>` (and quant_down), a RunConfig field `field.<name>`."""
     policy = trial.suggest_categorical("policy", list(spec.policies))
     choice = {"policy": policy, "policy_args": _suggest_args(trial, policy, spec.space(policy))}
     for direction in ("quant_up", "quant_down"):
         codec = trial.suggest_categorical(direction, list(getattr(spec, direction)))
         choice[direction] = codec
         choice[f"{direction}_args"] = _suggest_args(trial, f"{direction}.{codec}", spec.codec_space(codec))
-    return choice
+    return choice | dict(_suggest_args(trial, "field", dict(spec.fields)))
 
 
 def _suggest_args(trial: Trial, prefix: str, space: dict) -> tuple:
@@ -327,36 +410,48 @@ def summarize(storage, cell: Cell) -> Summary:
         done=len(complete),
         failed=sum(finished(t) and t.state == TrialState.FAIL for t in trials),
         running=sum(t.state == TrialState.RUNNING for t in trials),
-        best_acc=max((t.values[0] for t in complete), default=None),
-        front_min_bytes=min((t.values[1] for t in front), default=None),
+        best_acc=max((final(t)[0] for t in complete), default=None),
+        front_min_bytes=min((final(t)[1] for t in front), default=None),
         front_size=len(front),
     )
 
 
+def final(trial: FrozenTrial) -> tuple[float, float]:
+    """(accuracy, comm bytes): the means over its seeds a trial noted (user attrs OBJECTIVES), else its
+    values (a study of absolute objectives from before they were noted)."""
+    if OBJECTIVES[0] in trial.user_attrs:
+        return trial.user_attrs[OBJECTIVES[0]], trial.user_attrs[OBJECTIVES[1]]
+    return tuple(trial.values)
+
+
 SEED_ACC = "seed_acc/"  # user attr prefix: a trial's final test accuracy of each seed it finished
+SEED_BYTES = "seed_bytes/"  # and its communication, bytes
 PAIR_POLL_S = 5.0
 
 
-def record_seed(trial: Trial, seed: int, acc: float) -> None:
-    """Note one finished seed's accuracy on the trial, where adaptive seeds of other trials read it."""
+def record_seed(trial: Trial, seed: int, acc: float, nbytes: float) -> None:
+    """Note one finished seed's accuracy and bytes on the trial, where the paired comparisons of
+    other trials read them."""
     trial.set_user_attr(f"{SEED_ACC}{seed}", acc)
+    trial.set_user_attr(f"{SEED_BYTES}{seed}", nbytes)
 
 
-def seed_accuracies(trial: FrozenTrial) -> dict[int, float]:
-    return {int(k.removeprefix(SEED_ACC)): v for k, v in trial.user_attrs.items() if k.startswith(SEED_ACC)}
+def seed_accuracies(trial: FrozenTrial, prefix: str = SEED_ACC) -> dict[int, float]:
+    return {int(k.removeprefix(prefix)): v for k, v in trial.user_attrs.items() if k.startswith(prefix)}
 
 
-def paired_accuracies(trial: Trial, config_key: str, seeds: set[int], poll_s: float = PAIR_POLL_S) -> dict[int, float]:
-    """The per-seed accuracies of the study's trial of `config_key` (the baseline). While that trial
-    runs and lacks some of `seeds`, wait for them: a pair needs both of its seeds. {} when no such
-    trial exists."""
+def paired_accuracies(trial: Trial, config_key: str, seeds: set[int], poll_s: float = PAIR_POLL_S,
+                      prefix: str = SEED_ACC) -> dict[int, float]:
+    """The per-seed accuracies (or, by `prefix`, bytes) of the study's trial of `config_key` (the
+    baseline). While that trial runs and lacks some of `seeds`, wait for them: a pair needs both of
+    its seeds. {} when no such trial exists."""
     while True:
         found = [t for t in trial.study.get_trials(deepcopy=False)
                  if t.user_attrs.get("config_key") == config_key and not t.user_attrs.get("duplicate_of")
                  and t.number != trial.number]
         accs: dict[int, float] = {}
         for t in found:
-            accs |= seed_accuracies(t)
+            accs |= seed_accuracies(t, prefix)
         if seeds <= set(accs) or not any(t.state == TrialState.RUNNING for t in found):
             return accs
         time.sleep(poll_s)

@@ -11,7 +11,7 @@ SMOKE = spec.tomllib.loads(spec.resolve("smoke").read_text())["sweep"]
 
 
 def test_shipped_specs_define_their_grids():
-    assert spec.shipped() == ["beyond", "noniid", "paper", "quick", "smoke"]
+    assert spec.shipped() == ["beyond", "frontier", "noniid", "paper", "quick", "smoke"]
     smoke, quick, paper = spec.load("smoke"), spec.load("quick"), spec.load("paper")
     beyond = spec.load("beyond").cells[0].config()
     assert (beyond.model, beyond.clients, beyond.train_subset, beyond.test_subset) == ("smallcnn", 1, 10000, None)
