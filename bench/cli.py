@@ -14,63 +14,12 @@ import os
 import sys
 import typing
 
+from bench import config, names
 from bench.config import RunConfig
 from bench.errors import RunFailed, StoreFault, UsageError
 
 # RunConfig fields that get their own, hand-written flag.
 _SPECIAL = {"policy_args", "quant_up_args", "quant_down_args", "lr_milestones", "data_dir"}
-
-# What each RunConfig flag means; its allowed values and default are added when the parser is built.
-FIELD_HELP = {
-    "model": "network to split",
-    "width": "multiplier of every channel count (0.25 = a quarter as wide); > 0",
-    "cut": "layers on the client, pools included; 1 .. the model's layers - 1",
-    "dataset": "data set to train and test on",
-    "train_subset": "train on this many images, equal per class (default: all)",
-    "test_subset": "test on this many images, equal per class (default: all)",
-    "augment": "random crop and flip of training images",
-    "eval_every": "test after every N-th epoch and after the last (test/acc is logged for those epochs); >= 1",
-    "clients": "edge clients, each with its own shard and copy of the client network; >= 1",
-    "partition": "how the training set is split among clients: equal and IID, Dirichlet label skew "
-                 "(--partition-alpha), or K classes each (--classes-per-client)",
-    "partition_alpha": "Dirichlet concentration of --partition dirichlet (small: each client sees few classes); > 0",
-    "classes_per_client": "classes each client holds with --partition classes; 1 .. the data set's classes",
-    "partition_min_samples": "the least samples any client may hold in a non-IID partition (Dirichlet draws "
-                             "are repeated until every client has them); >= 1",
-    "gating": "one policy for all clients (global) or one per client, fed by its own loss (per-client)",
-    "epochs": "training epochs; >= 1",
-    "batch_size": "images per batch; >= 1",
-    "lr": "peak SGD learning rate; > 0",
-    "momentum": "SGD momentum; >= 0",
-    "weight_decay": "SGD weight decay; >= 0",
-    "warmup_epochs": "linear learning-rate warm-up, in epochs; >= 0",
-    "lr_gamma": "learning-rate factor at each of --lr-milestones (lr schedule step); > 0",
-    "lr_schedule": "after the warm-up: x lr_gamma at each milestone (step), or a linear or cosine decay to 0 "
-                   "at the last step",
-    "label_smoothing": "label smoothing of the server's training loss; in [0, 1)",
-    "seed": "seed of weights, subsets, shards, shuffling and augmentation",
-    "subset_seed": "seed of the train and test subsets instead of --seed (the same images for every seed)",
-    "policy": "gating policy: which epochs run FULL, FORWARD or CACHED (its fields: --policy-arg)",
-    "quant_up": "codec for activations, client -> server",
-    "quant_down": "codec for gradients, server -> client",
-    "cache_augment": "what FORWARD epochs send: the augmented view that is cached, or unaugmented images",
-    "frozen_bn": "batch-norm mode of the frozen client in FORWARD epochs",
-    "device": "where to train (auto: CUDA when there is one)",
-    "transport": "where the server side runs: in this process (inproc) or a local `bench serve` process (tcp)",
-    "uplink_mbit": "modelled uplink rate in Mbit/s for time/comm_s (with --downlink-mbit; default: no link model)",
-    "downlink_mbit": "modelled downlink rate in Mbit/s for time/comm_s (with --uplink-mbit)",
-    "rtt_ms": "modelled round-trip time in ms, charged once per reply the client waits for; >= 0",
-    "val_fraction": "share of each client's shard held out as the validation slice of policy.signal=val; in [0, 1)",
-    "cache_mixup": "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); >= 0",
-    "cache_noise": "Gaussian noise on cached activations, SIGMA x each channel's spread (0 = off); >= 0",
-    "cache_views": "augmented views of each image a FORWARD epoch sends; CACHED epochs cycle through them; >= 1",
-    "refresh_threshold": "per-sample refresh: resend a sample in a FORWARD epoch when its activation moved more "
-                         "than this, relative (default: off)",
-    "amp": "mixed precision: autocast of client and server (off keeps fp32 numerics)",
-    "channels_last": "NHWC memory layout for the convolutions",
-    "compile": "torch.compile the client and server networks",
-}
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -193,14 +142,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field, named after it (--batch-size for batch_size): what it means,
     its allowed values (registered names as installed now) and its default."""
     hints = typing.get_type_hints(RunConfig)
-    allowed = allowed_values()
     for f in dataclasses.fields(RunConfig):
         if f.name in _SPECIAL:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = _scalar(hints[f.name])
-        meaning = FIELD_HELP.get(f.name, f.name.replace("_", " "))
-        values = f"; one of: {', '.join(allowed[f.name])}" if f.name in allowed else ""
+        meaning = config.help_text(f.name) or f.name.replace("_", " ")
+        choices = config.allowed(f.name)
+        values = f"; one of: {', '.join(choices)}" if choices is not None else ""
         default = "" if f.default is None else f" (default: {f.default})"
         text = f"{meaning}{values}{default}".replace("%", "%%")
         if kind is bool:
@@ -219,21 +168,6 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="an argument of the down codec, e.g. rounding=stochastic or entropy=zstd (repeatable)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                         help="a .py file or module that registers policies, codecs or transports (repeatable)")
-
-
-def allowed_values() -> dict[str, list[str]]:
-    """Every RunConfig field with a closed set of values, and that set now (plugins may add names)."""
-    from bench import config, data, models
-    from bench.wire.transport import TRANSPORTS
-    from policies import POLICIES
-    from quantizers import QUANTIZERS
-
-    codecs = QUANTIZERS.names()
-    return {"model": list(models.MODELS), "dataset": list(data.DATASETS), "gating": list(config.GATINGS),
-            "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
-            "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
-            "device": list(config.DEVICES), "partition": list(config.PARTITIONS),
-            "transport": TRANSPORTS.names(), "amp": list(config.AMP)}
 
 
 def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -346,8 +280,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             transport=transport)
     if len(seeds) > 1:
         m = outcome.final
-        print(f"mean over {len(seeds)} seeds: test acc {m['final/test_acc']:.2%} ± {m['final/test_acc_std']:.2%} "
-              f"(sample std), activations+gradients {m['final/comm_bytes'] / 1e6:.2f} MB")
+        acc, spread = m[names.FINAL_TEST_ACC], m[names.std(names.FINAL_TEST_ACC)]
+        print(f"mean over {len(seeds)} seeds: test acc {acc:.2%} ± {spread:.2%} "
+              f"(sample std), activations+gradients {m[names.FINAL_COMM_BYTES] / 1e6:.2f} MB")
     print(f"runs: {tracking.runs_page(uri, args.experiment)}")
     return 0
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from bench import stores
+from bench import names, stores
 from bench.errors import StoreFault, UsageError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -83,10 +83,10 @@ def provenance(device: str, seed: int) -> dict[str, str]:
     import bench
 
     return {
-        "git_commit": git_commit(),
-        "seed": str(seed),
-        "device": device_name(device),
-        "versions": f"splitbench {bench.__version__}, torch {torch.__version__}, mlflow {mlflow.__version__}, "
+        names.GIT_COMMIT: git_commit(),
+        names.SEED: str(seed),
+        names.DEVICE: device_name(device),
+        names.VERSIONS: f"splitbench {bench.__version__}, torch {torch.__version__}, mlflow {mlflow.__version__}, "
         f"python {platform.python_version()}",
     }
 
@@ -131,7 +131,7 @@ class MlflowRun:
         self.experiment_id = experiment_id(self.client, experiment)
         all_tags = dict(tags or {})
         if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
+            all_tags[names.PARENT] = parent_run_id
         self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags).info.run_id
 
     def __enter__(self) -> "MlflowRun":
@@ -149,7 +149,7 @@ class MlflowRun:
                 pass  # the store cannot record the failure either: the original error is the one to report
 
     def fail(self, reason: str, status: str = "FAILED") -> None:
-        self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
+        self.client.set_tag(self.run_id, names.FAILURE_REASON, reason[:5000])
         self.client.set_terminated(self.run_id, status)
 
     def log_config(self, params: dict, resolved: dict) -> None:
@@ -269,7 +269,7 @@ class SystemMetrics:
                 collector.clear_metrics()
             now = int(time.time() * 1000)
             self.run.client.log_batch(self.run.run_id, metrics=[
-                Metric(f"system/{k}", float(v), now, self.step) for k, v in values.items()])
+                Metric(f"{names.SYSTEM}{k}", float(v), now, self.step) for k, v in values.items()])
         except Exception:  # a sensor or a store that fails: the run goes on without its load record
             self.collectors = []
             return False
@@ -323,8 +323,8 @@ def load_runs(uri: str, experiment: str, history: tuple[str, ...] = ()) -> list[
     client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL))
-        raise UsageError(f"experiment {experiment!r} not found at {uri}; existing: {', '.join(names) or 'none'}")
+        existing = sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL))
+        raise UsageError(f"experiment {experiment!r} not found at {uri}; existing: {', '.join(existing) or 'none'}")
     runs, token = [], None
     while True:
         page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
@@ -412,11 +412,11 @@ def study_run(uri: str, sweep: str, study: str, params: dict, tags: dict[str, st
 
     client = stores.tracking_client(uri)
     exp_id = experiment_id(client, sweep)
-    found = client.search_runs([exp_id], _role_filter("study", study), max_results=1)
+    found = client.search_runs([exp_id], _role_filter(names.STUDY_ROLE, study), max_results=1)
     if found:
         client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
-    all_tags = tags | {"splitbench.role": "study", "study": study, "sweep": sweep}
+    all_tags = tags | {names.ROLE: names.STUDY_ROLE, names.STUDY: study, names.SWEEP: sweep}
     run_id = client.create_run(exp_id, run_name=study, tags=all_tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     client.log_text(run_id, spec_text, "spec.toml")
@@ -429,7 +429,8 @@ def end_study_run(uri: str, run_id: str, status: str) -> None:
 
 def trial_tags(sweep: str, study: str, trial: int, config_key: str) -> dict[str, str]:
     """The tags that tie a child run to its Optuna trial (reports group and join on them)."""
-    return {"splitbench.role": "trial", "sweep": sweep, "study": study, "trial": str(trial), "config_key": config_key}
+    return {names.ROLE: names.TRIAL_ROLE, names.SWEEP: sweep, names.STUDY: study, names.TRIAL: str(trial),
+            names.CONFIG_KEY: config_key}
 
 
 def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int, keep: frozenset[str] = frozenset()) -> None:
@@ -443,10 +444,10 @@ def supersede(uri: str, sweep: str, study: str, attempts: list[int], by: int, ke
         return
     client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
-    for role in ("trial", "seed"):
+    for role in (names.TRIAL_ROLE, names.SEED_ROLE):
         for run in client.search_runs([exp.experiment_id], _role_filter(role, study)):
-            if int(run.data.tags.get("trial", -1)) in attempts and run.info.run_id not in keep:
-                client.set_tag(run.info.run_id, "superseded_by", str(by))
+            if int(run.data.tags.get(names.TRIAL, -1)) in attempts and run.info.run_id not in keep:
+                client.set_tag(run.info.run_id, names.SUPERSEDED_BY, str(by))
                 client.delete_run(run.info.run_id)
 
 
@@ -456,24 +457,25 @@ def finished_seeds(uri: str, sweep: str, study: str, attempts: list[int], config
         return {}
     client = stores.tracking_client(uri)
     exp = client.get_experiment_by_name(sweep)
-    query = _role_filter("seed", study) + f" and tags.config_key = '{config_key}' and attributes.status = 'FINISHED'"
-    return {int(r.data.tags["seed"]): r.info.run_id for r in client.search_runs([exp.experiment_id], query)
-            if int(r.data.tags.get("trial", -1)) in attempts}
+    query = (_role_filter(names.SEED_ROLE, study)
+             + f" and tags.{names.CONFIG_KEY} = '{config_key}' and attributes.status = 'FINISHED'")
+    return {int(r.data.tags[names.SEED]): r.info.run_id for r in client.search_runs([exp.experiment_id], query)
+            if int(r.data.tags.get(names.TRIAL, -1)) in attempts}
 
 
 def adopt_run(uri: str, run_id: str, parent_run_id: str, tags: dict[str, str]) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Move a finished seed run under `parent_run_id` (with the new trial's tags); its history and finals."""
     from mlflow.entities import RunTag
     client = stores.tracking_client(uri)
-    moved = {k: v for k, v in tags.items() if k != "splitbench.role"} | {"mlflow.parentRunId": parent_run_id}
+    moved = {k: v for k, v in tags.items() if k != names.ROLE} | {names.PARENT: parent_run_id}
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in moved.items()])
     metrics = client.get_run(run_id).data.metrics
     epochs: dict[int, dict[str, float]] = {}
     for name in metrics:
-        if not name.startswith("final/"):
+        if not names.is_final(name):
             for m in client.get_metric_history(run_id, name):
                 epochs.setdefault(m.step, {})[name] = m.value
-    return [epochs[step] for step in sorted(epochs)], {k: v for k, v in metrics.items() if k.startswith("final/")}
+    return [epochs[step] for step in sorted(epochs)], {k: v for k, v in metrics.items() if names.is_final(k)}
 
 
 def record_duplicate(uri: str, experiment: str, name: str, parent_run_id: str, tags: dict[str, str],
@@ -482,17 +484,17 @@ def record_duplicate(uri: str, experiment: str, name: str, parent_run_id: str, t
     from mlflow.entities import Metric, Param
     client = stores.tracking_client(uri)
     earlier = client.get_run(of_run_id)
-    all_tags = tags | {"mlflow.parentRunId": parent_run_id}
-    if "failure_reason" in earlier.data.tags:
-        all_tags["failure_reason"] = earlier.data.tags["failure_reason"]
+    all_tags = tags | {names.PARENT: parent_run_id}
+    if names.FAILURE_REASON in earlier.data.tags:
+        all_tags[names.FAILURE_REASON] = earlier.data.tags[names.FAILURE_REASON]
     run_id = client.create_run(experiment_id(client, experiment), run_name=name, tags=all_tags).info.run_id
     now = int(time.time() * 1000)
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                     metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items() if k.startswith("final/")])
+                     metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items() if names.is_final(k)])
     client.set_terminated(run_id, earlier.info.status)
     return run_id
 
 
 def _role_filter(role: str, study: str) -> str:
     escaped = study.replace("'", "\\'")
-    return f"tags.`splitbench.role` = '{role}' and tags.study = '{escaped}'"
+    return f"{names.role_is(role)} and tags.{names.STUDY} = '{escaped}'"

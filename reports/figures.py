@@ -23,9 +23,11 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from bench import names  # noqa: E402
 from reports import noise  # noqa: E402
 from reports.codecs import family_label, short_label  # noqa: E402
-from reports.frames import best_of_families  # noqa: E402
+from reports.frames import BASELINE, best_of_families  # noqa: E402
+from reports.labels import baseline_label, codec_label  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
 MB, GFLOP = 1e6, 1e9
@@ -54,8 +56,10 @@ class Legend:
     @classmethod
     def of(cls, settings: pd.DataFrame) -> "Legend":
         # The baseline's policy and codec first, so that they get the first colour and marker.
-        policies = list(dict.fromkeys(["always", *sorted(settings["policy"].unique())]))
-        codecs = list(dict.fromkeys(["cast", *sorted(settings["codec"].map(family_label).unique())]))
+        policy, up, down = BASELINE
+        policies = list(dict.fromkeys([policy, *sorted(settings["policy"].unique())]))
+        codecs = list(dict.fromkeys([family_label(codec_label(up, down)),
+                                     *sorted(settings["codec"].map(family_label).unique())]))
         palette = sns.color_palette("colorblind", len(policies))
         return cls(dict(zip(policies, palette)), {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(codecs)})
 
@@ -98,7 +102,7 @@ def decisions(cell: pd.DataFrame, title: str) -> plt.Figure:
            ylabel="Δ accuracy vs baseline (pp, paired)")
     base = cell[cell["baseline"]]
     if base.empty:
-        ax.text(0.5, 0.5, "no finished baseline (always, fp32/fp32): nothing to compare with", ha="center",
+        ax.text(0.5, 0.5, f"no finished baseline ({baseline_label()}): nothing to compare with", ha="center",
                 va="center", transform=ax.transAxes, color="0.35")
         ax.set(xticks=[], yticks=[])
         return fig
@@ -146,7 +150,7 @@ def decisions(cell: pd.DataFrame, title: str) -> plt.Figure:
                 Line2D([], [], color="0.3", lw=1), Line2D([], [], color=VERDICT_STYLE[noise.INFERIOR][0], ls="--"),
                 Patch(color=VERDICT_STYLE[noise.INFERIOR][0], alpha=0.15),
                 Line2D([], [], ls="", marker="|", ms=14, mew=1.3, color="0.35")]
-    labels += ["baseline (always, fp32/fp32)", "no difference", f"margin: -{margin:g} pp",
+    labels += [f"baseline ({baseline_label()})", "no difference", f"margin: -{margin:g} pp",
                f"more than {margin:g} pp below", _bar_label(looks)]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
                     title=f"verdict at {margin:g} pp")
@@ -259,17 +263,17 @@ def gates(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     chosen = best_of_families(cell)
     if chosen.empty:  # nothing but the baseline ran
         chosen = cell[cell["baseline"]]
-    names = [f"{s.family}: {s.setting}, {short_label(s.codec)}"
+    shown = [f"{s.family}: {s.setting}, {short_label(s.codec)}"
              + ("" if np.isnan(s.comm_x) or np.isnan(s.paired_delta_pp)
                 else f" ({s.comm_x:.3g}x, {s.paired_delta_pp:+.1f} pp, {s.verdict})")
              for s in chosen.itertuples()]
-    runs = _first_seed_runs(chosen, history, names)
+    runs = _first_seed_runs(chosen, history, shown)
     return _timeline(runs[:MAX_TIMELINE_ROWS], history, "Mode per epoch: the best setting of each gate family", title)
 
 
 def _timeline(runs: list[tuple[str, str]], history: pd.DataFrame, what: str, title: str) -> plt.Figure:
     """One row of FULL / FORWARD / CACHED cells per (run_id, label), in the order given."""
-    table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
+    table = history[history["metric"] == names.MODE].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
     # Long settings (a gate's every field) wrap, or their labels would squeeze the timeline away.
     labels = [textwrap.fill(label, width=TIMELINE_LABEL_CHARS) for _, label in runs]
@@ -295,7 +299,7 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     """Test accuracy per epoch: the baseline and the most accurate settings of the front, the mean
     over seeds with its 95% confidence band (t-distribution) where there are several."""
     chosen, label = _best_of_front(cell)
-    data = history[(history["metric"] == "test/acc") & history["per_seed"] & history["trial_run"].isin(label)].copy()
+    data = history[(history["metric"] == names.TEST_ACC) & history["per_seed"] & history["trial_run"].isin(label)].copy()
     data["run"] = data["trial_run"].map(label)
     data["value"] *= 100
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
@@ -330,8 +334,8 @@ def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title
     _, label = _best_of_front(cell)
     mine = history[history["per_seed"] & history["trial_run"].isin(label)]
     table = mine.pivot_table(index=["trial_run", "run_id", "epoch"], columns="metric", values="value").reset_index()
-    table["minutes"] = table.groupby("run_id")["time/total_s"].cumsum() / 60
-    table["value"] = table["test/acc"] * 100
+    table["minutes"] = table.groupby("run_id")[names.TOTAL_S].cumsum() / 60
+    table["value"] = table[names.TEST_ACC] * 100
     table["run"] = table["trial_run"].map(label)
     means = table.groupby(["run", "epoch"])[["minutes", "value"]].mean().reset_index()
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
@@ -405,7 +409,7 @@ def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
     handles, labels = legend.handles(cell)
     handles += [Line2D([], [], **FRONT_STYLE), Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="black"),
                 Line2D([], [], ls=":", color="0.45")]
-    labels += ["Pareto front (means)", "baseline (always, fp32/fp32)", f"baseline - {_margin(cell):g} pp"]
+    labels += ["Pareto front (means)", f"baseline ({baseline_label()})", f"baseline - {_margin(cell):g} pp"]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     for text in box.get_texts():
         if text.get_text() in ("policy", CODEC_HEADING):
@@ -423,12 +427,12 @@ def _title(fig: plt.Figure, what: str, cell_title: str) -> None:
     fig.suptitle(f"{what}\n{cell_lines}", fontweight="bold", linespacing=1.4)
 
 
-def _first_seed_runs(chosen: pd.DataFrame, history: pd.DataFrame, names: list[str]) -> list[tuple[str, str]]:
+def _first_seed_runs(chosen: pd.DataFrame, history: pd.DataFrame, shown: list[str]) -> list[tuple[str, str]]:
     """(run_id, label) per setting of `chosen`, in its order: the run holding the `mode` history of the
     setting's first seed, labelled with its name (and that seed, when it has several)."""
-    modes = history[(history["metric"] == "mode") & history["per_seed"]]
+    modes = history[(history["metric"] == names.MODE) & history["per_seed"]]
     out = []
-    for s, name in zip(chosen.itertuples(), names):
+    for s, name in zip(chosen.itertuples(), shown):
         runs = modes[modes["trial_run"].isin(s.run_ids)]
         first = runs.loc[runs["seed"].idxmin()] if len(runs) else {"run_id": s.run_ids[0], "seed": np.nan}
         run, seed = first["run_id"], first["seed"]
