@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, config, names
+from bench import config, names, parser
 from bench.config import BASELINE, RunConfig
 from bench.errors import UsageError
 from policies import POLICIES
@@ -55,7 +55,7 @@ def test_the_baseline_is_a_runs_defaults_and_every_reader_takes_it_from_bench_co
 
 
 def test_every_run_flag_says_what_its_field_declares():
-    flags = {a.dest: a for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions}
+    flags = {a.dest: a for a in parser.build_parser()._subparsers._group_actions[0].choices["run"]._actions}
     for f in dataclasses.fields(RunConfig):
         if not f.metadata:
             continue  # a hand-written flag (lr_milestones, data_dir, the arguments)
