@@ -1,6 +1,6 @@
 """The name of every metric a run logs and of every tag that ties runs together, spelled here once.
 
-The engine writes them, bench/record.py and bench/tracking.py store them, the report reads them,
+The engine writes them, bench/record.py and bench/tracking/ store them, the report reads them,
 and docs/metrics.md says what each one means. Plain strings and nothing else: any module may
 import this one.
 """
