@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import data, models
+from bench import data, models, subsets
 from bench.partition import PARTITIONS, Partition
 from bench.acceleration import AMP
 from bench.errors import UsageError
@@ -218,7 +218,7 @@ class RunConfig:
         UsageError."""
         ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
                        seed=self.data_key()[-1])
-        data.check_hold_out([len(s) for s in self.shards(ds.train_y)], self.val_fraction)
+        subsets.check_hold_out([len(s) for s in self.shards(ds.train_y)], self.val_fraction)
         return ds
 
     def partition_scheme(self) -> Partition:

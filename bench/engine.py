@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from bench import data as datasets
-from bench import flops, names
+from bench import flops, names, subsets
 from bench.acceleration import Acceleration
 from bench.config import RunConfig
 from bench.devices import resolve_device
@@ -144,7 +144,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
     shards = cfg.shards(ds.train_y)
-    datasets.check_hold_out([len(s) for s in shards], cfg.val_fraction)
+    subsets.check_hold_out([len(s) for s in shards], cfg.val_fraction)
     clients = [_make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
                for k, shard in enumerate(shards)]
     val_samples = sum(len(c.val) for c in clients)
@@ -218,7 +218,7 @@ def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> C
     link = ClientEnd(k, cfg, transport, ledger, num_classes)
     stream = client_stream(cfg, k)
     generator = torch.Generator().manual_seed(stream)
-    shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
+    shard, val = subsets.hold_out(shard, cfg.val_fraction, stream)
     return Client(k, shard, val, net, sgd(cfg, net), link, generator, layout_of(cfg).client(cfg, len(shard)))
 
 

@@ -3,7 +3,7 @@ stateful codec's error-feedback residual."""
 
 import math
 
-from bench import data, names
+from bench import names, subsets
 from bench.registry import Entry
 from quantizers import QUANTIZERS
 from quantizers.scaled import FP8E4M3
@@ -33,7 +33,7 @@ def test_topk_bitmap_and_scale_bytes_are_meta():
 
 def test_meta_bytes_per_client():
     cfg = config(quant_up="fp8_e4m3", quant_down="fp8_e4m3", clients=2, epochs=1)
-    shards = data.iid_shards(cfg.load_data().train_y, 2, cfg.seed)
+    shards = subsets.iid_shards(cfg.load_data().train_y, 2, cfg.seed)
     epoch = train_quietly(cfg).epochs[0]
     expected = [2 * 4 * math.ceil(len(s) / BATCH) for s in shards]
     assert [epoch[f"comm/meta_bytes/client_{k}"] for k in range(2)] == expected

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from bench import data, engine, names
+from bench import data, engine, names, subsets
 from bench.config import RunConfig
 from bench.errors import UsageError
 from bench.split import split_networks
@@ -63,7 +63,7 @@ def test_two_settings_of_one_seed_share_weights_shards_batches_and_augmentations
         assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     ds = baseline.load_data()
     assert torch.equal(ds.train_y, gated.load_data().train_y)
-    assert all(torch.equal(s, t) for s, t in zip(data.iid_shards(ds.train_y, 2, 3), data.iid_shards(ds.train_y, 2, 3)))
+    assert all(torch.equal(s, t) for s, t in zip(subsets.iid_shards(ds.train_y, 2, 3), subsets.iid_shards(ds.train_y, 2, 3)))
 
     run_a, drawn_a = _train_recording(baseline, monkeypatch)
     run_b, drawn_b = _train_recording(gated, monkeypatch)
