@@ -297,6 +297,15 @@ def settings(trial_frame: pd.DataFrame, seed_frame: pd.DataFrame, margin_pp: flo
     out["delta_pp"] = (out["acc"] - out["study"].map(base["acc"])) * 100
     # 1e-9: accuracies are fractions of a test set; exactly -margin must count as within.
     out["within"] = out["delta_pp"] >= -margin_pp - 1e-9
+    paired = ["paired_seeds", "paired_delta_pp", "paired_sd_pp", "paired_ci_low", "paired_ci_high", "rho", "verdict"]
+    out[paired] = pd.DataFrame(_paired(out, accs, margin_pp), columns=paired, index=out.index)
+    out["margin_pp"] = margin_pp
+    return out
+
+
+def _paired(out: pd.DataFrame, accs: list[dict], margin_pp: float) -> list[tuple]:
+    """Per row of `out` (settings; `accs`: each one's accuracy by seed), its paired comparison with its
+    cell's baseline (reports.noise.paired): seeds, delta, sd, low, high, rho, verdict."""
     base_accs = {out.at[i, "study"]: accs[i] for i in out.index[out["baseline"]]}
     compared = []
     for i in out.index:
@@ -307,10 +316,7 @@ def settings(trial_frame: pd.DataFrame, seed_frame: pd.DataFrame, margin_pp: flo
         else:
             p = noise.paired(accs[i], base_accs[out.at[i, "study"]], margin_pp, int(out.at[i, "looks"]))
             compared.append((p.n, p.delta, p.sd, p.low, p.high, p.rho, p.verdict))
-    paired = ["paired_seeds", "paired_delta_pp", "paired_sd_pp", "paired_ci_low", "paired_ci_high", "rho", "verdict"]
-    out[paired] = pd.DataFrame(compared, columns=paired, index=out.index)
-    out["margin_pp"] = margin_pp
-    return out
+    return compared
 
 
 def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:

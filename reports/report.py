@@ -16,7 +16,7 @@ import seaborn as sns
 
 from bench import names, tracking
 from bench.errors import UsageError
-from reports import figures, findings, frames, html, noise, tables
+from reports import decisions, figures, findings, frames, html, noise, tables
 
 ARTIFACT_PATH = "report"
 HISTORY = (names.TEST_ACC, names.MODE, names.TOTAL_S)
@@ -97,25 +97,7 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
     headline = tables.headline(settings, cells)
     out.mkdir(parents=True, exist_ok=True)
 
-    figures.setup()
-    legend = figures.Legend.of(settings)
-    page_figures, cell_files = {}, {}
-    for cell in cells.itertuples(index=False):
-        one = settings[settings["study"] == cell.study]
-        page_figures[cell.study], cell_files[cell.study] = [], []
-        for kind, caption in CAPTIONS.items():
-            if (kind == "time" and cell.study not in links) or (kind == "partition" and not shards.get(cell.study)):
-                continue
-            fig = (figures.time_to_accuracy(one, history, links[cell.study], cell.title) if kind == "time"
-                   else figures.partition(shards[cell.study], cell.title) if kind == "partition"
-                   else _draw(kind, one, history, legend, cell.title))
-            caption = caption.format(margin=f"{margin_pp:g}")
-            # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
-            width = round(fig.get_figwidth() * 100)
-            stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"
-            paths = figures.save(fig, stem, _description(experiment, cell))
-            page_figures[cell.study].append((paths[0].name, width, caption))
-            cell_files[cell.study] += paths
+    page_figures, cell_files = _figures(out, experiment, cells, settings, history, links, shards, margin_pp)
 
     csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
     for name, frame in csvs.items():
@@ -138,6 +120,32 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
     return Built(out / "index.html", len(cells), len(trials), time.perf_counter() - started)
 
 
+def _figures(out: Path, experiment: str, cells: pd.DataFrame, settings: pd.DataFrame, history: pd.DataFrame,
+             links: dict[str, str], shards: dict, margin_pp: float) -> tuple[dict, dict]:
+    """Every figure of every cell, written to `out`: per study, the page's (file, width, caption) of
+    each and the files written."""
+    figures.setup()
+    legend = figures.Legend.of(settings)
+    page_figures, cell_files = {}, {}
+    for cell in cells.itertuples(index=False):
+        one = settings[settings["study"] == cell.study]
+        page_figures[cell.study], cell_files[cell.study] = [], []
+        for kind, caption in CAPTIONS.items():
+            if (kind == "time" and cell.study not in links) or (kind == "partition" and not shards.get(cell.study)):
+                continue
+            fig = (figures.time_to_accuracy(one, history, links[cell.study], cell.title) if kind == "time"
+                   else figures.partition(shards[cell.study], cell.title) if kind == "partition"
+                   else _draw(kind, one, history, legend, cell.title))
+            caption = caption.format(margin=f"{margin_pp:g}")
+            # Shown at 100 px an inch whatever its size, so that every figure's text looks the same size.
+            width = round(fig.get_figwidth() * 100)
+            stem = out / f"{html.anchor(cell.study).removeprefix('cell-')}-{kind}"
+            paths = figures.save(fig, stem, _description(experiment, cell))
+            page_figures[cell.study].append((paths[0].name, width, caption))
+            cell_files[cell.study] += paths
+    return page_figures, cell_files
+
+
 def spec_margin(runs: list[dict]) -> float:
     """The margin a sweep's study runs were tagged with (the spec's margin_pp), else noise.MARGIN_PP."""
     tagged = {float(r["tags"][names.MARGIN_PP]) for r in runs if _is_study_run(r) and names.MARGIN_PP in r["tags"]}
@@ -150,7 +158,7 @@ def _is_study_run(run: dict) -> bool:
 
 def _draw(kind: str, cell: pd.DataFrame, history: pd.DataFrame, legend: figures.Legend, title: str):
     if kind == "decisions":
-        return figures.decisions(cell, title)
+        return decisions.decisions(cell, title)
     if kind == "pareto":
         return figures.pareto(cell, legend, title)
     if kind == "flops":
