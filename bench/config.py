@@ -4,6 +4,12 @@ Built from CLI flags or a sweep trial, checked in __post_init__ (names against t
 with close-match suggestions, ranges, the cut against the model), then passed one way to
 engine.train. `to_params()` is the only place that flattens it into the names users see in
 MLflow and in reports.
+
+Each field says once, in its declaration (`option`), what it means, which values it takes (a closed
+set, or the names of a registry) and, for an engine option that makes a setting of its own, that
+its default is its "off" value: the CLI's flags (bench/parser.py), the checks here and the report's
+labels (reports/frames.py) read them from there. BASELINE, the setting every reduction is measured
+against, is a run's defaults.
 """
 
 from __future__ import annotations
