@@ -1,7 +1,7 @@
 # Thin index of entry points; the logic lives in Python (python -m bench ...).
 PY := .venv/bin/python
 STAMP := .venv/.installed
-# The data folder: CIFAR-10 in any of the forms bench/data.py accepts.
+# The data folder: CIFAR-10 in any of the forms bench/datafiles.py accepts.
 export SPLITBENCH_DATA ?= ../shared/data
 SPEC ?= quick
 WORKERS ?=

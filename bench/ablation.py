@@ -26,11 +26,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bench.config import BASELINE
 from bench.errors import UsageError
 
-GATE_OFF = "always"
+GATE_OFF = BASELINE["policy"]
 REFERENCE_CODECS = {"quant_up": "fp8_e4m3", "quant_down": "fp8_e5m2"}  # PAPER.md's FP8 formats
-NO_CODEC = "fp32"  # the baseline's: sending float32 is no ingredient to take away
+NO_CODEC = BASELINE["quant_up"]  # the baseline's: sending float32 is no ingredient to take away
 CODEC_KEYS = ("policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args")
 
 
@@ -95,8 +96,7 @@ def fields(choice: dict[str, Any]) -> dict[str, Any]:
 
 def normal(choice: dict[str, Any]) -> dict[str, Any]:
     """A choice with every part present, arguments as sorted tuples of pairs (JSON lists turned back)."""
-    out = {"policy_args": (), "quant_up": "fp32", "quant_up_args": (), "quant_down": "fp32", "quant_down_args": ()}
-    out |= choice
+    out = {"policy_args": (), "quant_up_args": (), "quant_down_args": ()} | BASELINE | choice
     for key in ("policy_args", "quant_up_args", "quant_down_args"):
         out[key] = tuple(sorted(tuple(pair) for pair in out[key]))
     return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}

@@ -51,8 +51,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from bench import data, device_bench, models, spec, sweep
-from bench.config import RunConfig
+from bench import data, device_bench, models, names, spec, sweep
+from bench.config import BASELINE, RunConfig
 from bench.devices import resolve_device
 from bench.engine import train
 from bench.text_table import print_table
@@ -78,12 +78,15 @@ def split_vs_plain(cfg: RunConfig, ds, repeats: int) -> tuple[float, float]:
     """Median seconds per epoch (split, plain), interleaved so drifts in machine load hit both."""
     split, plain = [], []
     for _ in range(repeats):
-        split.append(train(cfg, dataset=ds, progress=False).epochs[0]["time/epoch_s"])
+        split.append(train(cfg, dataset=ds, progress=False).epochs[0][names.EPOCH_S])
         plain.append(plain_epoch(cfg, ds))
     return statistics.median(split), statistics.median(plain)
 
 
-def tcp_vs_inproc(cfg: RunConfig, ds, repeats: int, codecs: tuple[str, str] = ("fp32", "fp32")) -> tuple:
+BASELINE_CODECS = (BASELINE["quant_up"], BASELINE["quant_down"])
+
+
+def tcp_vs_inproc(cfg: RunConfig, ds, repeats: int, codecs: tuple[str, str] = BASELINE_CODECS) -> tuple:
     """The table row: median seconds of the second epoch of VGG11 width 0.25 cut 2 over tcp and in
     process, with `codecs` up and down, interleaved so drifts in machine load hit both. The second
     epoch, because the first pays once for a fresh server process: its kernels' first calls (oneDNN
@@ -95,11 +98,11 @@ def tcp_vs_inproc(cfg: RunConfig, ds, repeats: int, codecs: tuple[str, str] = ("
     for _ in range(repeats):
         for transport, runs in seconds.items():
             epochs = train(dataclasses.replace(vgg, transport=transport), dataset=ds, progress=False).epochs
-            runs.append(epochs[1]["time/epoch_s"])
+            runs.append(epochs[1][names.EPOCH_S])
             if transport == "tcp":
-                first.append(epochs[0]["time/epoch_s"] - epochs[1]["time/epoch_s"])
+                first.append(epochs[0][names.EPOCH_S] - epochs[1][names.EPOCH_S])
     tcp, inproc = statistics.median(seconds["tcp"]), statistics.median(seconds["inproc"])
-    label = "tcp epoch / inproc epoch" + ("" if codecs == ("fp32", "fp32") else f", {codecs[0]}/{codecs[1]}")
+    label = "tcp epoch / inproc epoch" + ("" if codecs == BASELINE_CODECS else f", {codecs[0]}/{codecs[1]}")
     detail = f"{tcp:.2f} s vs {inproc:.2f} s, vgg11 w0.25 c2; a new server's 1st epoch +{statistics.median(first):.2f} s"
     return label, f"{tcp / inproc:.3f}", detail, "<= 1.10"
 
@@ -108,7 +111,7 @@ def cached_vs_full(cfg: RunConfig, ds) -> tuple[float, float]:
     """(FULL epoch seconds, CACHED epoch seconds) from one periodic-3 run: FULL, FORWARD, CACHED."""
     periodic = dataclasses.replace(cfg, epochs=3, policy="periodic", policy_args=(("period", 3),))
     run = train(periodic, dataset=ds, progress=False)
-    return run.epochs[0]["time/epoch_s"], run.epochs[2]["time/epoch_s"]
+    return run.epochs[0][names.EPOCH_S], run.epochs[2][names.EPOCH_S]
 
 
 def cut_tensors(cfg: RunConfig, ds) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,7 +245,7 @@ def main(argv=None) -> int:
           f"{threads} threads")
     if args.codecs_only:
         epochs = train(dataclasses.replace(cfg, epochs=args.repeats), dataset=ds, progress=False).epochs
-        split, rows = statistics.median(e["time/epoch_s"] for e in epochs), []
+        split, rows = statistics.median(e[names.EPOCH_S] for e in epochs), []
     else:
         split, plain = split_vs_plain(cfg, ds, args.repeats)
         full, cached = cached_vs_full(cfg, ds)

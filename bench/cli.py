@@ -1,8 +1,8 @@
-"""`python -m bench ...`: argument parsing and exit codes only; the work lives in the modules.
+"""`python -m bench ...`: what each command does with its parsed arguments, and the exit codes.
 
 Exit codes: 0 done, 1 a run failed (recorded as FAILED) or a store failed, 2 bad input (nothing written).
-The only module that reads argv and the environment (SPLITBENCH_DATA, MLFLOW_TRACKING_URI,
-OPTUNA_STORAGE, SPLITBENCH_TOKEN).
+With bench/parser.py (the flags), the only module that reads argv and the environment
+(SPLITBENCH_DATA, MLFLOW_TRACKING_URI, OPTUNA_STORAGE, SPLITBENCH_TOKEN); the work lives in the modules.
 """
 
 from __future__ import annotations
@@ -12,75 +12,20 @@ import contextlib
 import dataclasses
 import os
 import sys
-import typing
 
-from bench.config import RunConfig
+from bench import names
 from bench.errors import RunFailed, StoreFault, UsageError
-
-# RunConfig fields that get their own, hand-written flag.
-_SPECIAL = {"policy_args", "quant_up_args", "quant_down_args", "lr_milestones", "data_dir"}
-
-# What each RunConfig flag means; its allowed values and default are added when the parser is built.
-FIELD_HELP = {
-    "model": "network to split",
-    "width": "multiplier of every channel count (0.25 = a quarter as wide); > 0",
-    "cut": "layers on the client, pools included; 1 .. the model's layers - 1",
-    "dataset": "data set to train and test on",
-    "train_subset": "train on this many images, equal per class (default: all)",
-    "test_subset": "test on this many images, equal per class (default: all)",
-    "augment": "random crop and flip of training images",
-    "eval_every": "test after every N-th epoch and after the last (test/acc is logged for those epochs); >= 1",
-    "clients": "edge clients, each with its own shard and copy of the client network; >= 1",
-    "partition": "how the training set is split among clients: equal and IID, Dirichlet label skew "
-                 "(--partition-alpha), or K classes each (--classes-per-client)",
-    "partition_alpha": "Dirichlet concentration of --partition dirichlet (small: each client sees few classes); > 0",
-    "classes_per_client": "classes each client holds with --partition classes; 1 .. the data set's classes",
-    "partition_min_samples": "the least samples any client may hold in a non-IID partition (Dirichlet draws "
-                             "are repeated until every client has them); >= 1",
-    "gating": "one policy for all clients (global) or one per client, fed by its own loss (per-client)",
-    "epochs": "training epochs; >= 1",
-    "batch_size": "images per batch; >= 1",
-    "lr": "peak SGD learning rate; > 0",
-    "momentum": "SGD momentum; >= 0",
-    "weight_decay": "SGD weight decay; >= 0",
-    "warmup_epochs": "linear learning-rate warm-up, in epochs; >= 0",
-    "lr_gamma": "learning-rate factor at each of --lr-milestones (lr schedule step); > 0",
-    "lr_schedule": "after the warm-up: x lr_gamma at each milestone (step), or a linear or cosine decay to 0 "
-                   "at the last step",
-    "label_smoothing": "label smoothing of the server's training loss; in [0, 1)",
-    "seed": "seed of weights, subsets, shards, shuffling and augmentation",
-    "subset_seed": "seed of the train and test subsets instead of --seed (the same images for every seed)",
-    "policy": "gating policy: which epochs run FULL, FORWARD or CACHED (its fields: --policy-arg)",
-    "quant_up": "codec for activations, client -> server",
-    "quant_down": "codec for gradients, server -> client",
-    "cache_augment": "what FORWARD epochs send: the augmented view that is cached, or unaugmented images",
-    "frozen_bn": "batch-norm mode of the frozen client in FORWARD epochs",
-    "device": "where to train (auto: CUDA when there is one)",
-    "transport": "where the server side runs: in this process (inproc) or a local `bench serve` process (tcp)",
-    "uplink_mbit": "modelled uplink rate in Mbit/s for time/comm_s (with --downlink-mbit; default: no link model)",
-    "downlink_mbit": "modelled downlink rate in Mbit/s for time/comm_s (with --uplink-mbit)",
-    "rtt_ms": "modelled round-trip time in ms, charged once per reply the client waits for; >= 0",
-    "val_fraction": "share of each client's shard held out as the validation slice of policy.signal=val; in [0, 1)",
-    "cache_mixup": "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); >= 0",
-    "cache_noise": "Gaussian noise on cached activations, SIGMA x each channel's spread (0 = off); >= 0",
-    "cache_views": "augmented views of each image a FORWARD epoch sends; CACHED epochs cycle through them; >= 1",
-    "refresh_threshold": "per-sample refresh: resend a sample in a FORWARD epoch when its activation moved more "
-                         "than this, relative (default: off)",
-    "amp": "mixed precision: autocast of client and server (off keeps fp32 numerics)",
-    "channels_last": "NHWC memory layout for the convolutions",
-    "compile": "torch.compile the client and server networks",
-}
+from bench.parser import build_parser, config_from_args, seeds_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         for plugin in getattr(args, "plugin", None) or []:
             from bench.plugins import load_plugin
 
             load_plugin(plugin)
-        return args.func(args)
+        return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -95,212 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from bench import spec
-
-    parser = argparse.ArgumentParser(prog="python -m bench", description="splitbench: split learning, measured.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="train one split model and log it to MLflow")
-    add_config_flags(run)
-    run.add_argument("--seeds", default=None, metavar="0,1,2",
-                     help="train once per seed; one run holds the means, a nested run per seed its own (instead of --seed)")
-    run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
-    run.add_argument("--run-name", default=None, help="MLflow run name (default: model/policy/codecs)")
-    run.add_argument("--save-model", action="store_true", help="log client and server weights as artifacts")
-    run.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
-    add_system_metrics_flag(run)
-    run.add_argument("--connect", default=None, metavar="HOST:PORT",
-                     help="the server side runs in `bench serve` at HOST:PORT (implies --transport tcp; "
-                          "both sides hold the same $SPLITBENCH_TOKEN, which never crosses the wire)")
-    run.add_argument("--tls-ca", default=None, metavar="FILE",
-                     help="with --connect: speak TLS, trusting the certificates in FILE (PEM) and checking the "
-                          "server's host name (needed unless HOST is a loopback address)")
-    run.add_argument("--insecure", action="store_true",
-                     help="with --connect: allow a clear wire to a HOST that is not a loopback address (warns)")
-    run.set_defaults(func=cmd_run)
-
-    serve = sub.add_parser("serve", help="the server side of one run, for `bench run --connect` (needs $SPLITBENCH_TOKEN)")
-    serve.add_argument("--listen", default="127.0.0.1:7707", metavar="HOST:PORT",
-                       help="where to listen (default 127.0.0.1:7707; port 0: any free port, printed)")
-    serve.add_argument("--max-frame-mb", type=float, default=1024, help="larger frames are refused (default 1024)")
-    serve.add_argument("--tls-cert", default=None, metavar="FILE",
-                       help="speak TLS (1.2 or later) with this certificate chain (PEM); needs --tls-key")
-    serve.add_argument("--tls-key", default=None, metavar="FILE", help="the private key of --tls-cert (PEM)")
-    serve.add_argument("--insecure", action="store_true",
-                       help="allow --listen on an address other than loopback without TLS (warns)")
-    serve.add_argument("--plugin", action="append", default=[], help="a plugin the run uses (repeatable)")
-    serve.set_defaults(func=cmd_serve)
-
-    priv = sub.add_parser("privacy", help="model-inversion attack on a logged run; scores go to that run")
-    add_privacy_flags(priv)
-    priv.set_defaults(func=cmd_privacy)
-
-    sweep = sub.add_parser("sweep", help="Optuna studies over a spec's cells; every trial an MLflow run")
-    sweep.add_argument("--spec", required=True, metavar="NAME_OR_PATH",
-                       help=f"a spec shipped in bench/sweeps/ (one of: {', '.join(spec.shipped())}) or a .toml file")
-    sweep.add_argument("--storage", default=None, metavar="URL",
-                       help="Optuna storage: an SQLAlchemy URL (postgresql://...) or journal:PATH "
-                            "(default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
-    sweep.add_argument("--workers", type=int, default=None,
-                       help="worker processes on this machine, one thread each (default: one per core)")
-    sweep.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
-                       help="a running trial beats this often; after 3 missed beats another worker retries it "
-                            "(default: %(default)s)")
-    sweep.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
-    sweep.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                       help="a .py file or module that registers policies, codecs or transports (repeatable)")
-    add_system_metrics_flag(sweep)
-    sweep.add_argument("--plan", action="store_true",
-                       help="print the cells, trials, epochs and an estimate of device-hours; run and write nothing")
-    sweep.set_defaults(func=cmd_sweep)
-
-    dash = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's Optuna storage, on 127.0.0.1")
-    dash.add_argument("--storage", default=None, metavar="URL",
-                      help="Optuna storage, as for `sweep` (default: $OPTUNA_STORAGE, then sqlite:///optuna.db)")
-    dash.add_argument("--port", type=int, default=None,
-                      help="port on 127.0.0.1 (default 8080; 0: any free port, printed)")
-    dash.set_defaults(func=cmd_dashboard)
-
-    store = sub.add_parser("store", help="check or repair an MLflow or Optuna store")
-    store.add_argument("action", choices=["check", "repair"],
-                       help="check: say whether the store is usable; repair: fix an interrupted upgrade, keeping every run")
-    store.add_argument("uri", metavar="URI", help="sqlite:///PATH or a database URL, e.g. sqlite:///mlflow.db")
-    store.set_defaults(func=cmd_store)
-
-    lst = sub.add_parser("list", help="every policy, codec, cache layout and transport, with where it came from")
-    lst.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
-                     help="a .py file or module that registers policies, codecs or transports, loaded first (repeatable)")
-    lst.set_defaults(func=cmd_list)
-    return parser
-
-
-def add_system_metrics_flag(parser: argparse.ArgumentParser) -> None:
-    from bench.tracking import SYSTEM_METRICS_INTERVAL_S
-
-    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
-                        help="do not record the machine's CPU, memory, disk, network and GPU load in each run "
-                             f"(MLflow's system/* metrics, sampled every {SYSTEM_METRICS_INTERVAL_S:g} s)")
-
-
 def system_metrics_s(args: argparse.Namespace) -> float | None:
     from bench.tracking import SYSTEM_METRICS_INTERVAL_S
 
     return SYSTEM_METRICS_INTERVAL_S if args.system_metrics else None
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, named after it (--batch-size for batch_size): what it means,
-    its allowed values (registered names as installed now) and its default."""
-    hints = typing.get_type_hints(RunConfig)
-    allowed = allowed_values()
-    for f in dataclasses.fields(RunConfig):
-        if f.name in _SPECIAL:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = _scalar(hints[f.name])
-        meaning = FIELD_HELP.get(f.name, f.name.replace("_", " "))
-        values = f"; one of: {', '.join(allowed[f.name])}" if f.name in allowed else ""
-        default = "" if f.default is None else f" (default: {f.default})"
-        text = f"{meaning}{values}{default}".replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=text)
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $SPLITBENCH_DATA, then ./data)")
-    parser.add_argument("--lr-milestones", default=None, metavar="EPOCHS",
-                        help="epochs where lr is multiplied by lr-gamma, comma-separated, e.g. 60,120,160 "
-                             f"(default: {','.join(map(str, RunConfig.lr_milestones))})")
-    parser.add_argument("--policy-arg", action="append", default=[], metavar="K=V",
-                        help="a field of the chosen policy, e.g. period=3 or threshold=0.02 (repeatable)")
-    parser.add_argument("--quant-up-arg", action="append", default=[], metavar="K=V",
-                        help="an argument of the up codec, e.g. block=16 or error_feedback=true (repeatable)")
-    parser.add_argument("--quant-down-arg", action="append", default=[], metavar="K=V",
-                        help="an argument of the down codec, e.g. rounding=stochastic or entropy=zstd (repeatable)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                        help="a .py file or module that registers policies, codecs or transports (repeatable)")
-
-
-def allowed_values() -> dict[str, list[str]]:
-    """Every RunConfig field with a closed set of values, and that set now (plugins may add names)."""
-    from bench import config, data, models
-    from bench.wire.transport import TRANSPORTS
-    from policies import POLICIES
-    from quantizers import QUANTIZERS
-
-    codecs = QUANTIZERS.names()
-    return {"model": list(models.MODELS), "dataset": list(data.DATASETS), "gating": list(config.GATINGS),
-            "policy": POLICIES.names(), "quant_up": codecs, "quant_down": codecs,
-            "cache_augment": list(config.CACHE_AUGMENT), "frozen_bn": list(config.FROZEN_BN),
-            "device": list(config.DEVICES), "partition": list(config.PARTITIONS),
-            "transport": TRANSPORTS.names(), "amp": list(config.AMP)}
-
-
-def add_privacy_flags(parser: argparse.ArgumentParser) -> None:
-    """The run to attack, one flag per AttackSettings field (with its default), where the data are."""
-    from bench.privacy import AttackSettings
-
-    d = AttackSettings()
-    parser.add_argument("--run", required=True, metavar="RUN_ID", help="an MLflow run logged with --save-model")
-    parser.add_argument("--attack-epochs", type=int, default=d.epochs, help=f"decoder epochs (default {d.epochs})")
-    parser.add_argument("--decoder-width", type=int, default=d.width, help=f"decoder channels (default {d.width})")
-    parser.add_argument("--attack-batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    parser.add_argument("--attack-lr", type=float, default=d.lr, help=f"decoder Adam lr (default {d.lr})")
-    parser.add_argument("--aux-samples", type=int, default=d.aux_samples,
-                        help="auxiliary test images the decoder trains on (default: all)")
-    parser.add_argument("--victims", type=int, default=d.victims,
-                        help=f"client training images reconstructed (default {d.victims})")
-    parser.add_argument("--attack-seed", type=int, default=d.seed, help=f"default {d.seed}")
-    parser.add_argument("--device", default=d.device, help=f"auto, cpu or cuda (default {d.device})")
-    parser.add_argument("--data-dir", default=None,
-                        help="data folder (default: $SPLITBENCH_DATA, then the one the run recorded)")
-    parser.add_argument("--control", action="store_true",
-                        help="also train a decoder on shuffled pairs and log its scores as privacy/shuffled_*")
-    parser.add_argument("--plugin", action="append", default=[], help="a plugin the run used (repeatable)")
-
-
-def config_from_args(args: argparse.Namespace, environ=os.environ) -> RunConfig:
-    """The RunConfig the flags describe; unset flags keep RunConfig's defaults."""
-    kwargs = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(RunConfig)
-        if f.name not in _SPECIAL and getattr(args, f.name) is not None
-    }
-    kwargs["data_dir"] = args.data_dir or environ.get("SPLITBENCH_DATA") or None
-    if args.lr_milestones is not None:
-        try:
-            kwargs["lr_milestones"] = tuple(int(m) for m in args.lr_milestones.split(",") if m.strip())
-        except ValueError:
-            raise UsageError(f"lr_milestones: expected comma-separated epochs, got {args.lr_milestones!r}") from None
-    for field in ("policy_args", "quant_up_args", "quant_down_args"):
-        kwargs[field] = _pairs(field.replace("_args", "-arg").replace("_", "-"), getattr(args, field[:-1]))
-    return RunConfig(**kwargs)
-
-
-def _pairs(flag: str, items: list[str]) -> tuple[tuple[str, str], ...]:
-    """K=V flag values as (K, V) pairs, still strings (RunConfig types them)."""
-    pairs = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag}: expected K=V, got {item!r}")
-        pairs.append((key.strip(), value.strip()))
-    return tuple(pairs)
-
-
-def seeds_from_args(args: argparse.Namespace) -> tuple[int, ...]:
-    """--seeds 0,1,2, else --seed, else RunConfig's default seed."""
-    from bench.record import check_seeds
-
-    if args.seeds is None:
-        return (args.seed if args.seed is not None else RunConfig.seed,)
-    if args.seed is not None:
-        raise UsageError("seeds: give --seed or --seeds, not both")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise UsageError(f"seeds: expected comma-separated integers, got {args.seeds!r}") from None
-    return check_seeds("seeds", seeds)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -346,8 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             transport=transport)
     if len(seeds) > 1:
         m = outcome.final
-        print(f"mean over {len(seeds)} seeds: test acc {m['final/test_acc']:.2%} ± {m['final/test_acc_std']:.2%} "
-              f"(sample std), activations+gradients {m['final/comm_bytes'] / 1e6:.2f} MB")
+        acc, spread = m[names.FINAL_TEST_ACC], m[names.std(names.FINAL_TEST_ACC)]
+        print(f"mean over {len(seeds)} seeds: test acc {acc:.2%} ± {spread:.2%} "
+              f"(sample std), activations+gradients {m[names.FINAL_COMM_BYTES] / 1e6:.2f} MB")
     print(f"runs: {tracking.runs_page(uri, args.experiment)}")
     return 0
 
@@ -411,6 +155,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             print(f"{label}: ssim {r.ssim:.4f}  psnr {r.psnr:.2f} dB  mse {r.mse:.5f}")
     print(f"logged privacy/* metrics and privacy/reconstructions.png to run {args.run}", file=sys.stderr)
     return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bench import spec
 
@@ -468,7 +214,5 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scalar(hint):
-    """int for `int | None`, and so on: the type argparse converts the flag's text to."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
+COMMANDS = {"run": cmd_run, "serve": cmd_serve, "privacy": cmd_privacy, "sweep": cmd_sweep,
+            "dashboard": cmd_dashboard, "store": cmd_store, "list": cmd_list}

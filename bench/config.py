@@ -4,6 +4,12 @@ Built from CLI flags or a sweep trial, checked in __post_init__ (names against t
 with close-match suggestions, ranges, the cut against the model), then passed one way to
 engine.train. `to_params()` is the only place that flattens it into the names users see in
 MLflow and in reports.
+
+Each field says once, in its declaration (`option`), what it means, which values it takes (a closed
+set, or the names of a registry) and, for an engine option that makes a setting of its own, that
+its default is its "off" value: the CLI's flags (bench/parser.py), the checks here and the report's
+labels (reports/frames.py) read them from there. BASELINE, the setting every reduction is measured
+against, is a run's defaults.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import data, models
+from bench import data, models, subsets
 from bench.partition import PARTITIONS, Partition
 from bench.acceleration import AMP
 from bench.errors import UsageError
@@ -26,90 +32,136 @@ CACHE_AUGMENT = ("view", "off")  # cache the one augmented view sent / no augmen
 FROZEN_BN = ("eval", "train")  # batch norm of the frozen client in FORWARD epochs
 # After the warm-up: x lr_gamma at each milestone (PAPER.md), or a decay to 0 at the last step.
 LR_SCHEDULES = ("step", "linear", "cosine")
+# The setting every reduction is measured against: vanilla split learning, every epoch FULL, FP32 both
+# ways. A run's defaults; the first trial of every study; the report's reference.
+BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
+# The registries whose names a field takes, by the registry's kind (Registry.kind).
+REGISTRY_KINDS = ("policy", "codec", "transport")
+
+
+def option(default: Any = None, help: str = "", *, choices: tuple | None = None, registry: str | None = None,
+           mechanism: bool = False, **kwargs) -> Any:
+    """A RunConfig field with what everything else reads from it: `help`, what it means (the CLI's
+    help); its allowed values, `choices` or the names of the registry of kind `registry` (checked
+    here, listed by the CLI); and `mechanism`: an engine option that makes a setting of its own when
+    switched on, its default being its "off" value (the report names it in the setting's family)."""
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if registry is not None:
+        assert registry in REGISTRY_KINDS, registry
+        metadata["registry"] = registry
+    if mechanism:
+        metadata["off"] = default
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run. Defaults follow PAPER.md's recipe where it gives one."""
 
-    model: str = "smallcnn"
-    width: float = 1.0
-    cut: int = 2
-    dataset: str = "cifar10"
+    model: str = option("smallcnn", "network to split", choices=models.MODELS)
+    width: float = option(1.0, "multiplier of every channel count (0.25 = a quarter as wide); > 0")
+    cut: int = option(2, "layers on the client, pools included; 1 .. the model's layers - 1")
+    dataset: str = option("cifar10", "data set to train and test on", choices=data.DATASETS)
     data_dir: str | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
-    augment: bool = True
-    eval_every: int = 1  # test after every N-th epoch and after the last
-    clients: int = 1
+    train_subset: int | None = option(None, "train on this many images, equal per class (default: all)")
+    test_subset: int | None = option(None, "test on this many images, equal per class (default: all)")
+    augment: bool = option(True, "random crop and flip of training images")
+    eval_every: int = option(1, "test after every N-th epoch and after the last (test/acc is logged for those "
+                                "epochs); >= 1")
+    clients: int = option(1, "edge clients, each with its own shard and copy of the client network; >= 1")
     # How the training set is split among the clients (bench/partition.py).
-    partition: str = "iid"
-    partition_alpha: float | None = None  # dirichlet: the concentration
-    classes_per_client: int | None = None  # classes: K
-    partition_min_samples: int = 10  # the floor of samples per client of a non-IID partition
-    gating: str = "global"
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 1
+    partition: str = option("iid", "how the training set is split among clients: equal and IID, Dirichlet label "
+                                   "skew (--partition-alpha), or K classes each (--classes-per-client)",
+                            choices=PARTITIONS)
+    partition_alpha: float | None = option(None, "Dirichlet concentration of --partition dirichlet (small: each "
+                                                 "client sees few classes); > 0")
+    classes_per_client: int | None = option(None, "classes each client holds with --partition classes; 1 .. the "
+                                                  "data set's classes")
+    partition_min_samples: int = option(10, "the least samples any client may hold in a non-IID partition "
+                                            "(Dirichlet draws are repeated until every client has them); >= 1")
+    gating: str = option("global", "one policy for all clients (global) or one per client, fed by its own loss "
+                                   "(per-client)", choices=GATINGS)
+    epochs: int = option(5, "training epochs; >= 1")
+    batch_size: int = option(128, "images per batch; >= 1")
+    lr: float = option(0.05, "peak SGD learning rate; > 0")
+    momentum: float = option(0.9, "SGD momentum; >= 0")
+    weight_decay: float = option(5e-4, "SGD weight decay; >= 0")
+    warmup_epochs: int = option(1, "linear learning-rate warm-up, in epochs; >= 0")
     lr_milestones: tuple[int, ...] = (60, 120, 160)
-    lr_gamma: float = 0.2
-    lr_schedule: str = "step"
-    label_smoothing: float = 0.0  # of the server's training loss (the gate's signal included)
-    seed: int = 0
+    lr_gamma: float = option(0.2, "learning-rate factor at each of --lr-milestones (lr schedule step); > 0")
+    lr_schedule: str = option("step", "after the warm-up: x lr_gamma at each milestone (step), or a linear or "
+                                      "cosine decay to 0 at the last step", choices=LR_SCHEDULES)
+    label_smoothing: float = option(0.0, "label smoothing of the server's training loss; in [0, 1)")
+    seed: int = option(0, "seed of weights, subsets, shards, shuffling and augmentation")
     # Seed of the train and test subsets (None: the run's seed). A fixed one keeps every seed on the
     # same images, so seeds differ in weights, order and augmentation alone.
-    subset_seed: int | None = None
-    policy: str = "always"
+    subset_seed: int | None = option(None, "seed of the train and test subsets instead of --seed (the same "
+                                           "images for every seed)")
+    policy: str = option(BASELINE["policy"], "gating policy: which epochs run FULL, FORWARD or CACHED (its "
+                                             "fields: --policy-arg)", registry="policy")
     policy_args: tuple[tuple[str, Any], ...] = field(default=())
-    quant_up: str = "fp32"
+    quant_up: str = option(BASELINE["quant_up"], "codec for activations, client -> server", registry="codec")
     quant_up_args: tuple[tuple[str, Any], ...] = field(default=())
-    quant_down: str = "fp32"
+    quant_down: str = option(BASELINE["quant_down"], "codec for gradients, server -> client", registry="codec")
     quant_down_args: tuple[tuple[str, Any], ...] = field(default=())
-    cache_augment: str = "view"
-    frozen_bn: str = "eval"
+    cache_augment: str = option("view", "what FORWARD epochs send: the augmented view that is cached, or "
+                                        "unaugmented images", choices=CACHE_AUGMENT)
+    frozen_bn: str = option("eval", "batch-norm mode of the frozen client in FORWARD epochs", choices=FROZEN_BN)
     # Gates and cache beyond the paper (bench/layouts/); every one off by default.
-    val_fraction: float = 0.0  # share of each client's shard held out as the validation slice
-    cache_mixup: float = 0.0  # ALPHA of mixup on cached activations (0 = off)
-    cache_noise: float = 0.0  # SIGMA of channel-relative noise on cached activations (0 = off)
-    cache_views: int = 1  # augmented views a FORWARD epoch sends per image
-    refresh_threshold: float | None = None  # per-sample refresh: resend a sample when it moved this much
-    device: str = "auto"
-    transport: str = "inproc"
+    val_fraction: float = option(0.0, "share of each client's shard held out as the validation slice of "
+                                      "policy.signal=val; in [0, 1)", mechanism=True)
+    cache_mixup: float = option(0.0, "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); "
+                                     ">= 0", mechanism=True)
+    cache_noise: float = option(0.0, "Gaussian noise on cached activations, SIGMA x each channel's spread "
+                                     "(0 = off); >= 0", mechanism=True)
+    cache_views: int = option(1, "augmented views of each image a FORWARD epoch sends; CACHED epochs cycle "
+                                 "through them; >= 1", mechanism=True)
+    refresh_threshold: float | None = option(None, "per-sample refresh: resend a sample in a FORWARD epoch when "
+                                                   "its activation moved more than this, relative (default: off)",
+                                             mechanism=True)
+    device: str = option("auto", "where to train (auto: CUDA when there is one)", choices=DEVICES)
+    transport: str = option("inproc", "where the server side runs: in this process (inproc) or a local "
+                                      "`bench serve` process (tcp)", registry="transport")
     # The link model (bench/wire/linkmodel.py): none unless both rates are given.
-    uplink_mbit: float | None = None
-    downlink_mbit: float | None = None
-    rtt_ms: float | None = None
+    uplink_mbit: float | None = option(None, "modelled uplink rate in Mbit/s for time/comm_s (with "
+                                             "--downlink-mbit; default: no link model)")
+    downlink_mbit: float | None = option(None, "modelled downlink rate in Mbit/s for time/comm_s (with "
+                                               "--uplink-mbit)")
+    rtt_ms: float | None = option(None, "modelled round-trip time in ms, charged once per reply the client "
+                                        "waits for; >= 0")
     # How the device computes (bench/acceleration.py); the defaults are plain fp32 eager PyTorch.
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
+    amp: str = option("off", "mixed precision: autocast of client and server (off keeps fp32 numerics)",
+                      choices=AMP)
+    channels_last: bool = option(False, "NHWC memory layout for the convolutions")
+    compile: bool = option(False, "torch.compile the client and server networks")
 
     def __post_init__(self):
-        from bench.wire.transport import TRANSPORTS  # here: the wire's modules import RunConfig
-        from policies import POLICIES
-        from quantizers import QUANTIZERS, arguments
-
-        _choice("model", self.model, models.MODELS)
-        _choice("dataset", self.dataset, data.DATASETS)
-        _choice("gating", self.gating, GATINGS)
-        _choice("partition", self.partition, PARTITIONS)
+        self._check_names()
         self.partition_scheme().check()
-        _choice("cache_augment", self.cache_augment, CACHE_AUGMENT)
-        _choice("frozen_bn", self.frozen_bn, FROZEN_BN)
-        _choice("device", self.device, DEVICES)
-        _registered("transport", self.transport, TRANSPORTS)
         _link_model(self.uplink_mbit, self.downlink_mbit, self.rtt_ms)
-        _choice("amp", self.amp, AMP)
-        for name in ("quant_up", "quant_down"):
-            _registered(name, getattr(self, name), QUANTIZERS)
-        _registered("policy", self.policy, POLICIES)
+        self._check_numbers()
+        self._check_cache()
+        layers = models.num_layers(self.model)
+        if not 1 <= self.cut <= layers - 1:
+            raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
+        self._type_policy_args()
+        for stream, direction in enumerate(("quant_up", "quant_down")):
+            self._type_codec_args(stream, direction)
+
+    def _check_names(self) -> None:
+        """Every field with a closed set of values holds one of them (registered names as installed now)."""
+        for f in dataclasses.fields(self):
+            if "choices" in f.metadata:
+                _choice(f.name, getattr(self, f.name), f.metadata["choices"])
+            elif "registry" in f.metadata:
+                _registered(f.name, getattr(self, f.name), registry(f.metadata["registry"]))
+
+    def _check_numbers(self) -> None:
         _at_least("width", self.width, 0, strict=True)
         _at_least("epochs", self.epochs, 1)
-        if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 1:
-            raise UsageError(f"eval_every: must be an integer >= 1, got {self.eval_every!r}")
+        _integer_at_least("eval_every", self.eval_every, 1)
         _at_least("batch_size", self.batch_size, 1)
         _at_least("clients", self.clients, 1)
         _at_least("lr", self.lr, 0, strict=True)
@@ -117,43 +169,48 @@ class RunConfig:
         _at_least("weight_decay", self.weight_decay, 0)
         _at_least("warmup_epochs", self.warmup_epochs, 0)
         _at_least("lr_gamma", self.lr_gamma, 0, strict=True)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if not (isinstance(self.label_smoothing, (int, float)) and not isinstance(self.label_smoothing, bool)
                 and 0 <= self.label_smoothing < 1):
             raise UsageError(f"label_smoothing: must be a number >= 0 and < 1, got {self.label_smoothing!r}")
-        _at_least("cache_mixup", self.cache_mixup, 0)
-        _at_least("cache_noise", self.cache_noise, 0)
-        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
-            raise UsageError(f"val_fraction: must be a number >= 0 and < 1, got {self.val_fraction!r}")
-        if not isinstance(self.cache_views, int) or isinstance(self.cache_views, bool) or self.cache_views < 1:
-            raise UsageError(f"cache_views: must be an integer >= 1, got {self.cache_views!r}")
-        if self.refresh_threshold is not None:
-            _at_least("refresh_threshold", self.refresh_threshold, 0)
-            if self.cache_views > 1 or self.cache_augment != "view":
-                raise UsageError("refresh_threshold: per-sample refresh keeps one fixed view per sample; "
-                                 "it needs cache_views = 1 and cache_augment = view")
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
         if self.subset_seed is not None:
             _at_least("subset_seed", self.subset_seed, 0)
-        layers = models.num_layers(self.model)
-        if not 1 <= self.cut <= layers - 1:
-            raise UsageError(f"cut: must be between 1 and {layers - 1} for {self.model}, got {self.cut}")
+
+    def _check_cache(self) -> None:
+        """The gates and cache beyond the paper: each value in range, and per-sample refresh with what it needs."""
+        _at_least("cache_mixup", self.cache_mixup, 0)
+        _at_least("cache_noise", self.cache_noise, 0)
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise UsageError(f"val_fraction: must be a number >= 0 and < 1, got {self.val_fraction!r}")
+        _integer_at_least("cache_views", self.cache_views, 1)
+        if self.refresh_threshold is not None:
+            _at_least("refresh_threshold", self.refresh_threshold, 0)
+            if self.cache_views > 1 or self.cache_augment != "view":
+                raise UsageError("refresh_threshold: per-sample refresh keeps one fixed view per sample; "
+                                 "it needs cache_views = 1 and cache_augment = view")
+
+    def _type_policy_args(self) -> None:
+        from policies import POLICIES
+
         object.__setattr__(self, "policy_args", _typed_args("policy", POLICIES.get(self.policy), self.policy_args))
         if getattr(self.make_policy(), "signal", "train") == "val" and not self.val_fraction:  # validates it too
             raise UsageError("val_fraction: must be > 0 when policy.signal = val (the validation loss needs a slice)")
-        for stream, direction in enumerate(("quant_up", "quant_down")):
-            codec, args = QUANTIZERS.get(getattr(self, direction)), getattr(self, f"{direction}_args")
-            args = _typed_args(direction, codec, args, stages=True)
-            if "seed" in [f.name for f in arguments(codec)] and "seed" not in dict(args):
-                # Stochastic rounding draws follow the run's seed, up and down apart.
-                args = tuple(sorted(args + (("seed", 2 * self.seed + stream),)))
-            object.__setattr__(self, f"{direction}_args", args)
-            try:
-                self.make_codec(direction)  # the codec validates its own arguments
-            except UsageError as exc:
-                raise UsageError(f"{direction}.{exc}") from None
+
+    def _type_codec_args(self, stream: int, direction: str) -> None:
+        from quantizers import QUANTIZERS, arguments
+
+        codec, args = QUANTIZERS.get(getattr(self, direction)), getattr(self, f"{direction}_args")
+        args = _typed_args(direction, codec, args, stages=True)
+        if "seed" in [f.name for f in arguments(codec)] and "seed" not in dict(args):
+            # Stochastic rounding draws follow the run's seed, up and down apart.
+            args = tuple(sorted(args + (("seed", 2 * self.seed + stream),)))
+        object.__setattr__(self, f"{direction}_args", args)
+        try:
+            self.make_codec(direction)  # the codec validates its own arguments
+        except UsageError as exc:
+            raise UsageError(f"{direction}.{exc}") from None
 
     def data_key(self) -> tuple:
         """What load_data depends on: configs with equal keys load the same data set."""
@@ -167,7 +224,7 @@ class RunConfig:
         UsageError."""
         ds = data.load(self.dataset, self.data_dir, train_subset=self.train_subset, test_subset=self.test_subset,
                        seed=self.data_key()[-1])
-        data.check_hold_out([len(s) for s in self.shards(ds.train_y)], self.val_fraction)
+        subsets.check_hold_out([len(s) for s in self.shards(ds.train_y)], self.val_fraction)
         return ds
 
     def partition_scheme(self) -> Partition:
@@ -202,9 +259,9 @@ class RunConfig:
         """The RunConfig that `dataclasses.asdict` and JSON turned into `values` (lists for its tuples);
         UsageError if it is not a valid one."""
         fields = dict(values)
-        fields["lr_milestones"] = tuple(fields.get("lr_milestones", ()))
-        for name in ("policy_args", "quant_up_args", "quant_down_args"):
-            fields[name] = tuple(tuple(pair) for pair in fields.get(name, ()))
+        hints = typing.get_type_hints(cls)
+        for name in (f.name for f in dataclasses.fields(cls) if typing.get_origin(hints[f.name]) is tuple):
+            fields[name] = tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in fields.get(name, ()))
         return cls(**fields)
 
     def to_params(self) -> dict[str, Any]:
@@ -223,6 +280,45 @@ class RunConfig:
             for name, value in codec_params(getattr(self, direction), getattr(self, f"{direction}_args")).items():
                 params[f"{direction}.{name}"] = value
         return params
+
+
+def help_text(name: str) -> str:
+    """What RunConfig field `name` means, as its declaration says."""
+    return _field(name).metadata.get("help", "")
+
+
+def allowed(name: str) -> list[str] | None:
+    """The values RunConfig field `name` may take, as installed now (plugins may add names); None when
+    its values are not a closed set."""
+    metadata = _field(name).metadata
+    if "choices" in metadata:
+        return list(metadata["choices"])
+    if "registry" in metadata:
+        return registry(metadata["registry"]).names()
+    return None
+
+
+def mechanisms() -> dict[str, Any]:
+    """The engine options that make a setting of their own when switched on, each with its "off" value."""
+    return {f.name: f.metadata["off"] for f in dataclasses.fields(RunConfig) if "off" in f.metadata}
+
+
+def registry(kind: str):
+    """The registry of components of `kind` ("policy", "codec", "transport")."""
+    from bench.wire.transport import TRANSPORTS  # here: the wire's modules import RunConfig
+    from policies import POLICIES
+    from quantizers import QUANTIZERS
+
+    return {r.kind: r for r in (POLICIES, QUANTIZERS, TRANSPORTS)}[kind]
+
+
+def _field(name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(RunConfig) if f.name == name)
+
+
+def _integer_at_least(name: str, value: Any, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise UsageError(f"{name}: must be an integer >= {low}, got {value!r}")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

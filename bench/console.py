@@ -10,6 +10,7 @@ import sys
 
 from tqdm import tqdm
 
+from bench import names
 from bench.text_table import print_table
 from policies import Mode
 
@@ -31,15 +32,16 @@ class EpochPrinter:
             tqdm.write(f"{'epoch':>5} {'mode':>8} {'loss':>8} {'acc':>7} {'MB up':>9} {'MB down':>9} {'MB sync':>9} {'s':>7}")
             self.header_done = True
         tqdm.write(
-            f"{epoch:>5} {Mode(int(m['mode'])).name:>8} {m['train/loss']:>8.4f} {_acc(m):>7} "
-            f"{m['comm/up_bytes'] / 1e6:>9.2f} {m['comm/down_bytes'] / 1e6:>9.2f} "
-            f"{m['comm/sync_bytes'] / 1e6:>9.2f} {m['time/epoch_s']:>7.1f}"
+            f"{epoch:>5} {Mode(int(m[names.MODE])).name:>8} {m[names.TRAIN_LOSS]:>8.4f} {_acc(m):>7} "
+            f"{m[names.comm('up')] / 1e6:>9.2f} {m[names.comm('down')] / 1e6:>9.2f} "
+            f"{m[names.comm('sync')] / 1e6:>9.2f} {m[names.EPOCH_S]:>7.1f}"
         )
 
     def log_final(self, m: dict[str, float]) -> None:
         tqdm.write(
-            f"final: test acc {m['final/test_acc']:.2%}, activations+gradients {m['final/comm_bytes'] / 1e6:.2f} MB, "
-            f"everything {m['final/total_bytes'] / 1e6:.2f} MB, client {m['final/client_flops'] / 1e9:.2f} GFLOP"
+            f"final: test acc {m[names.FINAL_TEST_ACC]:.2%}, activations+gradients "
+            f"{m[names.FINAL_COMM_BYTES] / 1e6:.2f} MB, everything {m[names.FINAL_TOTAL_BYTES] / 1e6:.2f} MB, "
+            f"client {m[names.FINAL_CLIENT_FLOPS] / 1e9:.2f} GFLOP"
         )
 
 
@@ -113,4 +115,4 @@ class SweepConsole:
 
 def _acc(m: dict[str, float]) -> str:
     """The epoch's test accuracy, or "-" for an epoch that was not tested (eval_every)."""
-    return f"{m['test/acc']:.2%}" if "test/acc" in m else "-"
+    return f"{m[names.TEST_ACC]:.2%}" if names.TEST_ACC in m else "-"

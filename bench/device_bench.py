@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from bench import data, models, timing
+from bench import data, models, names, timing
 from bench.acceleration import Acceleration
 from bench.config import RunConfig
 from bench.engine import train
@@ -50,7 +50,7 @@ def plain_images_per_s(cfg: RunConfig, ds: data.Dataset, device: torch.device) -
 def split_images_per_s(cfg: RunConfig, ds: data.Dataset) -> float:
     """Images/s of the engine's second epoch (the first warms up); the engine syncs before its clock."""
     run = train(dataclasses.replace(cfg, epochs=2), dataset=ds, progress=False)
-    return len(ds.train_y) / run.epochs[1]["time/epoch_s"]
+    return len(ds.train_y) / run.epochs[1][names.EPOCH_S]
 
 
 def codec_gb_per_s(name: str, device: torch.device, numel: int = 1 << 24, repeats: int = 5) -> float:
@@ -88,10 +88,10 @@ def rows(device: torch.device, ds: data.Dataset | None, *, codecs: tuple[str, st
 
     overrides: RunConfig fields of the timed runs (e.g. width, batch_size, amp, channels_last).
     """
-    names = (["host syncs per training step"] + [f"{m} split/plain time per image" for m, _ in MODELS]
-             + [f"{c} on device" for c in QUANTIZERS.names()])
+    measures = (["host syncs per training step"] + [f"{m} split/plain time per image" for m, _ in MODELS]
+                + [f"{c} on device" for c in QUANTIZERS.names()])
     if device.type != "cuda" and not force:
-        return [(name, "needs CUDA", f"device is {device}", "") for name in names]
+        return [(name, "needs CUDA", f"device is {device}", "") for name in measures]
     out = []
     if device.type == "cuda":
         out.append(("host syncs per training step", f"{syncs_per_step(device):.2f}", "engine, smallcnn, fp8", "0"))

@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from bench import data as datasets
-from bench import flops
+from bench import flops, names, subsets
 from bench.acceleration import Acceleration
 from bench.config import RunConfig
 from bench.devices import resolve_device
@@ -144,7 +144,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
     cost = flops.measure(client_net, (ds.in_channels, ds.image_size, ds.image_size))
     ledger = Ledger(cfg.clients)
     shards = cfg.shards(ds.train_y)
-    datasets.check_hold_out([len(s) for s in shards], cfg.val_fraction)
+    subsets.check_hold_out([len(s) for s in shards], cfg.val_fraction)
     clients = [_make_client(cfg, k, shard, client_net, transport, ledger, ds.num_classes)
                for k, shard in enumerate(shards)]
     val_samples = sum(len(c.val) for c in clients)
@@ -162,27 +162,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
                 _fetch_average(client, average)
                 client.version = version
             streams.append((client, mode, _stream(cfg, ds, client, mode, epoch, accel.device)))
-        steps = sum(len(batches) for _, _, batches in streams)
-        step_losses = StepLosses(cfg.clients, epoch)
-        client_flops = [0.0 for _ in clients]
-        bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
-        tagged = [zip(itertools.repeat(c), itertools.repeat(m), batches) for c, m, batches in streams]
-        schedule = itertools.chain.from_iterable(itertools.zip_longest(*tagged))
-        for step, item in enumerate(x for x in schedule if x is not None):
-            client, mode, batch = item
-            lr = lr_at(cfg, epoch + step / steps)
-            for group in client.opt.param_groups:
-                group["lr"] = lr
-            step_losses.add(step, client.index, *_step(accel, client, mode, batch, lr))
-            if mode != Mode.CACHED:
-                per_sample = cost.forward_backward if mode == Mode.FULL else cost.forward
-                client_flops[client.index] += len(batch.y) * per_sample
-            if check_every and (step + 1) % check_every == 0:
-                step_losses.check()
-            bar.update()
-        bar.close()
-        step_losses.check()
-        losses = step_losses.totals()
+        losses, client_flops = _serve(cfg, accel, cost, streams, epoch, progress, check_every)
         updated = [c for c, m in zip(clients, modes) if m == Mode.FULL]
         if cfg.clients > 1 and updated:
             version += 1
@@ -195,7 +175,7 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
         acc = evaluate(average, clients[0].link, ds, accel.device, accel) if tested else None
         record = _epoch_metrics(cfg, modes, losses, ledger.close_epoch(), client_flops, acc, train_s, lr_at(cfg, epoch))
         if val_losses:
-            record["val/loss"] = sum(t for t, _ in val_losses) / val_samples
+            record[names.VAL_LOSS] = sum(t for t, _ in val_losses) / val_samples
         gate.record(modes, losses, val_losses)
         records.append(record)
         modes_seen.append(modes)
@@ -207,12 +187,38 @@ def _train(cfg, sink, ds, client_net, server_net, transport, accel, progress, ch
     return RunResult(cfg, records, final, modes_seen, average, server_net)
 
 
+def _serve(cfg, accel, cost, streams, epoch: int, progress: bool, check_every: int | None):
+    """One epoch's batches, served round-robin across the clients' streams: (per client, its loss
+    total and samples; per client, its FLOPs)."""
+    steps = sum(len(batches) for _, _, batches in streams)
+    step_losses = StepLosses(cfg.clients, epoch)
+    client_flops = [0.0 for _ in streams]
+    bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    tagged = [zip(itertools.repeat(c), itertools.repeat(m), batches) for c, m, batches in streams]
+    schedule = itertools.chain.from_iterable(itertools.zip_longest(*tagged))
+    for step, item in enumerate(x for x in schedule if x is not None):
+        client, mode, batch = item
+        lr = lr_at(cfg, epoch + step / steps)
+        for group in client.opt.param_groups:
+            group["lr"] = lr
+        step_losses.add(step, client.index, *_step(accel, client, mode, batch, lr))
+        if mode != Mode.CACHED:
+            per_sample = cost.forward_backward if mode == Mode.FULL else cost.forward
+            client_flops[client.index] += len(batch.y) * per_sample
+        if check_every and (step + 1) % check_every == 0:
+            step_losses.check()
+        bar.update()
+    bar.close()
+    step_losses.check()
+    return step_losses.totals(), client_flops
+
+
 def _make_client(cfg, k, shard, client_net, transport, ledger, num_classes) -> Client:
     net = client_net if cfg.clients == 1 else copy.deepcopy(client_net)
     link = ClientEnd(k, cfg, transport, ledger, num_classes)
     stream = client_stream(cfg, k)
     generator = torch.Generator().manual_seed(stream)
-    shard, val = datasets.hold_out(shard, cfg.val_fraction, stream)
+    shard, val = subsets.hold_out(shard, cfg.val_fraction, stream)
     return Client(k, shard, val, net, sgd(cfg, net), link, generator, layout_of(cfg).client(cfg, len(shard)))
 
 
@@ -303,38 +309,35 @@ def evaluate(client_net, link: ClientEnd, ds, device, accel: Acceleration | None
     return correct.item() / len(ds.test_y)
 
 
+# The ledger counts labels under "labels"; their metric is comm/label_bytes.
+_LEDGER_KIND = {"label": "labels"}
+
+
 def _epoch_metrics(cfg, modes, losses, counts, per_client_flops, acc, train_s, lr) -> dict[str, float]:
     """One epoch's record under the metric names docs/metrics.md lists (each the amount in this epoch);
     test/acc only for an epoch that was tested (acc not None)."""
-    record = {
-        "train/loss": sum(t for t, _ in losses) / sum(n for _, n in losses),
-        "mode": float(min(modes)),
-        "comm/up_bytes": float(sum(c["up"] for c in counts)),
-        "comm/down_bytes": float(sum(c["down"] for c in counts)),
-        "comm/sync_bytes": float(sum(c["sync"] for c in counts)),
-        "comm/label_bytes": float(sum(c["labels"] for c in counts)),
-        "comm/meta_bytes": float(sum(c["meta"] for c in counts)),
-        "comm/val_bytes": float(sum(c["val"] for c in counts)),
-        "client/flops": float(sum(per_client_flops)),
-        "comm/wire_up_bytes": float(sum(c["wire_up"] for c in counts)),
-        "comm/wire_down_bytes": float(sum(c["wire_down"] for c in counts)),
-        "time/epoch_s": train_s,
-        "lr": lr,
-    }
+    def total(kind: str) -> float:
+        return float(sum(c[_LEDGER_KIND.get(kind, kind)] for c in counts))
+
+    record = {names.TRAIN_LOSS: sum(t for t, _ in losses) / sum(n for _, n in losses), names.MODE: float(min(modes))}
+    record |= {names.comm(kind): total(kind) for kind in names.COMM_KINDS}
+    record[names.CLIENT_FLOPS] = float(sum(per_client_flops))
+    record |= {names.comm(kind): total(kind) for kind in names.WIRE_KINDS}
+    record |= {names.EPOCH_S: train_s, names.LR: lr}
     if acc is not None:  # a tested epoch (eval_every)
-        record["test/acc"] = acc
+        record[names.TEST_ACC] = acc
     link = cfg.link_model()
     if link is not None:
-        comm_s = link.seconds(record["comm/wire_up_bytes"], record["comm/wire_down_bytes"],
+        comm_s = link.seconds(record[names.comm("wire_up")], record[names.comm("wire_down")],
                               sum(c["exchanges"] for c in counts))
-        record["time/comm_s"] = comm_s
-        record["time/total_s"] = train_s + comm_s
+        record[names.COMM_S] = comm_s
+        record[names.TOTAL_S] = train_s + comm_s
     if cfg.clients > 1:
         for k, (mode, c, fl) in enumerate(zip(modes, counts, per_client_flops)):
-            record[f"mode/client_{k}"] = float(mode)
-            for kind in ("up", "down", "sync", "label", "meta", "val"):
-                record[f"comm/{kind}_bytes/client_{k}"] = float(c["labels" if kind == "label" else kind])
-            record[f"client/flops/client_{k}"] = float(fl)
+            record[names.per_client(names.MODE, k)] = float(mode)
+            for kind in names.COMM_KINDS:
+                record[names.per_client(names.comm(kind), k)] = float(c[_LEDGER_KIND.get(kind, kind)])
+            record[names.per_client(names.CLIENT_FLOPS, k)] = float(fl)
     return record
 
 
@@ -344,26 +347,26 @@ def _final_metrics(cfg, records, ledger: Ledger) -> dict[str, float]:
     final/total_bytes counts them once, there."""
     up, down, val = ledger.run_total("up"), ledger.run_total("down"), ledger.run_total("val")
     totals = {kind: ledger.run_total(kind) for kind in KINDS if kind != "meta"}
-    modes = [int(r["mode"]) for r in records]
+    modes = [int(r[names.MODE]) for r in records]
     final = {
-        "final/test_acc": records[-1]["test/acc"],
-        "final/comm_bytes": float(up + down + val),
-        "final/total_bytes": float(sum(totals.values())),
-        "final/up_bytes": float(up),
-        "final/down_bytes": float(down),
-        "final/label_bytes": float(totals["labels"]),
-        "final/sync_bytes": float(totals["sync"]),
-        "final/meta_bytes": float(ledger.run_total("meta")),
-        "final/val_bytes": float(val),
-        "final/client_flops": sum(r["client/flops"] for r in records),
-        "final/full_epochs": float(modes.count(Mode.FULL)),
-        "final/forward_epochs": float(modes.count(Mode.FORWARD)),
-        "final/cached_epochs": float(modes.count(Mode.CACHED)),
-        "final/wire_up_bytes": float(ledger.run_total("wire_up")),
-        "final/wire_down_bytes": float(ledger.run_total("wire_down")),
-        "final/train_s": sum(r["time/epoch_s"] for r in records),
+        names.FINAL_TEST_ACC: records[-1][names.TEST_ACC],
+        names.FINAL_COMM_BYTES: float(up + down + val),
+        names.FINAL_TOTAL_BYTES: float(sum(totals.values())),
+        names.FINAL_UP_BYTES: float(up),
+        names.FINAL_DOWN_BYTES: float(down),
+        names.FINAL_LABEL_BYTES: float(totals["labels"]),
+        names.FINAL_SYNC_BYTES: float(totals["sync"]),
+        names.FINAL_META_BYTES: float(ledger.run_total("meta")),
+        names.FINAL_VAL_BYTES: float(val),
+        names.FINAL_CLIENT_FLOPS: sum(r[names.CLIENT_FLOPS] for r in records),
+        names.FINAL_FULL_EPOCHS: float(modes.count(Mode.FULL)),
+        names.FINAL_FORWARD_EPOCHS: float(modes.count(Mode.FORWARD)),
+        names.FINAL_CACHED_EPOCHS: float(modes.count(Mode.CACHED)),
+        names.FINAL_WIRE_UP_BYTES: float(ledger.run_total("wire_up")),
+        names.FINAL_WIRE_DOWN_BYTES: float(ledger.run_total("wire_down")),
+        names.FINAL_TRAIN_S: sum(r[names.EPOCH_S] for r in records),
     }
     if cfg.link_model() is not None:
-        final["final/comm_s"] = sum(r["time/comm_s"] for r in records)
-        final["final/total_s"] = sum(r["time/total_s"] for r in records)
+        final[names.FINAL_COMM_S] = sum(r[names.COMM_S] for r in records)
+        final[names.FINAL_TOTAL_S] = sum(r[names.TOTAL_S] for r in records)
     return final

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from bench import data, device_bench
+from bench import data, device_bench, names
 from bench.config import RunConfig
 from bench.engine import ListSink, train
 from bench.text_table import print_table
@@ -45,14 +45,14 @@ def check(cfg: RunConfig, ds: data.Dataset, device: torch.device, bench_override
     class Printer(ListSink):
         def log_epoch(self, epoch, metrics):
             super().log_epoch(epoch, metrics)
-            print(f"epoch {epoch:3d}  loss {metrics['train/loss']:.4f}  test acc {metrics['test/acc']:.4f}  "
-                  f"{metrics['time/epoch_s']:.2f} s", flush=True)
+            print(f"epoch {epoch:3d}  loss {metrics[names.TRAIN_LOSS]:.4f}  test acc {metrics[names.TEST_ACC]:.4f}  "
+                  f"{metrics[names.EPOCH_S]:.2f} s", flush=True)
 
     print(f"{cfg.model} cut {cfg.cut}, {cfg.epochs} epochs, lr {cfg.lr} x{cfg.lr_gamma} at {cfg.lr_milestones}, "
           f"batch {cfg.batch_size}, {len(ds.train_y)} train / {len(ds.test_y)} test images", flush=True)
     run = train(cfg, Printer(), dataset=ds, progress=False)
-    acc = run.final["final/test_acc"]
-    images_per_s = len(ds.train_y) * cfg.epochs / run.final["final/train_s"]
+    acc = run.final[names.FINAL_TEST_ACC]
+    images_per_s = len(ds.train_y) * cfg.epochs / run.final[names.FINAL_TRAIN_S]
     print(f"final test accuracy {acc:.4f}; {images_per_s:.0f} train images/s", flush=True)
     return acc
 

@@ -3,7 +3,7 @@
     shards = split(ds.train_y, clients=5, seed=0, kind="dirichlet", alpha=0.1)   # one index tensor per client
     counts = class_counts(ds.train_y, shards, ds.num_classes)                  # clients x classes
 
-iid        every class dealt out equally (bench.data.iid_shards): equal shards, equal class counts.
+iid        every class dealt out equally (bench.subsets.iid_shards): equal shards, equal class counts.
 dirichlet  label skew as in FedML and SLPerf (after Hsu et al., 2019, arXiv 1909.06335): for each
            class, proportions p ~ Dir(alpha, ..., alpha) over the clients; a client already holding
            more than N / clients samples gets none of the class (FedML's balancing), the others'
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from bench.errors import UsageError
+from bench.subsets import iid_shards
 
 PARTITIONS = ("iid", "dirichlet", "classes")
 MAX_DRAWS = 1000  # Dirichlet draws before a floor is declared out of reach
@@ -75,8 +76,6 @@ class Partition:
 
     def split(self, labels: torch.Tensor, clients: int, seed: int) -> list[torch.Tensor]:
         """The clients' shards of `labels` (on labels' device); see the module docstring."""
-        from bench.data import iid_shards
-
         if self.kind == "iid":
             return iid_shards(labels, clients, seed)
         host = labels.cpu()

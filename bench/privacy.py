@@ -34,7 +34,7 @@ from PIL import Image
 from torch import nn
 
 from bench import data as datasets
-from bench import models
+from bench import models, names
 from bench.config import DEVICES, RunConfig
 from bench.errors import UsageError
 
@@ -78,7 +78,7 @@ class AttackResult:
     originals: torch.Tensor
     reconstructions: torch.Tensor
 
-    def metrics(self, prefix: str = "privacy/") -> dict[str, float]:
+    def metrics(self, prefix: str = names.PRIVACY) -> dict[str, float]:
         return {f"{prefix}mse": self.mse, f"{prefix}psnr": self.psnr, f"{prefix}ssim": self.ssim}
 
 
@@ -184,7 +184,7 @@ def score_run(uri: str, run_id: str, settings: AttackSettings, *, data_dir: str 
     floor = None
     if control:
         floor = attack(client, cfg.make_codec("quant_up"), dataset, settings, shuffled=True)
-        metrics |= floor.metrics("privacy/shuffled_")
+        metrics |= floor.metrics(names.PRIVACY_CONTROL)
     tags = {f"privacy.{k}": str(v) for k, v in dataclasses.asdict(settings).items()}
     tags["privacy.git_commit"] = tracking.git_commit()
     picture = grid(result.originals, result.reconstructions)

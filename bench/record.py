@@ -24,11 +24,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from bench import tracking
+from bench import names, tracking
 from bench.config import RunConfig
 from bench.errors import UsageError
-
-SEED_ROLE = "seed"
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ def check_seeds(name: str, seeds) -> tuple[int, ...]:
 
 def params(cfg: RunConfig, seeds: tuple[int, ...]) -> dict:
     """The setting's params: RunConfig.to_params() of its first seed plus `seeds`."""
-    return dataclasses.replace(cfg, seed=seeds[0]).to_params() | {"seeds": ",".join(map(str, seeds))}
+    return dataclasses.replace(cfg, seed=seeds[0]).to_params() | {names.SEEDS: ",".join(map(str, seeds))}
 
 
 def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
@@ -96,12 +94,12 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
     device = str(resolve_device(cfg.device))
     configs = {s: dataclasses.replace(cfg, seed=s) for s in seeds}
     first = load(configs[seeds[0]])
-    tags = dict(dest.tags) | tracking.provenance(device, seeds[0]) | {"data_source": first.source}
+    tags = dict(dest.tags) | tracking.provenance(device, seeds[0]) | {names.DATA_SOURCE: first.source}
     with tracking.MlflowRun(dest.uri, dest.experiment, dest.name, parent_run_id=dest.parent_run_id,
                             tags=tags) as setting:
         logged = params(cfg, seeds)
         if plan:  # adaptive: the seeds it trains are known at the end
-            logged = {k: v for k, v in logged.items() if k != "seeds"} | dict(plan)
+            logged = {k: v for k, v in logged.items() if k != names.SEEDS} | dict(plan)
         setting.log_config(logged, dataclasses.asdict(configs[seeds[0]]))
         log_data(setting, configs[seeds[0]], first)
         if started:
@@ -110,7 +108,7 @@ def train_setting(cfg: RunConfig, seeds: tuple[int, ...], dest: Destination, *,
             done, final = _train_seeds(setting, dest, configs, first, device, load=load, watch=watch, adopt=adopt,
                                        progress=progress, transport=transport, after_seed=after_seed)
         if plan:
-            setting.log_config({"seeds": ",".join(map(str, done))}, dataclasses.asdict(configs[seeds[0]]))
+            setting.log_config({names.SEEDS: ",".join(map(str, done))}, dataclasses.asdict(configs[seeds[0]]))
     return Outcome(setting.run_id, setting.experiment_id, final, tuple(done))
 
 
@@ -138,7 +136,7 @@ def _train_seeds(setting, dest: Destination, configs: dict[int, RunConfig], firs
                 after_seed(seed, result.final)  # noted; one seed has nothing left to stop
             return [seed], result.final
         seed_tags = (dict(dest.tags) | tracking.provenance(device, seed)
-                     | {"data_source": ds.source, "splitbench.role": SEED_ROLE})
+                     | {names.DATA_SOURCE: ds.source, names.ROLE: names.SEED_ROLE})
         with tracking.MlflowRun(dest.uri, dest.experiment, f"{dest.name}-s{seed}",
                                 parent_run_id=setting.run_id, tags=seed_tags) as run:
             run.log_config(params(configs[seed], (seed,)), dataclasses.asdict(configs[seed]))
@@ -192,7 +190,7 @@ def summarize(finals: list[dict[str, float]]) -> dict[str, float]:
     for name in finals[0]:
         values = [f[name] for f in finals]
         out[name] = statistics.fmean(values)
-        out[f"{name}_std"] = statistics.stdev(values)
+        out[names.std(name)] = statistics.stdev(values)
     return out
 
 
@@ -200,6 +198,6 @@ def mean_epochs(histories: list[list[dict[str, float]]]) -> list[dict[str, float
     """Per epoch, the mean over the seeds of every metric but the modes."""
     out = []
     for records in zip(*histories):
-        names = [k for k in records[0] if k != "mode" and not k.startswith("mode/")]  # mode/client_K too
-        out.append({k: statistics.fmean(r[k] for r in records) for k in names})
+        kept = [k for k in records[0] if not names.is_mode(k)]  # mode/client_K too
+        out.append({k: statistics.fmean(r[k] for r in records) for k in kept})
     return out

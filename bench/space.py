@@ -93,13 +93,14 @@ class Space:
 def search(table: dict, settings, cell, fixable: list[str]) -> Space:
     """The search lists (the baseline's and the explicit settings' names always in them) and ranges.
     `cell` checks the searched fields' values; `fixable` names the RunConfig fields a trial may set."""
+    from bench.config import BASELINE
     from policies import POLICIES
     from quantizers import QUANTIZERS
 
     known("sweep.search", table, ["policies", "quant_up", "quant_down", "ranges", "codec_ranges", "fields"])
     picked = {}
-    for key, registry, base in (("policies", POLICIES, "always"), ("quant_up", QUANTIZERS, "fp32"),
-                                ("quant_down", QUANTIZERS, "fp32")):
+    for key, registry, base in (("policies", POLICIES, BASELINE["policy"]), ("quant_up", QUANTIZERS, BASELINE["quant_up"]),
+                                ("quant_down", QUANTIZERS, BASELINE["quant_down"])):
         names = listed(table, "sweep.search", key, str) if key in table or not settings else []
         for n in names:
             if n not in registry:

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import space
-from bench.config import RunConfig
+from bench.config import BASELINE, RunConfig
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
 from bench.space import Range, listed as _list, subtable as _table
@@ -80,7 +80,6 @@ SAMPLERS = ("tpe", "nsga2")
 # or "paired" (maximize the reduction against the baseline and the paired accuracy difference, with
 # the verdict at the margin as the sampler's constraint: bench/tuning.py).
 OBJECTIVES = ("absolute", "paired")
-BASELINE = {"policy": "always", "quant_up": "fp32", "quant_down": "fp32"}
 # Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
 _DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args",
             "data_dir", "seed")
@@ -350,8 +349,8 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
         codec_args = {f"{d}_args": tuple(sorted(_table(table, path, f"{d}_args").items())) for d in ("quant_up", "quant_down")}
         fields = _fields(path, {k: v for k, v in table.items() if k in _FIXABLE})
         choice = {"policy": policy, "policy_args": tuple(args.items()),
-                  "quant_up": _get(table, path, "quant_up", str, "fp32"),
-                  "quant_down": _get(table, path, "quant_down", str, "fp32")} | codec_args | fields
+                  "quant_up": _get(table, path, "quant_up", str, BASELINE["quant_up"]),
+                  "quant_down": _get(table, path, "quant_down", str, BASELINE["quant_down"])} | codec_args | fields
         try:
             cfg = cell.config(**choice)
         except UsageError as exc:

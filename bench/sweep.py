@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from bench import data, devices, record, tracking, tuning
+from bench import data, devices, names, record, tracking, tuning
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import Cell, SweepSpec
 
@@ -227,11 +227,11 @@ class Objective:
             trial.set_user_attr("failure", f"{tuning.DIVERGED}: {exc}")
             self.report(event | {"kind": "end", "state": "FAIL", "reason": str(exc)})
             raise
-        acc, nbytes = outcome.final["final/test_acc"], outcome.final["final/comm_bytes"]
+        acc, nbytes = outcome.final[names.FINAL_TEST_ACC], outcome.final[names.FINAL_COMM_BYTES]
         for name, value in zip(tuning.OBJECTIVES, (acc, nbytes)):
             trial.set_user_attr(name, value)
         self.report(event | {"kind": "end", "state": "COMPLETE", "acc": acc, "bytes": nbytes, "seeds": len(outcome.seeds),
-                             "acc_std": outcome.final.get("final/test_acc_std")})
+                             "acc_std": outcome.final.get(names.std(names.FINAL_TEST_ACC))})
         return self._paired(trial, key) if self.spec.objectives == "paired" else (acc, nbytes)
 
     def _baseline_key(self) -> str:
@@ -269,8 +269,8 @@ class Objective:
         own: dict[int, float] = {}
 
         def after(seed: int, final: dict[str, float]) -> bool:
-            own[seed] = final["final/test_acc"]
-            tuning.record_seed(trial, seed, own[seed], final["final/comm_bytes"])
+            own[seed] = final[names.FINAL_TEST_ACC]
+            tuning.record_seed(trial, seed, own[seed], final[names.FINAL_COMM_BYTES])
             if self.spec.seeds_min is None or key == baseline or len(own) < self.spec.seeds_min:
                 return False
             pair = tuning.paired_accuracies(trial, baseline, set(own))

@@ -43,13 +43,13 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from bench import stores
+from bench import names, stores
 from bench.stores.lock import shown
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import BASELINE, Cell, Setting, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
-OBJECTIVES = ("final/test_acc", "final/comm_bytes")
+OBJECTIVES = (names.FINAL_TEST_ACC, names.FINAL_COMM_BYTES)
 DIRECTIONS = ("maximize", "minimize")  # of OBJECTIVES
 # spec.objectives = "paired": the reduction against the cell's baseline (x) and the paired accuracy
 # difference from it (pp, the mean over common seeds), both maximized; feasible when the verdict at

@@ -6,6 +6,9 @@ __post_init__ (a bad value raises UsageError naming `policy.<field>`).
     search_space: ClassVar[dict]       # plain data read by the sweep: per field either
                                        # {"low", "high", "log"} (int when low/high are ints)
                                        # or {"choices": [...]}
+    mechanisms: ClassVar[tuple[str, ...]]  # optional: the fields that switch on a mechanism beyond
+                                       # the paper's form of the policy, each off at its default;
+                                       # the report names a setting's gate family by them
 """
 
 from __future__ import annotations

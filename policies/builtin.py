@@ -68,6 +68,8 @@ class LossThreshold:
     reference: str = "last_full"
     max_cached: int = 0
     signal: str = "train"
+    # Each switched away from its default (the paper's rule) makes a gate family of its own.
+    mechanisms: ClassVar[tuple[str, ...]] = ("reference", "signal", "max_cached")
     search_space: ClassVar[dict] = {
         "threshold": {"low": 1e-3, "high": 0.5, "log": True},
         "reference": {"choices": list(REFERENCES)},

@@ -39,6 +39,8 @@ def check_policy(cls) -> None:
         )
         if "low" in spec:
             assert spec["low"] <= spec["high"], f"search_space[{name!r}]: low > high"
+    for name in getattr(cls, "mechanisms", ()):
+        assert name in fields, f"mechanisms names {name!r}, which is not a field"
     rng = random.Random(0)
     losses = [2.3 * 0.97**e + rng.uniform(-0.05, 0.05) for e in range(30)]
     modes = run_policy(policy, losses)

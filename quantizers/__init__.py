@@ -6,7 +6,9 @@ Contract (one codec instance per direction, and per client when the codec keeps 
     encode(x: Tensor) -> Payload        # the tensors that cross the wire, scales included
     decode(p: Payload, like: Tensor) -> Tensor   # same shape/dtype/device as `like`
 Payload.nbytes is measured from the payload's tensors; a codec cannot declare it.
-A codec is stateless unless it says otherwise (`stateful = True`, e.g. error feedback); the
+A codec names its family (`family: ClassVar[str]`: "cast", "fp8", "mx" for block-scaled formats,
+"int", "sparse", or a family of its own), which the report draws with one marker and reads from
+here alone. A codec is stateless unless it says otherwise (`stateful = True`, e.g. error feedback); the
 engine then gives every client its own instance. A stateful codec may define `reset()`, which
 clears its state; `reset(codec)` calls it where there is one (quantizers/feedback.py says when
 the engine does).

@@ -23,6 +23,7 @@ class Cast(Rounding):
     torch); stochastic rounding rounds onto the format's grid first, then casts exactly."""
 
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "cast"  # the unscaled FP8 ablations too: a cast is what they are
     gradient_scale_exempt: ClassVar[bool] = False
     fmt: ClassVar[elements.FloatFormat]
     dtype: ClassVar[torch.dtype]  # both follow from `fmt`
@@ -51,6 +52,7 @@ class FP32:
     """The reference: values cross as they are (no arguments)."""
 
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "cast"
     search_space: ClassVar[dict] = {}
     tolerance: ClassVar[float] = 0.0
 

@@ -38,6 +38,7 @@ def _size(t: torch.Tensor) -> int:
 
 class Codec(Protocol):
     stateful: ClassVar[bool]
+    family: ClassVar[str]
 
     def encode(self, x: torch.Tensor) -> Payload: ...
 

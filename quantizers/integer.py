@@ -26,6 +26,7 @@ class Integer(Rounding):
     granularity: str = "tensor"
 
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "int"
     bits: ClassVar[int]
     tolerance: ClassVar[float]
     search_space: ClassVar[dict] = {"granularity": {"choices": list(GRANULARITIES)}}

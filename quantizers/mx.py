@@ -62,6 +62,7 @@ class MX(Rounding):
     scale_rounding: str = "floor"
 
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "mx"  # block-scaled, MXINT8 included
     bits: ClassVar[int]
     emax: ClassVar[int]  # emax_elem
     max: ClassVar[float]  # the element format's largest normal value

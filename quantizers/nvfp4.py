@@ -33,6 +33,7 @@ class NVFP4(Rounding):
     underflows E4M3 decodes to zeros."""
 
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "mx"  # block-scaled, as the MX formats
     # Each element is within half an E2M1 step (1 at the top binade) of a block maximum near 6,
     # which the E4M3 block scale moves by at most 2**-4.
     tolerance: ClassVar[float] = 2.0**-2

@@ -27,6 +27,7 @@ class ScaledFP8(Cast):
     Decode: q * scale, cast to `like`'s dtype, device and shape. A NaN or inf anywhere in x
     makes the whole decoded tensor NaN (max|x| is then not finite)."""
 
+    family = "fp8"
     # Scaling maps max|x| onto the format's largest finite value. Cut-layer gradients are about
     # 1e-6, below the smallest FP8 subnormal, so an unscaled cast flushes them all to zero and the
     # client silently stops learning (PAPER.md, "FP8").
@@ -69,6 +70,7 @@ class FP16Scaled(ScaledFP8):
     is 1 when max|x| is 0, inf or NaN (those then cross as FP16 carries them), and its exponent
     stays within [-126, 126] (max|x| below 2**-112 loses precision). Decode: q * scale."""
 
+    family = "cast"  # 16 bits a value, as the plain FP16 and BF16 casts
     fmt = elements.FP16
 
     def encode(self, x: torch.Tensor) -> Payload:

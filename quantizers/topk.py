@@ -74,6 +74,7 @@ class TopK:
     inner: str = "fp8_e4m3"
 
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "sparse"
     search_space: ClassVar[dict] = {
         "k": {"low": 0.001, "high": 0.5, "log": True},
         "inner": {"choices": ["fp8_e4m3", "fp8_e5m2", "fp16", "bf16"]},

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-artifacts", action="store_true", help="do not attach the files to the study runs")
     parser.add_argument("--margin-pp", type=float, default=None, metavar="M",
                         help="non-inferiority margin in accuracy points (default: the spec's margin_pp, else 0.5); >= 0")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="a .py file or module that registers a policy or codec the sweep used (repeatable)")
     return parser
 
 
@@ -38,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     from reports.report import build  # the heavy imports, after the arguments are known to be fine
 
     try:
+        for plugin in args.plugin:
+            from bench.plugins import load_plugin
+
+            load_plugin(plugin)
         built = build(uri, args.experiment, out, log_artifacts=not args.no_artifacts, margin_pp=args.margin_pp)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,18 +2,35 @@
 
 A figure marks each family (or up/down pair of families) with one marker instead of giving every
 up/down pair of codecs its own: a sweep over 5 codecs each way has 25 pairs but 4 family pairs.
+A codec's family is what its class declares (`family`, quantizers/__init__.py), read here and
+nowhere else; a codec the report cannot find, or one that declares none, is a UsageError naming it.
 """
 
 from __future__ import annotations
 
-# (name prefix, family), first match wins: mxint8 is a block-scaled format, not a plain integer one.
-PREFIXES = (("mx", "mx"), ("nvfp4", "mx"), ("fp8", "fp8"), ("int", "int"), ("topk", "sparse"),
-            ("fp32", "cast"), ("fp16", "cast"), ("bf16", "cast"))
+from bench.config import registry
+from bench.errors import UsageError
 
 
 def codec_family(name: str) -> str:
-    """"cast", "fp8", "mx" (block-scaled: MX formats, nvfp4), "int", "sparse"; else the name itself."""
-    return next((family for prefix, family in PREFIXES if name.startswith(prefix)), name)
+    """The family codec `name` declares: "cast", "fp8", "mx" (block-scaled: MX formats, nvfp4), "int",
+    "sparse", or a plugin's own."""
+    cls = component("codec", name, "codec family")
+    family = getattr(cls, "family", None)
+    if not isinstance(family, str) or not family:
+        raise UsageError(f"codec {name!r} ({cls.__name__}) declares no family, so the report cannot mark it; "
+                         'give its class one, e.g. family: ClassVar[str] = "int"')
+    return family
+
+
+def component(kind: str, name: str, what: str) -> type:
+    """The class registered as `name` in the registry of `kind` ("policy", "codec"), or a UsageError
+    saying that the report cannot tell `what` without it (a plugin it was not given, say)."""
+    try:
+        return registry(kind).get(name)
+    except UsageError as exc:
+        raise UsageError(f"{kind} {name!r}: the report knows no {what} for it ({exc}); a plugin's component "
+                         "needs its plugin: --plugin FILE_OR_MODULE") from None
 
 
 def family_label(codec: str) -> str:

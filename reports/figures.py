@@ -2,7 +2,7 @@
 
 Colours and markers are fixed across the whole sweep by a Legend (policy -> colour, codec ->
 marker), so that one policy looks the same in every cell and every figure; the decisions figure
-colours and shapes its points by verdict instead (VERDICT_STYLE).
+(reports/decisions.py) colours and shapes its points by verdict instead.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from bench import names  # noqa: E402
 from reports import noise  # noqa: E402
 from reports.codecs import family_label, short_label  # noqa: E402
-from reports.frames import best_of_families  # noqa: E402
+from reports.frames import BASELINE, best_of_families  # noqa: E402
+from reports.labels import baseline_label, codec_label  # noqa: E402
 from reports.pareto import front  # noqa: E402
 
 MB, GFLOP = 1e6, 1e9
@@ -37,11 +39,6 @@ MAX_CURVES = 4  # besides the baseline: more lines than this are unreadable
 MAX_TIMELINE_ROWS = 16
 TIMELINE_LABEL_CHARS = 60  # a timeline label wraps beyond this
 MAX_MARKED_EPOCHS = 30  # beyond this, cell borders and per-epoch markers turn into noise
-# verdict -> (colour, marker): Okabe-Ito colours, and a shape of its own for readers who see no colour
-VERDICT_STYLE = {noise.NON_INFERIOR: ("#009E73", "o"), noise.UNDECIDED: ("#E69F00", "D"),
-                 noise.INFERIOR: ("#D55E00", "v"), noise.UNKNOWN: ("#8c8c8c", "X")}
-MAX_DECISION_LABELS = 12  # numbered settings in a decisions figure; beyond it, the decision front only
-DECISION_LABEL_CHARS = 70  # a decisions key entry wraps beyond this
 
 
 @dataclass(frozen=True)
@@ -54,8 +51,10 @@ class Legend:
     @classmethod
     def of(cls, settings: pd.DataFrame) -> "Legend":
         # The baseline's policy and codec first, so that they get the first colour and marker.
-        policies = list(dict.fromkeys(["always", *sorted(settings["policy"].unique())]))
-        codecs = list(dict.fromkeys(["cast", *sorted(settings["codec"].map(family_label).unique())]))
+        policy, up, down = BASELINE
+        policies = list(dict.fromkeys([policy, *sorted(settings["policy"].unique())]))
+        codecs = list(dict.fromkeys([family_label(codec_label(up, down)),
+                                     *sorted(settings["codec"].map(family_label).unique())]))
         palette = sns.color_palette("colorblind", len(policies))
         return cls(dict(zip(policies, palette)), {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(codecs)})
 
@@ -83,142 +82,6 @@ def setup() -> None:
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
 
 
-def decisions(cell: pd.DataFrame, title: str) -> plt.Figure:
-    """Each setting's paired accuracy difference from the baseline (pp) against its communication
-    reduction (log x), with its interval [paired_ci_low, paired_ci_high] as an error bar, marker
-    and colour by verdict; the region more than the margin below the baseline shaded, lines at
-    -margin and 0. Settings are numbered (the largest reduction first) and named in a key below the
-    axes: all of them up to MAX_DECISION_LABELS, else those of the decision front (no other setting
-    has both a larger reduction and a higher difference) and the largest non-inferior one. A setting
-    without a seed in common with the baseline has no paired difference and is not drawn."""
-    margin = _margin(cell)
-    fig, ax = plt.subplots(figsize=(11, 6.4), layout="constrained")
-    _title(fig, "Decisions: paired accuracy difference against communication reduction", title)
-    ax.set(xlabel="communication reduction against the baseline (activations + gradients; x, log scale)",
-           ylabel="Δ accuracy vs baseline (pp, paired)")
-    base = cell[cell["baseline"]]
-    if base.empty:
-        ax.text(0.5, 0.5, "no finished baseline (always, fp32/fp32): nothing to compare with", ha="center",
-                va="center", transform=ax.transAxes, color="0.35")
-        ax.set(xticks=[], yticks=[])
-        return fig
-    placed = cell["paired_delta_pp"].notna() & np.isfinite(cell["comm_x"]) & (cell["comm_x"] > 0)
-    shown = cell[~cell["baseline"] & placed]
-    shown = shown.sort_values(["comm_x", "paired_delta_pp"], ascending=False)
-    points = np.concatenate([shown["paired_delta_pp"].to_numpy(), [0.0, -margin]])
-    low, high = _decision_limits(points, shown["paired_ci_low"].dropna(), shown["paired_ci_high"].dropna())
-    ax.axhspan(low, -margin, color=VERDICT_STYLE[noise.INFERIOR][0], alpha=0.08, lw=0, zorder=0)
-    ax.axhline(-margin, color=VERDICT_STYLE[noise.INFERIOR][0], ls="--", lw=1.2, zorder=1)
-    ax.axhline(0, color="0.3", lw=1, zorder=1)
-    looks = int(shown["looks"].max()) if len(shown) else 1
-    for verdict, (colour, marker) in VERDICT_STYLE.items():
-        group = shown[shown["verdict"] == verdict]
-        bars = group[group["paired_ci_low"].notna()]
-        if len(bars):
-            y = bars["paired_delta_pp"]
-            ax.errorbar(bars["comm_x"], y, yerr=[y - bars["paired_ci_low"], bars["paired_ci_high"] - y], fmt="none",
-                        ecolor=colour, elinewidth=1.3, capsize=4, alpha=0.85, zorder=2)
-        ax.scatter(group["comm_x"], group["paired_delta_pp"], color=colour, marker=marker, s=64, edgecolor="white",
-                   linewidth=0.8, zorder=3)
-    ax.scatter([1.0], [0.0], marker="*", s=380, facecolor="none", edgecolor="black", lw=1.2, zorder=4)
-    ax.set_ylim(low, high)
-    # A bar that runs off the axes ends in an arrowhead at the edge (its numbers are in the key).
-    for verdict, (colour, _) in VERDICT_STYLE.items():
-        group = shown[shown["verdict"] == verdict]
-        clipped = ((group["paired_ci_low"] < low, low, "v"), (group["paired_ci_high"] > high, high, "^"))
-        for ends, edge, marker in clipped:
-            if ends.any():
-                ax.plot(group.loc[ends, "comm_x"], [edge] * int(ends.sum()), ls="", marker=marker, ms=8, color=colour,
-                        clip_on=False, zorder=4)
-    ax.set_xscale("log")
-    xs = np.concatenate([shown["comm_x"].to_numpy(), [1.0]])
-    ax.set_xlim(xs.min() / 1.35, xs.max() * 1.35)
-    numbered, key_title = _numbered(shown)
-    _number(ax, numbered)
-    if len(shown) and (shown["verdict"] == noise.UNKNOWN).all():
-        ax.text(0.5, 0.97, "fewer than two paired seeds: the noise is unknown, so no setting can be shown "
-                "non-inferior", ha="center", va="top", transform=ax.transAxes, color="0.3", fontsize=9.5)
-    ax.xaxis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
-    ax.xaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    handles = [Line2D([], [], ls="", marker=m, color=c, ms=8) for c, m in VERDICT_STYLE.values()]
-    labels = list(VERDICT_STYLE)
-    handles += [Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="black"),
-                Line2D([], [], color="0.3", lw=1), Line2D([], [], color=VERDICT_STYLE[noise.INFERIOR][0], ls="--"),
-                Patch(color=VERDICT_STYLE[noise.INFERIOR][0], alpha=0.15),
-                Line2D([], [], ls="", marker="|", ms=14, mew=1.3, color="0.35")]
-    labels += ["baseline (always, fp32/fp32)", "no difference", f"margin: -{margin:g} pp",
-               f"more than {margin:g} pp below", _bar_label(looks)]
-    box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
-                    title=f"verdict at {margin:g} pp")
-    box.get_title().set_fontweight("bold")
-    if len(numbered):
-        entries = [textwrap.fill(f"{i}. {s.setting}, {short_label(s.codec)}: {_decision_numbers(s)}",
-                                 width=DECISION_LABEL_CHARS, subsequent_indent="    ")
-                   for i, s in enumerate(numbered.itertuples(), start=1)]
-        key_handles = [Line2D([], [], ls="", marker=VERDICT_STYLE.get(s.verdict, ("0.5", "o"))[1],
-                              color=VERDICT_STYLE.get(s.verdict, ("0.5", "o"))[0]) for s in numbered.itertuples()]
-        fig.legend(key_handles, entries, loc="outside lower center", ncols=1 if len(entries) <= 4 else 2,
-                   frameon=False, title=key_title, fontsize=8.5, title_fontsize=9.5, alignment="left")
-    elif not len(shown):
-        ax.text(0.5, 0.9, "only the baseline finished", ha="center", transform=ax.transAxes, color="0.35")
-    return fig
-
-
-def _number(ax, numbered: pd.DataFrame) -> None:
-    """Write 1, 2, ... beside the points of `numbered`, each at the first of a few offsets where it
-    overlaps no number already written (points of a sweep crowd together)."""
-    offsets = [(5, 4), (5, -13), (-16, 4), (-16, -13), (5, 14), (-16, 14)]
-    taken: list[tuple[float, float, float, float]] = []
-    for number, s in enumerate(numbered.itertuples(), start=1):
-        px, py = ax.transData.transform((s.comm_x, s.paired_delta_pp)) * 72 / ax.figure.dpi  # points
-        width = 6.5 * len(str(number))
-        for dx, dy in offsets:
-            box = (px + dx, py + dy, px + dx + width, py + dy + 9)
-            if not any(box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in taken):
-                break
-        else:
-            dx, dy = offsets[0]
-            box = (px + dx, py + dy, px + dx + width, py + dy + 9)
-        taken.append(box)
-        ax.annotate(str(number), (s.comm_x, s.paired_delta_pp), xytext=(dx, dy), textcoords="offset points",
-                    fontsize=9, fontweight="bold", color="0.15", zorder=5)
-
-
-def _decision_limits(points: np.ndarray, lows: pd.Series, highs: pd.Series) -> tuple[float, float]:
-    """y limits holding every point, 0 and -margin, and the error bars unless one would squeeze the
-    points into a sliver (a bar of two seeds can span tens of points): those run off the axes."""
-    core_low, core_high = points.min(), points.max()
-    span = max(core_high - core_low, 1.0)
-    low = max(min(core_low, lows.min() if len(lows) else core_low), core_low - 1.5 * span)
-    high = min(max(core_high, highs.max() if len(highs) else core_high), core_high + 1.5 * span)
-    pad = 0.06 * (high - low)
-    return low - pad, high + pad
-
-
-def _numbered(shown: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The settings a decisions figure names, the largest reduction first, and the key's title."""
-    if len(shown) <= MAX_DECISION_LABELS:
-        return shown, "settings, the largest reduction first"
-    on = front(1 / shown["comm_x"], shown["paired_delta_pp"])
-    best = shown[shown["verdict"] == noise.NON_INFERIOR].head(1).index
-    chosen = shown[on | shown.index.isin(best)].head(MAX_DECISION_LABELS)
-    return chosen, (f"the decision front and the largest non-inferior reduction ({len(chosen)} of "
-                    f"{len(shown)} settings), the largest reduction first")
-
-
-def _decision_numbers(s) -> str:
-    """"+0.59 pp [-0.79, +1.97], 3 seeds, non-inferior"; without an interval, "noise unknown"."""
-    bounds = "" if np.isnan(s.paired_ci_low) else f" [{s.paired_ci_low:+.2f}, {s.paired_ci_high:+.2f}]"
-    seeds = f"{s.paired_seeds:g} seed" + ("s" if s.paired_seeds != 1 else "")
-    return f"{s.comm_x:.3g}x, {s.paired_delta_pp:+.2f} pp{bounds}, {seeds}, {s.verdict}"
-
-
-def _bar_label(looks: int) -> str:
-    from reports.html import interval_name  # words of the page, shared; html imports no figure
-
-    return f"{interval_name(looks)}, paired t"
-
-
 def pareto(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
     """Accuracy against bytes, both definitions side by side (log x), front as a step line."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True, layout="constrained")
@@ -229,7 +92,7 @@ def pareto(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
         ax.set(xlabel="communication over the run (MB, log scale)", title=heading)
     axes[0].set_ylabel("final test accuracy (%)")
     _legend(axes[-1], cell, legend)
-    _title(fig, "Accuracy vs communication", title)
+    title_of(fig, "Accuracy vs communication", title)
     return fig
 
 
@@ -239,7 +102,7 @@ def flops(cell: pd.DataFrame, legend: Legend, title: str) -> plt.Figure:
     _tradeoff(ax, cell, legend, "client_flops", GFLOP)
     ax.set(xlabel="client computation over the run (GFLOP, log scale)", ylabel="final test accuracy (%)")
     _legend(ax, cell, legend)
-    _title(fig, "Accuracy vs client computation", title)
+    title_of(fig, "Accuracy vs client computation", title)
     return fig
 
 
@@ -259,17 +122,17 @@ def gates(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     chosen = best_of_families(cell)
     if chosen.empty:  # nothing but the baseline ran
         chosen = cell[cell["baseline"]]
-    names = [f"{s.family}: {s.setting}, {short_label(s.codec)}"
+    shown = [f"{s.family}: {s.setting}, {short_label(s.codec)}"
              + ("" if np.isnan(s.comm_x) or np.isnan(s.paired_delta_pp)
                 else f" ({s.comm_x:.3g}x, {s.paired_delta_pp:+.1f} pp, {s.verdict})")
              for s in chosen.itertuples()]
-    runs = _first_seed_runs(chosen, history, names)
+    runs = _first_seed_runs(chosen, history, shown)
     return _timeline(runs[:MAX_TIMELINE_ROWS], history, "Mode per epoch: the best setting of each gate family", title)
 
 
 def _timeline(runs: list[tuple[str, str]], history: pd.DataFrame, what: str, title: str) -> plt.Figure:
     """One row of FULL / FORWARD / CACHED cells per (run_id, label), in the order given."""
-    table = history[history["metric"] == "mode"].pivot_table(index="run_id", columns="epoch", values="value")
+    table = history[history["metric"] == names.MODE].pivot_table(index="run_id", columns="epoch", values="value")
     table = table.reindex([r for r, _ in runs])
     # Long settings (a gate's every field) wrap, or their labels would squeeze the timeline away.
     labels = [textwrap.fill(label, width=TIMELINE_LABEL_CHARS) for _, label in runs]
@@ -287,7 +150,7 @@ def _timeline(runs: list[tuple[str, str]], history: pd.DataFrame, what: str, tit
     ax.grid(False)
     ax.legend([Patch(color=c) for _, c in MODES.values()], [n for n, _ in MODES.values()],
               loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="mode")
-    _title(fig, what, title)
+    title_of(fig, what, title)
     return fig
 
 
@@ -295,7 +158,7 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     """Test accuracy per epoch: the baseline and the most accurate settings of the front, the mean
     over seeds with its 95% confidence band (t-distribution) where there are several."""
     chosen, label = _best_of_front(cell)
-    data = history[(history["metric"] == "test/acc") & history["per_seed"] & history["trial_run"].isin(label)].copy()
+    data = history[(history["metric"] == names.TEST_ACC) & history["per_seed"] & history["trial_run"].isin(label)].copy()
     data["run"] = data["trial_run"].map(label)
     data["value"] *= 100
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
@@ -307,7 +170,7 @@ def curves(cell: pd.DataFrame, history: pd.DataFrame, title: str) -> plt.Figure:
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 101)))  # bands can overshoot
     ax.xaxis.get_major_locator().set_params(integer=True)
     _legend_below(fig, ax)
-    _title(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
+    title_of(fig, "Test accuracy per epoch: baseline and most accurate front settings", title)
     return fig
 
 
@@ -330,8 +193,8 @@ def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title
     _, label = _best_of_front(cell)
     mine = history[history["per_seed"] & history["trial_run"].isin(label)]
     table = mine.pivot_table(index=["trial_run", "run_id", "epoch"], columns="metric", values="value").reset_index()
-    table["minutes"] = table.groupby("run_id")["time/total_s"].cumsum() / 60
-    table["value"] = table["test/acc"] * 100
+    table["minutes"] = table.groupby("run_id")[names.TOTAL_S].cumsum() / 60
+    table["value"] = table[names.TEST_ACC] * 100
     table["run"] = table["trial_run"].map(label)
     means = table.groupby(["run", "epoch"])[["minutes", "value"]].mean().reset_index()
     fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
@@ -340,7 +203,7 @@ def time_to_accuracy(cell: pd.DataFrame, history: pd.DataFrame, link: str, title
                  estimator=None, sort=False, marker=marker, ax=ax, palette="dark")
     ax.set(xlabel=f"modelled time to train (minutes) on {link}", ylabel="test accuracy (%)")
     _legend_below(fig, ax)
-    _title(fig, f"Test accuracy against time to train on {link}", title)
+    title_of(fig, f"Test accuracy against time to train on {link}", title)
     return fig
 
 
@@ -356,7 +219,7 @@ def partition(record: dict, title: str) -> plt.Figure:
                 yticklabels=[f"client {k} ({n})" for k, n in enumerate(counts.sum(axis=1))])
     ax.set(xlabel="class", ylabel="client (its samples)")
     ax.tick_params(axis="y", rotation=0)
-    _title(fig, f"Training samples per client and class: {record['label']}, seed {record['seed']}", title)
+    title_of(fig, f"Training samples per client and class: {record['label']}, seed {record['seed']}", title)
     return fig
 
 
@@ -394,7 +257,7 @@ def _tradeoff(ax, cell: pd.DataFrame, legend: Legend, cost: str, unit: float) ->
     if len(base):
         bx, by = base[cost].iloc[0] / unit, base["acc"].iloc[0] * 100
         ax.scatter([bx], [by], marker="*", s=380, facecolor="none", edgecolor="black", lw=1.2, zorder=4)
-        ax.axhline(by - _margin(cell), ls=":", color="0.45", lw=1, zorder=1)
+        ax.axhline(by - margin_of(cell), ls=":", color="0.45", lw=1, zorder=1)
     ax.set_xscale("log")
     # Plain numbers (0.5, 2, 30) rather than 5x10^-1; minor ticks labelled when under two decades.
     ax.xaxis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
@@ -405,30 +268,30 @@ def _legend(ax, cell: pd.DataFrame, legend: Legend) -> None:
     handles, labels = legend.handles(cell)
     handles += [Line2D([], [], **FRONT_STYLE), Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="black"),
                 Line2D([], [], ls=":", color="0.45")]
-    labels += ["Pareto front (means)", "baseline (always, fp32/fp32)", f"baseline - {_margin(cell):g} pp"]
+    labels += ["Pareto front (means)", f"baseline ({baseline_label()})", f"baseline - {margin_of(cell):g} pp"]
     box = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     for text in box.get_texts():
         if text.get_text() in ("policy", CODEC_HEADING):
             text.set_fontweight("bold")
 
 
-def _margin(cell: pd.DataFrame) -> float:
+def margin_of(cell: pd.DataFrame) -> float:
     """The cell's non-inferiority margin (pp): the settings' margin_pp, else noise.MARGIN_PP."""
     return float(cell["margin_pp"].iloc[0]) if "margin_pp" in cell and len(cell) else noise.MARGIN_PP
 
 
-def _title(fig: plt.Figure, what: str, cell_title: str) -> None:
+def title_of(fig: plt.Figure, what: str, cell_title: str) -> None:
     """Two lines, so that a long cell title is never cut off by the figure's edge."""
     cell_lines = textwrap.fill(cell_title, width=int(fig.get_figwidth() * 9))  # ~9 characters an inch
     fig.suptitle(f"{what}\n{cell_lines}", fontweight="bold", linespacing=1.4)
 
 
-def _first_seed_runs(chosen: pd.DataFrame, history: pd.DataFrame, names: list[str]) -> list[tuple[str, str]]:
+def _first_seed_runs(chosen: pd.DataFrame, history: pd.DataFrame, shown: list[str]) -> list[tuple[str, str]]:
     """(run_id, label) per setting of `chosen`, in its order: the run holding the `mode` history of the
     setting's first seed, labelled with its name (and that seed, when it has several)."""
-    modes = history[(history["metric"] == "mode") & history["per_seed"]]
+    modes = history[(history["metric"] == names.MODE) & history["per_seed"]]
     out = []
-    for s, name in zip(chosen.itertuples(), names):
+    for s, name in zip(chosen.itertuples(), shown):
         runs = modes[modes["trial_run"].isin(s.run_ids)]
         first = runs.loc[runs["seed"].idxmin()] if len(runs) else {"run_id": s.run_ids[0], "seed": np.nan}
         run, seed = first["run_id"], first["seed"]

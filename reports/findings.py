@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from reports import noise
+from reports import labels, noise
 from reports.html import interval_name
 
 
@@ -28,7 +28,7 @@ def columns(margin_pp: float, interval: str) -> tuple[str, ...]:
 def markdown(settings: pd.DataFrame, cells: pd.DataFrame) -> str:
     """A note on the method, then one section per cell, titled by the cell, with one row per setting."""
     margin = float(settings["margin_pp"].iloc[0]) if len(settings) else noise.MARGIN_PP
-    parts = [f"Paired against each cell's baseline (always, fp32/fp32) over the seeds both have: Δ is the mean "
+    parts = [f"Paired against each cell's baseline ({labels.baseline_label()}) over the seeds both have: Δ is the mean "
              f"per-seed accuracy difference, its interval the paired t interval whose ends are the one-sided 95% "
              f"bounds (90% CI; with adaptive seeds over K looks, each bound at 5%/K). Verdicts at a margin of "
              f"{margin:g} pp are the two one-sided tests (TOST, as statsmodels' ttost_paired): non-inferior, "

@@ -13,37 +13,46 @@ settings:  one row per (cell, setting), seeds averaged, with confidence interval
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from bench import config, names
+from bench.errors import UsageError
 from bench.wire.linkmodel import LinkModel
 from reports import labels, noise
+from reports.codecs import codec_family
 
-BASELINE = ("always", "fp32", "fp32")  # policy, quant_up, quant_down: every reduction is against it
+# policy, quant_up, quant_down of the baseline (bench.config.BASELINE): every reduction is against it
+BASELINE = tuple(config.BASELINE[k] for k in ("policy", "quant_up", "quant_down"))
 
 # final metric -> column
 FINAL = {
-    "final/test_acc": "acc",
-    "final/comm_bytes": "comm_bytes",
-    "final/total_bytes": "total_bytes",
-    "final/client_flops": "client_flops",
-    "final/up_bytes": "up_bytes",
-    "final/down_bytes": "down_bytes",
-    "final/label_bytes": "label_bytes",
-    "final/sync_bytes": "sync_bytes",
-    "final/full_epochs": "full_epochs",
-    "final/forward_epochs": "forward_epochs",
-    "final/cached_epochs": "cached_epochs",
+    names.FINAL_TEST_ACC: "acc",
+    names.FINAL_COMM_BYTES: "comm_bytes",
+    names.FINAL_TOTAL_BYTES: "total_bytes",
+    names.FINAL_CLIENT_FLOPS: "client_flops",
+    names.FINAL_UP_BYTES: "up_bytes",
+    names.FINAL_DOWN_BYTES: "down_bytes",
+    names.FINAL_LABEL_BYTES: "label_bytes",
+    names.FINAL_SYNC_BYTES: "sync_bytes",
+    names.FINAL_FULL_EPOCHS: "full_epochs",
+    names.FINAL_FORWARD_EPOCHS: "forward_epochs",
+    names.FINAL_CACHED_EPOCHS: "cached_epochs",
 }
 CELL = ["model", "width", "cut", "dataset", "clients", "partition", "epochs", "train_subset"]
 NUMERIC = ["width", "cut", "clients", "epochs", "train_subset", "seed"]
-PROVENANCE = ["git_commit", "versions", "device", "data_source"]
+PROVENANCE = list(names.PROVENANCE)
 # What the seeds of one setting are averaged over; everything else is fixed within a cell.
 SETTING = ["study", "policy", "policy_args", "setting", "family", "quant_up", "quant_down", "codec"]
 # Engine options that make a setting of their own (the validation slice, bench/layouts/: the cache),
-# with the value that means "off": a run that switches one on shows it among its setting's arguments.
-ENGINE_OPTIONS = {"val_fraction": 0.0, "cache_mixup": 0.0, "cache_noise": 0.0, "cache_views": 1,
-                  "refresh_threshold": None}
+# with the value that means "off", as RunConfig declares them: a run that switches one on shows it
+# among its setting's arguments.
+ENGINE_OPTIONS = config.mechanisms()
+# What a run's params hold besides RunConfig's fields: the seeds (names.SEED_PARAMS), and the policy's
+# and codecs' arguments under these prefixes.
+ARGUMENT_PREFIXES = ("policy.", "quant_up.", "quant_down.")
 
 
 def trials(runs: list[dict]) -> pd.DataFrame:
@@ -59,17 +68,17 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for run in runs:
         tags, params = run["tags"], run["params"]
-        if (run["status"] != "FINISHED" or tags.get("splitbench.role") in ("study", "seed")
-                or tags.get("duplicate_of")):
+        if run["status"] != "FINISHED" or not is_trial(tags) or tags.get(names.DUPLICATE_OF):
             continue
-        row = {"run_id": run["run_id"], "name": run["name"], "trial": tags.get("trial")}
+        check_mechanisms(run)
+        row = {"run_id": run["run_id"], "name": run["name"], "trial": tags.get(names.TRIAL)}
         row |= {k: params.get(k) for k in CELL + ["policy", "quant_up", "quant_down"]}
         row["partition"] = partition_label(params)
         seeds = _seeds(params)
         row |= {"seed": seeds[0] if seeds else np.nan, "seeds": len(seeds) or 1, "seed_list": ",".join(map(str, seeds))}
-        row["looks"] = noise.looks(*(int(params[k]) if k in params else None for k in ("seeds_min", "seeds_max")))
+        row["looks"] = noise.looks(*(int(params[k]) if k in params else None for k in (names.SEEDS_MIN, names.SEEDS_MAX)))
         # A run logged outside a sweep has no study tag: its cell is named from its fixed fields.
-        row["study"] = tags.get("study") or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
+        row["study"] = tags.get(names.STUDY) or f"{row['model']}-c{row['cut']}-clients{row['clients']}"
         args = sorted((k.removeprefix("policy."), v) for k, v in params.items() if k.startswith("policy."))
         options = sorted((k, params[k]) for k in ENGINE_OPTIONS if _switched_on(k, params.get(k)))
         row["family"] = labels.family(row["policy"], dict(args), [k for k, _ in options])
@@ -78,7 +87,7 @@ def trials(runs: list[dict]) -> pd.DataFrame:
         row["_args"] = dict(args)
         row["codec"] = labels.codec_label(row["quant_up"], row["quant_down"])
         row |= {col: run["metrics"].get(name, np.nan) for name, col in FINAL.items()}
-        row |= {f"{col}_std": run["metrics"].get(f"{name}_std", np.nan) for name, col in FINAL.items()}
+        row |= {f"{col}_std": run["metrics"].get(names.std(name), np.nan) for name, col in FINAL.items()}
         row |= {k: tags.get(k, "unknown") for k in PROVENANCE}
         rows.append(row)
     stds = [f"{col}_std" for col in FINAL.values()]
@@ -94,6 +103,29 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     # MLflow lists the newest run first; cells by their fields (1 client before 10), trials as enqueued.
     frame["trial"] = pd.to_numeric(frame["trial"], errors="coerce")
     return frame.sort_values([*CELL, "study", "trial", "seed"]).reset_index(drop=True)
+
+
+def check_mechanisms(run: dict) -> None:
+    """UsageError naming what the report cannot name in `run`: a codec without a family it can read
+    (reports.codecs), or a param that is neither a RunConfig field nor one of the params a run logs
+    beside them, an engine option (from another version, say) whose meaning for a setting this
+    report does not know. Its policy is looked up by labels.family."""
+    for direction in ("quant_up", "quant_down"):
+        codec_family(run["params"].get(direction))
+    known = {f.name for f in dataclasses.fields(config.RunConfig)} | set(names.SEED_PARAMS)
+    for name in run["params"]:
+        if name not in known and not name.startswith(ARGUMENT_PREFIXES):
+            raise UsageError(f"run {run['name']} ({run['run_id']}) logs param {name!r}, which no RunConfig field "
+                             "of this splitbench is: the report cannot tell whether it makes a setting of its own")
+
+
+def is_trial(tags: dict) -> bool:
+    """Whether a run is a trial's (or a run logged outside a sweep): neither a study's parent run nor a seed run."""
+    return tags.get(names.ROLE) not in (names.STUDY_ROLE, names.SEED_ROLE)
+
+
+def _is_seed_run(run: dict) -> bool:
+    return run["status"] == "FINISHED" and run["tags"].get(names.ROLE) == names.SEED_ROLE
 
 
 def partition_label(params: dict) -> str:
@@ -166,7 +198,7 @@ def best_of_families(cell: pd.DataFrame) -> pd.DataFrame:
 
 def _seeds(params: dict) -> list[int]:
     """The seeds a run trained: param `seeds` ("0,1,2"), else (a run from before seeds) its one `seed`."""
-    text = params.get("seeds") or params.get("seed") or ""
+    text = params.get(names.SEEDS) or params.get("seed") or ""
     return [int(s) for s in text.split(",") if s.strip().isdigit()]
 
 
@@ -180,14 +212,13 @@ def histories(runs: list[dict], trial_frame: pd.DataFrame) -> pd.DataFrame:
     """
     study = dict(zip(trial_frame["run_id"], trial_frame["study"]))
     first = dict(zip(trial_frame["run_id"], trial_frame["seed"]))
-    parent = {run["run_id"]: run["tags"].get("mlflow.parentRunId") for run in runs
-              if run["status"] == "FINISHED" and run["tags"].get("splitbench.role") == "seed"
-              and run["tags"].get("mlflow.parentRunId") in study}
+    parent = {run["run_id"]: run["tags"].get(names.PARENT) for run in runs
+              if _is_seed_run(run) and run["tags"].get(names.PARENT) in study}
     has_seeds = set(parent.values())
     rows = []
     for run in runs:
         if run["run_id"] in parent:
-            trial, seed, per_seed = parent[run["run_id"]], float(run["tags"].get("seed", "nan")), True
+            trial, seed, per_seed = parent[run["run_id"]], float(run["tags"].get(names.SEED, "nan")), True
         elif run["run_id"] in study:
             trial, seed, per_seed = run["run_id"], first[run["run_id"]], run["run_id"] not in has_seeds
         else:
@@ -208,9 +239,9 @@ def seed_values(runs: list[dict], trial_frame: pd.DataFrame) -> pd.DataFrame:
         tags = run["tags"]
         if run["run_id"] in single and not pd.isna(single[run["run_id"]]):  # a run without a seed param has none
             trial, seed = run["run_id"], single[run["run_id"]]
-        elif (run["status"] == "FINISHED" and tags.get("splitbench.role") == "seed"
-              and tags.get("mlflow.parentRunId") in several and str(tags.get("seed", "")).isdigit()):
-            trial, seed = tags["mlflow.parentRunId"], int(tags["seed"])
+        elif (_is_seed_run(run) and tags.get(names.PARENT) in several
+              and str(tags.get(names.SEED, "")).isdigit()):
+            trial, seed = tags[names.PARENT], int(tags[names.SEED])
         else:
             continue
         rows.append({"run_id": trial, "seed": int(seed)} | {col: run["metrics"].get(name, np.nan)
@@ -266,6 +297,15 @@ def settings(trial_frame: pd.DataFrame, seed_frame: pd.DataFrame, margin_pp: flo
     out["delta_pp"] = (out["acc"] - out["study"].map(base["acc"])) * 100
     # 1e-9: accuracies are fractions of a test set; exactly -margin must count as within.
     out["within"] = out["delta_pp"] >= -margin_pp - 1e-9
+    paired = ["paired_seeds", "paired_delta_pp", "paired_sd_pp", "paired_ci_low", "paired_ci_high", "rho", "verdict"]
+    out[paired] = pd.DataFrame(_paired(out, accs, margin_pp), columns=paired, index=out.index)
+    out["margin_pp"] = margin_pp
+    return out
+
+
+def _paired(out: pd.DataFrame, accs: list[dict], margin_pp: float) -> list[tuple]:
+    """Per row of `out` (settings; `accs`: each one's accuracy by seed), its paired comparison with its
+    cell's baseline (reports.noise.paired): seeds, delta, sd, low, high, rho, verdict."""
     base_accs = {out.at[i, "study"]: accs[i] for i in out.index[out["baseline"]]}
     compared = []
     for i in out.index:
@@ -276,10 +316,7 @@ def settings(trial_frame: pd.DataFrame, seed_frame: pd.DataFrame, margin_pp: flo
         else:
             p = noise.paired(accs[i], base_accs[out.at[i, "study"]], margin_pp, int(out.at[i, "looks"]))
             compared.append((p.n, p.delta, p.sd, p.low, p.high, p.rho, p.verdict))
-    names = ["paired_seeds", "paired_delta_pp", "paired_sd_pp", "paired_ci_low", "paired_ci_high", "rho", "verdict"]
-    out[names] = pd.DataFrame(compared, columns=names, index=out.index)
-    out["margin_pp"] = margin_pp
-    return out
+    return compared
 
 
 def cells(trial_frame: pd.DataFrame) -> pd.DataFrame:

@@ -130,8 +130,9 @@ def _headline(page: Page) -> str:
         differ_text = f" Where our setup differs from the paper's, the factors are not comparable one to one. {listed}."
     shared = frames.shared_title(page.cells["title"])
     cells_text = f"All cells: {escape(shared)}. " if shared and len(page.cells) > 1 else ""
-    caption = (f"Table 1. {cells_text}Per cell and cost, the largest reduction against the baseline (always-sync, "
-               f"fp32 both ways) among the settings shown non-inferior at a margin of {margin:g} percentage points, "
+    policy, up, _ = frames.BASELINE
+    caption = (f"Table 1. {cells_text}Per cell and cost, the largest reduction against the baseline ({policy}-sync, "
+               f"{up} both ways) among the settings shown non-inferior at a margin of {margin:g} percentage points, "
                f"and the setting and codec (up/down) that achieved it. {METHOD.format(margin=f'{margin:g}')} Under a "
                f"dotted line, for comparison with the paper: the largest reduction by PAPER.md's rule, a mean "
                f"accuracy over seeds within {margin:g} pp of the baseline's (its change on means, and that "

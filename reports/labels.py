@@ -4,7 +4,12 @@ Every label the report shows is made here."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
+
+from bench.config import BASELINE
+from reports.codecs import component
 
 SIGNIFICANT = 2  # digits of a continuous policy or codec argument
 PAPER_GATE = "loss_threshold"  # the family of PAPER.md's gate, every option as the paper has it
@@ -13,6 +18,11 @@ PAPER_GATE = "loss_threshold"  # the family of PAPER.md's gate, every option as 
 def codec_label(up: str, down: str) -> str:
     """The codec pair as shown: "quant_up/quant_down", e.g. "fp8_e4m3/fp8_e5m2"."""
     return f"{up}/{down}"
+
+
+def baseline_label() -> str:
+    """The baseline as the report names it: "always, fp32/fp32"."""
+    return f"{BASELINE['policy']}, {codec_label(BASELINE['quant_up'], BASELINE['quant_down'])}"
 
 
 def value(text: str) -> str:
@@ -52,15 +62,19 @@ def setting_labels(policies: pd.Series, parsed: pd.Series) -> list[str]:
 def family(policy: str, args: dict, options: list[str]) -> str:
     """A setting's gate family: its policy, then each mechanism it switches on beyond the paper's
     form of that policy, e.g. "loss_threshold +signal=val", "periodic +cache_mixup". `args`: the
-    policy's arguments as logged (strings); `options`: the engine options switched on."""
+    policy's arguments as logged (strings); `options`: the engine options switched on.
+
+    A policy's mechanisms are the fields it declares in `mechanisms`, each off at its default: one
+    that differs shows as `+name=value` (a choice among words) or `+name`. A policy the report cannot
+    find (a plugin it was not given) is a UsageError naming it."""
+    cls = component("policy", policy, "gate family")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     extras = []
-    if policy == "loss_threshold":
-        if args.get("reference", "last_full") != "last_full":
-            extras.append(f"reference={args['reference']}")
-        if args.get("signal", "train") != "train":
-            extras.append(f"signal={args['signal']}")
-        if str(args.get("max_cached", "0")) != "0":
-            extras.append("max_cached")
+    for name in getattr(cls, "mechanisms", ()):
+        default = defaults[name]
+        logged = str(args.get(name, default))
+        if logged != str(default):
+            extras.append(f"{name}={logged}" if isinstance(default, str) else name)
     if "signal=val" in extras:
         options = [o for o in options if o != "val_fraction"]  # the slice is part of that signal
     return " ".join([policy, *(f"+{e}" for e in extras + list(options))])

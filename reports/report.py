@@ -14,12 +14,12 @@ import matplotlib
 import pandas as pd
 import seaborn as sns
 
-from bench import tracking
+from bench import names, tracking
 from bench.errors import UsageError
-from reports import figures, findings, frames, html, noise, tables
+from reports import decisions, figures, findings, frames, html, noise, tables
 
 ARTIFACT_PATH = "report"
-HISTORY = ("test/acc", "mode", "time/total_s")
+HISTORY = (names.TEST_ACC, names.MODE, names.TOTAL_S)
 # figure kind -> caption (what it shows; html adds how it was made); {margin}: the margin in pp. The
 # decisions first: they are what the report is for.
 CAPTIONS = {
@@ -97,6 +97,33 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
     headline = tables.headline(settings, cells)
     out.mkdir(parents=True, exist_ok=True)
 
+    page_figures, cell_files = _figures(out, experiment, cells, settings, history, links, shards, margin_pp)
+
+    csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
+    for name, frame in csvs.items():
+        frame.to_csv(out / name, index=False)
+    (out / "findings.md").write_text(findings.markdown(settings, cells))
+    trial_runs = [r for r in runs if frames.is_trial(r["tags"])]
+    unfinished = sum(r["status"] != "FINISHED" for r in trial_runs)
+    repeats = sum(r["status"] == "FINISHED" and bool(r["tags"].get(names.DUPLICATE_OF)) for r in trial_runs)
+    versions = f"pandas {pd.__version__}, seaborn {sns.__version__}, matplotlib {matplotlib.__version__}"
+    page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, repeats, versions,
+                     list(csvs))
+    html.write(page, out / "index.html")
+
+    if log_artifacts:
+        studies = {r["tags"].get(names.STUDY): r["run_id"] for r in runs if _is_study_run(r)}
+        shared = [out / "index.html", out / "findings.md", *(out / name for name in csvs)]
+        for study, files in cell_files.items():
+            if study in studies:
+                tracking.log_artifacts(uri, studies[study], files + shared, ARTIFACT_PATH)
+    return Built(out / "index.html", len(cells), len(trials), time.perf_counter() - started)
+
+
+def _figures(out: Path, experiment: str, cells: pd.DataFrame, settings: pd.DataFrame, history: pd.DataFrame,
+             links: dict[str, str], shards: dict, margin_pp: float) -> tuple[dict, dict]:
+    """Every figure of every cell, written to `out`: per study, the page's (file, width, caption) of
+    each and the files written."""
     figures.setup()
     legend = figures.Legend.of(settings)
     page_figures, cell_files = {}, {}
@@ -116,38 +143,22 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
             paths = figures.save(fig, stem, _description(experiment, cell))
             page_figures[cell.study].append((paths[0].name, width, caption))
             cell_files[cell.study] += paths
-
-    csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
-    for name, frame in csvs.items():
-        frame.to_csv(out / name, index=False)
-    (out / "findings.md").write_text(findings.markdown(settings, cells))
-    trial_runs = [r for r in runs if r["tags"].get("splitbench.role") not in ("study", "seed")]
-    unfinished = sum(r["status"] != "FINISHED" for r in trial_runs)
-    repeats = sum(r["status"] == "FINISHED" and bool(r["tags"].get("duplicate_of")) for r in trial_runs)
-    versions = f"pandas {pd.__version__}, seaborn {sns.__version__}, matplotlib {matplotlib.__version__}"
-    page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, repeats, versions,
-                     list(csvs))
-    html.write(page, out / "index.html")
-
-    if log_artifacts:
-        studies = {r["tags"].get("study"): r["run_id"] for r in runs if r["tags"].get("splitbench.role") == "study"}
-        shared = [out / "index.html", out / "findings.md", *(out / name for name in csvs)]
-        for study, files in cell_files.items():
-            if study in studies:
-                tracking.log_artifacts(uri, studies[study], files + shared, ARTIFACT_PATH)
-    return Built(out / "index.html", len(cells), len(trials), time.perf_counter() - started)
+    return page_figures, cell_files
 
 
 def spec_margin(runs: list[dict]) -> float:
     """The margin a sweep's study runs were tagged with (the spec's margin_pp), else noise.MARGIN_PP."""
-    tagged = {float(r["tags"]["margin_pp"]) for r in runs
-              if r["tags"].get("splitbench.role") == "study" and "margin_pp" in r["tags"]}
+    tagged = {float(r["tags"][names.MARGIN_PP]) for r in runs if _is_study_run(r) and names.MARGIN_PP in r["tags"]}
     return max(tagged) if tagged else noise.MARGIN_PP
+
+
+def _is_study_run(run: dict) -> bool:
+    return run["tags"].get(names.ROLE) == names.STUDY_ROLE
 
 
 def _draw(kind: str, cell: pd.DataFrame, history: pd.DataFrame, legend: figures.Legend, title: str):
     if kind == "decisions":
-        return figures.decisions(cell, title)
+        return decisions.decisions(cell, title)
     if kind == "pareto":
         return figures.pareto(cell, legend, title)
     if kind == "flops":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cli as bench_cli
+from bench import parser as bench_parser
 from bench import record
 from bench.config import RunConfig
 from bench.engine import train
@@ -27,9 +27,9 @@ def docs_text() -> str:
 
 def commands() -> dict[str, argparse.ArgumentParser]:
     """Every command line of the project, by name: `bench <sub>` for each subcommand that
-    bench.cli's parser has, and `reports`."""
+    bench.parser's parser has, and `reports`."""
     found = {}
-    for action in bench_cli.build_parser()._actions:
+    for action in bench_parser.build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
             found |= {f"bench {name}": parser for name, parser in action.choices.items()}
     return found | {"reports": reports_cli.build_parser()}

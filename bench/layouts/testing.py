@@ -24,6 +24,7 @@ from unittest import mock
 
 import torch
 
+from bench import names
 from bench.config import RunConfig
 from bench.engine import ListSink, RunResult, train
 from bench.layouts import LAYOUTS, Layout, layout_of
@@ -108,15 +109,15 @@ def check_bytes(name: str) -> None:
     act = activation_elements(cfg)
     full, forward, *cached = run.result.epochs
     case = f"layout {name!r}"
-    assert (full["comm/up_bytes"], full["comm/down_bytes"], full["comm/label_bytes"]) == (
+    assert (full[names.comm("up")], full[names.comm("down")], full[names.comm("label")]) == (
         TRAIN * act * 4, TRAIN * act * 4, TRAIN), f"{case}: a FULL epoch must send every sample once each way"
-    assert forward["comm/down_bytes"] == 0 and forward["comm/sync_bytes"] == 0, f"{case}: a FORWARD epoch sent down"
-    assert forward["comm/up_bytes"] - forward["comm/meta_bytes"] == forward["comm/label_bytes"] * act * 4, (
+    assert forward[names.comm("down")] == 0 and forward[names.comm("sync")] == 0, f"{case}: a FORWARD epoch sent down"
+    assert forward[names.comm("up")] - forward[names.comm("meta")] == forward[names.comm("label")] * act * 4, (
         f"{case}: a FORWARD epoch's payload is not 4 x {act} bytes per label it sent")
     for epoch, steps in zip(cached, run.steps[2:]):
-        assert [epoch[f"comm/{kind}_bytes"] for kind in PAYLOAD_KINDS] == [0] * len(PAYLOAD_KINDS), (
+        assert [epoch[names.comm(kind)] for kind in PAYLOAD_KINDS] == [0] * len(PAYLOAD_KINDS), (
             f"{case}: a CACHED epoch moved payload")
-        assert epoch["comm/wire_down_bytes"] == len(steps) * HEADER_SIZE, f"{case}: a CACHED step's reply is a header"
+        assert epoch[names.comm("wire_down")] == len(steps) * HEADER_SIZE, f"{case}: a CACHED step's reply is a header"
 
 
 def check_modes(name: str) -> None:

@@ -16,6 +16,7 @@ import dataclasses
 
 import torch
 
+from bench import names
 from bench.config import RunConfig
 from bench.engine import RunResult, train
 from bench.errors import RunFailed
@@ -39,7 +40,7 @@ def config(**overrides) -> RunConfig:
 
 def strip(result: RunResult) -> list[dict[str, float]]:
     """The epochs' metrics but for the times, which differ from run to run."""
-    return [{k: v for k, v in e.items() if not k.startswith("time/")} for e in result.epochs]
+    return [{k: v for k, v in e.items() if not k.startswith(names.TIME)} for e in result.epochs]
 
 
 def same_run(cfg: RunConfig, name: str) -> None:

@@ -3,6 +3,7 @@
 import optuna
 from mlflow.tracking import MlflowClient
 
+from bench import names
 from reports import noise
 
 from tests.conftest import run_cli
@@ -49,10 +50,10 @@ def test_a_setting_stops_at_its_first_decided_look_and_the_baseline_trains_every
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("adaptive")
     runs = {int(r.data.tags["trial"]): r for r in
-            client.search_runs([exp.experiment_id], "tags.`splitbench.role` = 'trial'")}
-    seed_runs = client.search_runs([exp.experiment_id], "tags.`splitbench.role` = 'seed'")
+            client.search_runs([exp.experiment_id], names.role_is(names.TRIAL_ROLE))}
+    seed_runs = client.search_runs([exp.experiment_id], names.role_is(names.SEED_ROLE))
     trained = {n: sorted(int(s.data.tags["seed"]) for s in seed_runs
-                         if s.data.tags["mlflow.parentRunId"] == run.info.run_id) for n, run in runs.items()}
+                         if s.data.tags[names.PARENT] == run.info.run_id) for n, run in runs.items()}
     seen = [(t.number, t.state, t.user_attrs) for t in trials]
     assert trained[0] == [0, 1, 2, 3], seen  # the baseline: every seed
     assert trained[1] == [0, 1], seen  # the baseline tested once: decided at the first look
@@ -73,5 +74,5 @@ def test_a_setting_stops_at_its_first_decided_look_and_the_baseline_trains_every
         decided = [noise.decided({s: accs[n][s] for s in trained[n][:k]}, accs[0], 50, looks) for k in (2, 3, 4)]
         stop = len(trained[n])
         assert not any(decided[:stop - 2]) and (decided[stop - 2] or stop == 4), (n, decided, seen)
-    study_run = client.search_runs([exp.experiment_id], "tags.`splitbench.role` = 'study'")[0]
+    study_run = client.search_runs([exp.experiment_id], names.role_is(names.STUDY_ROLE))[0]
     assert study_run.data.tags["margin_pp"] == "50.0"

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from bench import flops, models
+from bench import flops, models, names
 from bench.layouts import Regularisers
 from bench.layouts.per_batch import BatchCache, BatchRecord, Received
 from bench.config import RunConfig
@@ -26,7 +26,7 @@ def config(**overrides):
 
 
 def comm(result):
-    return [(e["mode"], e["comm/up_bytes"], e["comm/down_bytes"], e["comm/label_bytes"], e["comm/val_bytes"])
+    return [(e["mode"], e[names.comm("up")], e[names.comm("down")], e[names.comm("label")], e[names.comm("val")])
             for e in result.epochs]
 
 
@@ -41,12 +41,12 @@ def test_validation_slice_crosses_at_each_refresh_and_is_counted():
     labels = 150 + 50
     assert comm(result) == [(0, up, down, labels, val), (1, up, 0, labels, val), (2, 0, 0, 0, 0),
                             (0, up, down, labels, val)]
-    assert result.final["final/val_bytes"] == 3 * val
+    assert result.final[names.FINAL_VAL_BYTES] == 3 * val
     # Meta: the scales of up (3 messages), down (3) and the slice (1), counted in those kinds too.
-    assert [e["comm/meta_bytes"] for e in result.epochs] == [7 * 4, 4 * 4, 0, 7 * 4]
-    assert result.final["final/comm_bytes"] == 3 * up + 2 * down + 3 * val
-    assert all(math.isfinite(e["val/loss"]) for e in result.epochs)
-    assert result.epochs[2]["val/loss"] != result.epochs[1]["val/loss"]  # the server moved; the slice did not
+    assert [e[names.comm("meta")] for e in result.epochs] == [7 * 4, 4 * 4, 0, 7 * 4]
+    assert result.final[names.FINAL_COMM_BYTES] == 3 * up + 2 * down + 3 * val
+    assert all(math.isfinite(e[names.VAL_LOSS]) for e in result.epochs)
+    assert result.epochs[2][names.VAL_LOSS] != result.epochs[1][names.VAL_LOSS]  # the server moved; the slice did not
 
 
 def test_mixup_and_noise_are_free_in_bytes_and_reproducible():
@@ -54,8 +54,8 @@ def test_mixup_and_noise_are_free_in_bytes_and_reproducible():
     regular = train(config(cache_mixup=0.4, cache_noise=0.1), progress=False)
     again = train(config(cache_mixup=0.4, cache_noise=0.1), progress=False)
     assert comm(regular) == comm(plain)
-    assert regular.final["final/total_bytes"] == plain.final["final/total_bytes"]
-    losses = [[e["train/loss"] for e in r.epochs] for r in (plain, regular, again)]
+    assert regular.final[names.FINAL_TOTAL_BYTES] == plain.final[names.FINAL_TOTAL_BYTES]
+    losses = [[e[names.TRAIN_LOSS] for e in r.epochs] for r in (plain, regular, again)]
     assert losses[1][:2] == losses[0][:2]  # FULL and FORWARD epochs are untouched ...
     assert losses[1][2] != losses[0][2]  # ... the CACHED one trains on regularised activations
     assert losses[2] == losses[1]
@@ -66,7 +66,7 @@ def test_cache_views_send_k_views_in_forward_epochs():
     up = TRAIN * ACT * 4
     assert comm(result) == [(0, up, up, TRAIN, 0), (1, 3 * up, 0, 3 * TRAIN, 0), (2, 0, 0, 0, 0), (2, 0, 0, 0, 0)]
     client, _ = models.split(models.build("smallcnn", width=0.5), 2)
-    assert result.epochs[1]["client/flops"] == 3 * TRAIN * flops.measure(client, (3, 32, 32)).forward
+    assert result.epochs[1][names.CLIENT_FLOPS] == 3 * TRAIN * flops.measure(client, (3, 32, 32)).forward
 
 
 def test_cached_epochs_cycle_through_the_views():
@@ -87,8 +87,8 @@ def test_per_sample_refresh_sends_what_moved_and_the_map(threshold, sent):
     full = TRAIN * ACT * 4
     forward = sent * ACT * 4 + BITMAP
     assert comm(result) == [(0, full, full, TRAIN, 0), (1, forward, 0, sent, 0), (2, 0, 0, 0, 0)]
-    assert [e["comm/meta_bytes"] for e in result.epochs] == [0, BITMAP, 0]  # fp32 has no scales: the map
-    assert all(math.isfinite(e["train/loss"]) for e in result.epochs)
+    assert [e[names.comm("meta")] for e in result.epochs] == [0, BITMAP, 0]  # fp32 has no scales: the map
+    assert all(math.isfinite(e[names.TRAIN_LOSS]) for e in result.epochs)
 
 
 def test_cache_options_train_under_bf16_autocast():
@@ -97,7 +97,7 @@ def test_cache_options_train_under_bf16_autocast():
                           policy="loss_threshold", policy_args={"threshold": 1e9, "signal": "val", "max_cached": 1},
                           epochs=4), progress=False)
     assert [e["mode"] for e in result.epochs] == [0, 1, 2, 0]
-    assert all(math.isfinite(e["train/loss"]) and math.isfinite(e["val/loss"]) for e in result.epochs)
+    assert all(math.isfinite(e[names.TRAIN_LOSS]) and math.isfinite(e[names.VAL_LOSS]) for e in result.epochs)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ Chance is 10%. The figures these settings reach on 2 CPU cores are in the assert
 
 import pytest
 
-from bench import data
+from bench import data, names
 from bench.config import RunConfig
 from bench.engine import train
 
@@ -31,7 +31,7 @@ def cifar(cifar_dir):
 )
 def test_short_cifar10_run_is_well_above_chance(cifar, overrides, floor):
     result = train(RunConfig(**SETTINGS, **overrides), dataset=cifar, progress=False)
-    accs = [e["test/acc"] for e in result.epochs]
+    accs = [e[names.TEST_ACC] for e in result.epochs]
     print(overrides, "test accuracy per epoch:", accs)
     assert accs[-1] > floor
     assert accs[-1] > accs[0] - 0.05  # learning, not drifting
@@ -49,9 +49,9 @@ def test_gated_fp8_stays_near_always_fp32_and_sends_a_quarter_of_the_bytes_or_le
     baseline = train(RunConfig(**MECHANISM), dataset=ds, progress=False)
     gated = train(RunConfig(**MECHANISM, policy="loss_threshold", policy_args={"threshold": 0.05},
                             quant_up="fp8_e4m3", quant_down="fp8_e5m2"), dataset=ds, progress=False)
-    acc, base_acc = gated.final["final/test_acc"], baseline.final["final/test_acc"]
+    acc, base_acc = gated.final[names.FINAL_TEST_ACC], baseline.final[names.FINAL_TEST_ACC]
     print("always/fp32", base_acc, "gated/fp8", acc, "modes", [int(e["mode"]) for e in gated.epochs])
     assert base_acc > 0.30 and acc > base_acc - MARGIN
     # After a FULL epoch the gate always sends the next one FORWARD: at most 3 of 6 epochs send gradients.
-    assert gated.final["final/full_epochs"] <= 3
-    assert gated.final["final/comm_bytes"] <= baseline.final["final/comm_bytes"] / 4
+    assert gated.final[names.FINAL_FULL_EPOCHS] <= 3
+    assert gated.final[names.FINAL_COMM_BYTES] <= baseline.final[names.FINAL_COMM_BYTES] / 4

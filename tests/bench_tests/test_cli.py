@@ -9,6 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from bench import names
 from bench.config import RunConfig
 from policies import POLICIES
 from tests.conftest import SMALL, cli, run_cli
@@ -40,9 +41,9 @@ def test_run_logs_params_metrics_tags_and_artifacts(tmp_path):
     assert "torch" in run.data.tags["versions"] and run.data.tags["device"].startswith("cpu")
     modes = [m.value for m in client.get_metric_history(run.info.run_id, "mode")]
     assert modes[0] == 0 and len(modes) == 3
-    ups = client.get_metric_history(run.info.run_id, "comm/up_bytes")
-    downs = client.get_metric_history(run.info.run_id, "comm/down_bytes")
-    assert run.data.metrics["final/comm_bytes"] == sum(m.value for m in ups + downs)
+    ups = client.get_metric_history(run.info.run_id, names.comm("up"))
+    downs = client.get_metric_history(run.info.run_id, names.comm("down"))
+    assert run.data.metrics[names.FINAL_COMM_BYTES] == sum(m.value for m in ups + downs)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.json", "weights"} <= artifacts
     weights = {a.path for a in client.list_artifacts(run.info.run_id, "weights")}
@@ -141,8 +142,8 @@ def test_run_help_explains_every_flag_and_lists_allowed_values(tmp_path, monkeyp
         flag = "--" + f.name.replace("_", "-")
         if flag in helps:
             assert not helps[flag].startswith("(default"), f"{flag} says only its default"
-    for flag, names in CHOICES.items():
-        assert f"one of: {names}" in helps[flag], helps[flag]
+    for flag, listed in CHOICES.items():
+        assert f"one of: {listed}" in helps[flag], helps[flag]
     assert "(default: fp32)" in helps["--quant-up"] and "--policy-arg" in helps
 
 

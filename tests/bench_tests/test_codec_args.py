@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from bench import spec, tuning
-from bench.cli import build_parser, config_from_args
+from bench.parser import build_parser, config_from_args
 from bench.config import RunConfig
 from bench.errors import UsageError
 

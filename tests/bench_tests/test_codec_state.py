@@ -3,7 +3,7 @@ stateful codec's error-feedback residual."""
 
 import math
 
-from bench import data
+from bench import names, subsets
 from bench.registry import Entry
 from quantizers import QUANTIZERS
 from quantizers.scaled import FP8E4M3
@@ -17,27 +17,27 @@ KEPT = round(0.1 * ACT_ELEMENTS)  # topk's default k = 0.1: 410 of 4096
 def test_scale_bytes_are_meta_bytes_and_stay_in_up_and_down():
     result = train_quietly(config(quant_up="fp8_e4m3", quant_down="fp8_e5m2"))
     # FULL: one 4-byte scale per batch each way; FORWARD: up only; CACHED: nothing crosses.
-    assert [e["comm/meta_bytes"] for e in result.epochs] == [2 * BATCHES * 4, BATCHES * 4, 0]
-    assert result.final["final/meta_bytes"] == 3 * BATCHES * 4
-    assert result.epochs[0]["comm/up_bytes"] == TRAIN * ACT_ELEMENTS + BATCHES * 4
+    assert [e[names.comm("meta")] for e in result.epochs] == [2 * BATCHES * 4, BATCHES * 4, 0]
+    assert result.final[names.FINAL_META_BYTES] == 3 * BATCHES * 4
+    assert result.epochs[0][names.comm("up")] == TRAIN * ACT_ELEMENTS + BATCHES * 4
     fp32 = config(epochs=1, train_subset=100, test_subset=100)
-    assert train_quietly(fp32).final["final/meta_bytes"] == 0  # fp32 carries no metadata
+    assert train_quietly(fp32).final[names.FINAL_META_BYTES] == 0  # fp32 carries no metadata
 
 
 def test_topk_bitmap_and_scale_bytes_are_meta():
     result = train_quietly(config(quant_up="topk", epochs=1))
     meta = TRAIN * BITMAP + BATCHES * 4
-    assert result.epochs[0]["comm/meta_bytes"] == meta
-    assert result.epochs[0]["comm/up_bytes"] == TRAIN * KEPT + meta
+    assert result.epochs[0][names.comm("meta")] == meta
+    assert result.epochs[0][names.comm("up")] == TRAIN * KEPT + meta
 
 
 def test_meta_bytes_per_client():
     cfg = config(quant_up="fp8_e4m3", quant_down="fp8_e4m3", clients=2, epochs=1)
-    shards = data.iid_shards(cfg.load_data().train_y, 2, cfg.seed)
+    shards = subsets.iid_shards(cfg.load_data().train_y, 2, cfg.seed)
     epoch = train_quietly(cfg).epochs[0]
     expected = [2 * 4 * math.ceil(len(s) / BATCH) for s in shards]
     assert [epoch[f"comm/meta_bytes/client_{k}"] for k in range(2)] == expected
-    assert epoch["comm/meta_bytes"] == sum(expected)
+    assert epoch[names.comm("meta")] == sum(expected)
 
 
 class Recording(ErrorFeedback):

@@ -1,5 +1,6 @@
-"""bench.data on real CIFAR-10 (the tarball in ../shared/data), its other two on-disk formats,
-Fashion-MNIST where Debian's package is installed, and the synthetic set; subsets, shards, batches."""
+"""bench.data on real CIFAR-10 (the tarball in ../shared/data), its other two on-disk formats
+(bench.datafiles), Fashion-MNIST where Debian's package is installed, and the synthetic set;
+subsets, shards (bench.subsets), batches."""
 
 import os
 import pickle
@@ -12,13 +13,13 @@ import pytest
 import torch
 import torchvision
 
-from bench import data
+from bench import data, datafiles, subsets
 from bench.augment import draw_crops
 from bench.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SPLITBENCH_DATA") or REPO / ".." / "shared" / "data")
-TAR = SHARED / data.CIFAR10_TAR
+TAR = SHARED / datafiles.CIFAR10_TAR
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -56,7 +57,7 @@ def test_cifar10_from_the_tarball(cifar):
 
 
 def test_second_load_comes_from_the_cache(cifar, cache_dir, monkeypatch):
-    monkeypatch.setattr(data, "_decode_images", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(datafiles, "_decode_images", lambda *a: pytest.fail("decoded again"))
     start = time.perf_counter()
     again = data.load("cifar10", SHARED, cache_dir)
     assert time.perf_counter() - start < 1.0
@@ -93,8 +94,8 @@ def test_image_folder_tree(cifar, two_jpegs_per_class, level, tmp_path):
 def test_cache_key_follows_the_files(two_jpegs_per_class, tmp_path, monkeypatch):
     folder = two_jpegs_per_class / "cifar10-jpeg"
     decodes = []
-    decode = data._decode_images
-    monkeypatch.setattr(data, "_decode_images", lambda *a: decodes.append(1) or decode(*a))
+    decode = datafiles._decode_images
+    monkeypatch.setattr(datafiles, "_decode_images", lambda *a: decodes.append(1) or decode(*a))
     data.load("cifar10", folder, tmp_path)
     data.load("cifar10", folder, tmp_path)
     assert len(decodes) == 1
@@ -106,7 +107,7 @@ def test_cache_key_follows_the_files(two_jpegs_per_class, tmp_path, monkeypatch)
 
 def test_torchvision_pickles(cifar, tmp_path):
     """A small cifar-10-batches-py in the real layout: Python 2 pickles of {data, labels, ...}."""
-    pickles = tmp_path / "data" / data.CIFAR10_PICKLES
+    pickles = tmp_path / "data" / datafiles.CIFAR10_PICKLES
     pickles.mkdir(parents=True)
     train_rows, test_rows = torch.arange(0, 50_000, 2500), torch.arange(0, 10_000, 1000)
     names = [f"data_batch_{i}" for i in range(1, 6)]
@@ -153,7 +154,7 @@ def test_missing_cifar10_is_one_line_saying_where_and_how(tmp_path, monkeypatch)
 
 def test_missing_fashion_mnist(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    monkeypatch.setattr(datafiles, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
     with pytest.raises(UsageError) as caught:
         data.load("fashion_mnist", cache_dir=tmp_path)
     assert str(caught.value) == (
@@ -203,21 +204,21 @@ def test_subset_out_of_range(field, value, message):
 
 
 def test_iid_shards_are_disjoint_equal_and_stratified(cifar):
-    shards = data.iid_shards(cifar.train_y, 7, seed=0)
+    shards = subsets.iid_shards(cifar.train_y, 7, seed=0)
     assert [len(s) for s in shards] == [7140] * 7  # 714 of each class; 2 per class left over
     for shard in shards:
         assert cifar.train_y[shard].bincount().tolist() == [714] * 10
         assert torch.equal(shard, shard.sort().values)
     assert len(torch.cat(shards).unique()) == 49_980
-    assert all(torch.equal(a, b) for a, b in zip(shards, data.iid_shards(cifar.train_y, 7, seed=0)))
-    assert not torch.equal(shards[0], data.iid_shards(cifar.train_y, 7, seed=1)[0])
-    assert torch.equal(data.iid_shards(cifar.train_y, 1, seed=0)[0], torch.arange(50_000))
+    assert all(torch.equal(a, b) for a, b in zip(shards, subsets.iid_shards(cifar.train_y, 7, seed=0)))
+    assert not torch.equal(shards[0], subsets.iid_shards(cifar.train_y, 7, seed=1)[0])
+    assert torch.equal(subsets.iid_shards(cifar.train_y, 1, seed=0)[0], torch.arange(50_000))
 
 
 @pytest.mark.parametrize("n", [0, 201])
 def test_iid_shards_out_of_range(synthetic, n):
     with pytest.raises(UsageError, match=f"^clients: must be between 1 and 200 for this data set, got {n}$"):
-        data.iid_shards(synthetic.train_y, n, seed=0)
+        subsets.iid_shards(synthetic.train_y, n, seed=0)
 
 
 # ---- batches -------------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def test_fixed_crops_are_the_draws_an_augmented_epoch_takes(synthetic):
 # ---- Fashion-MNIST and synthetic -----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+@pytest.mark.skipif(not datafiles.DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_fashion_mnist_padded_to_32(tmp_path):
     fm = data.load("fashion_mnist", cache_dir=tmp_path)
     assert fm.train_x.shape == (60_000, 1, 32, 32) and fm.test_x.shape == (10_000, 1, 32, 32)

@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 
+from bench import names
 from bench.config import RunConfig
 from bench.engine import train
 from bench.errors import RunFailed
@@ -57,17 +58,17 @@ def test_cpu_metrics_are_bit_identical_to_reading_every_loss_back_per_step(monke
     monkeypatch.setattr("bench.engine.StepLosses", PerStep)
     run = train(cfg, progress=False)
     per_step = [sum(t for t, _ in epoch) / sum(n for _, n in epoch) for epoch in PerStep.read]
-    assert [e["train/loss"] for e in run.epochs] == per_step
+    assert [e[names.TRAIN_LOSS] for e in run.epochs] == per_step
     checked_each_step = train(cfg, progress=False, check_every=1)
-    metrics = [(e["train/loss"], e["test/acc"], e["mode"]) for e in run.epochs]
-    assert [(e["train/loss"], e["test/acc"], e["mode"]) for e in checked_each_step.epochs] == metrics
+    metrics = [(e[names.TRAIN_LOSS], e[names.TEST_ACC], e["mode"]) for e in run.epochs]
+    assert [(e[names.TRAIN_LOSS], e[names.TEST_ACC], e["mode"]) for e in checked_each_step.epochs] == metrics
     # Recorded with torch 2.14 on the reference machine (an Intel Xeon, 2 threads), to the 6 digits
     # the tolerance below leaves meaningful. Other CPU kernels
     # move the losses in the sixth to eighth digit (FP8 rounding carries a last-bit difference
     # further) and could flip a test sample, so: losses to 1e-4, accuracy to 2 of 100 samples.
     assert [e["mode"] for e in run.epochs] == [mode for _, _, mode in recorded]
-    assert [e["train/loss"] for e in run.epochs] == pytest.approx([loss for loss, _, _ in recorded], rel=1e-4)
-    assert [e["test/acc"] for e in run.epochs] == pytest.approx([acc for _, acc, _ in recorded], abs=0.02)
+    assert [e[names.TRAIN_LOSS] for e in run.epochs] == pytest.approx([loss for loss, _, _ in recorded], rel=1e-4)
+    assert [e[names.TEST_ACC] for e in run.epochs] == pytest.approx([acc for _, acc, _ in recorded], abs=0.02)
 
 
 

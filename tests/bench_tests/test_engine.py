@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench import data, flops, models
+from bench import data, flops, models, names
 from bench.config import RunConfig
 from bench.engine import evaluate, train
 from bench.errors import RunFailed
@@ -38,22 +38,22 @@ def test_bytes_of_full_forward_cached_epochs_are_exact(up, down, up_elem, down_e
     up_bytes = TRAIN * ACT_ELEMENTS * up_elem + BATCHES * scale_bytes
     down_bytes = TRAIN * ACT_ELEMENTS * down_elem + BATCHES * scale_bytes
     labels = TRAIN * 1  # uint8 labels for 10 classes
-    got = [(e["mode"], e["comm/up_bytes"], e["comm/down_bytes"], e["comm/label_bytes"], e["comm/sync_bytes"])
+    got = [(e["mode"], e[names.comm("up")], e[names.comm("down")], e[names.comm("label")], e[names.comm("sync")])
            for e in result.epochs]
     assert got == [
         (0, up_bytes, down_bytes, labels, 0),  # FULL: up and down
         (1, up_bytes, 0, labels, 0),  # FORWARD: up only
         (2, 0, 0, 0, 0),  # CACHED: nothing crosses
     ]
-    assert result.final["final/comm_bytes"] == 2 * up_bytes + down_bytes
-    assert result.final["final/total_bytes"] == 2 * up_bytes + down_bytes + 2 * labels
+    assert result.final[names.FINAL_COMM_BYTES] == 2 * up_bytes + down_bytes
+    assert result.final[names.FINAL_TOTAL_BYTES] == 2 * up_bytes + down_bytes + 2 * labels
 
 
 def test_client_flops_per_mode_are_sample_counts_times_measured_cost():
     result = train(config(), progress=False)
     client, _ = models.split(models.build("smallcnn", width=0.5), 2)
     cost = flops.measure(client, (3, 32, 32))
-    assert [e["client/flops"] for e in result.epochs] == [TRAIN * cost.forward_backward, TRAIN * cost.forward, 0]
+    assert [e[names.CLIENT_FLOPS] for e in result.epochs] == [TRAIN * cost.forward_backward, TRAIN * cost.forward, 0]
     assert cost.forward_backward > cost.forward > 0
 
 

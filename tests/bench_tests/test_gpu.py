@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bench import names
 from bench.config import RunConfig
 from bench.device_bench import syncs_per_step
 from bench.engine import train
@@ -16,9 +17,9 @@ def test_one_vgg11_epoch_on_cuda_matches_the_cpu_byte_counts(codec):
                quant_up=codec, quant_down=codec.replace("e4m3", "e5m2"))
     gpu = train(RunConfig(**cfg, device="cuda"), progress=False)
     cpu = train(RunConfig(**cfg, device="cpu"), progress=False)
-    for key in ("comm/up_bytes", "comm/down_bytes", "comm/label_bytes", "client/flops"):
+    for key in (names.comm("up"), names.comm("down"), names.comm("label"), names.CLIENT_FLOPS):
         assert gpu.epochs[0][key] == cpu.epochs[0][key]
-    assert gpu.epochs[0]["test/acc"] > 0.2
+    assert gpu.epochs[0][names.TEST_ACC] > 0.2
 
 
 def test_training_steps_never_wait_on_the_host():

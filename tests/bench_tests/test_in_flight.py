@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from bench import names
 from bench import spec as specs
 from tests.conftest import run_cli
 
@@ -54,5 +55,5 @@ def test_no_setting_is_trained_twice_and_every_trial_ends_with_a_reason(tmp_path
             assert t in trained, shown
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     seed_runs = client.search_runs([client.get_experiment_by_name("flight").experiment_id],
-                                   "tags.`splitbench.role` = 'seed'")
+                                   names.role_is(names.SEED_ROLE))
     assert Counter(r.data.tags["config_key"] for r in seed_runs) == {k: 2 for k in keys}, shown

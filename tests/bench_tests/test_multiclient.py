@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench import models
+from bench import models, names
 from bench.config import RunConfig
 from bench.engine import train
 from bench.gating import Gate
@@ -29,9 +29,9 @@ def client_state_bytes():
 def test_one_full_epoch_sends_the_same_activations_for_1_and_3_clients():
     one = train(config(clients=1), progress=False)
     three = train(config(clients=3), progress=False)
-    for key in ("comm/up_bytes", "comm/down_bytes", "comm/label_bytes"):
-        assert one.epochs[0][key] == three.epochs[0][key] == {"comm/label_bytes": TRAIN}.get(key, TRAIN * 16 * 16 * 16 * 4)
-    assert three.epochs[0]["client/flops"] == one.epochs[0]["client/flops"]
+    for key in (names.comm("up"), names.comm("down"), names.comm("label")):
+        assert one.epochs[0][key] == three.epochs[0][key] == {names.comm("label"): TRAIN}.get(key, TRAIN * 16 * 16 * 16 * 4)
+    assert three.epochs[0][names.CLIENT_FLOPS] == one.epochs[0][names.CLIENT_FLOPS]
     per_client = [three.epochs[0][f"comm/up_bytes/client_{k}"] for k in range(3)]
     assert per_client == [TRAIN // 3 * 16 * 16 * 16 * 4] * 3
 
@@ -39,10 +39,10 @@ def test_one_full_epoch_sends_the_same_activations_for_1_and_3_clients():
 def test_averaging_exchanges_each_clients_weights_both_ways():
     three = train(config(clients=3), progress=False)
     # Each FULL epoch ends with one averaging: 3 uploads + 3 downloads of the client state.
-    assert [e["comm/sync_bytes"] for e in three.epochs] == [2 * 3 * client_state_bytes()] * 2
+    assert [e[names.comm("sync")] for e in three.epochs] == [2 * 3 * client_state_bytes()] * 2
     assert [e["comm/sync_bytes/client_1"] for e in three.epochs] == [2 * client_state_bytes()] * 2
     one = train(config(clients=1), progress=False)
-    assert [e["comm/sync_bytes"] for e in one.epochs] == [0, 0]  # nothing to average
+    assert [e[names.comm("sync")] for e in one.epochs] == [0, 0]  # nothing to average
 
 
 def test_per_client_gating_follows_each_clients_own_loss():

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from bench import data, engine
+from bench import data, engine, names, subsets
 from bench.config import RunConfig
 from bench.errors import UsageError
 from bench.split import split_networks
@@ -63,7 +63,7 @@ def test_two_settings_of_one_seed_share_weights_shards_batches_and_augmentations
         assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     ds = baseline.load_data()
     assert torch.equal(ds.train_y, gated.load_data().train_y)
-    assert all(torch.equal(s, t) for s, t in zip(data.iid_shards(ds.train_y, 2, 3), data.iid_shards(ds.train_y, 2, 3)))
+    assert all(torch.equal(s, t) for s, t in zip(subsets.iid_shards(ds.train_y, 2, 3), subsets.iid_shards(ds.train_y, 2, 3)))
 
     run_a, drawn_a = _train_recording(baseline, monkeypatch)
     run_b, drawn_b = _train_recording(gated, monkeypatch)
@@ -73,7 +73,7 @@ def test_two_settings_of_one_seed_share_weights_shards_batches_and_augmentations
         assert len(drawn_a[epoch]) == len(drawn_b[epoch]) == 8
         for (xa, ya), (xb, yb) in zip(drawn_a[epoch], drawn_b[epoch]):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert run_a.epochs[0]["train/loss"] == run_b.epochs[0]["train/loss"]
+    assert run_a.epochs[0][names.TRAIN_LOSS] == run_b.epochs[0][names.TRAIN_LOSS]
 
 
 def test_another_seed_draws_other_weights_and_batches(monkeypatch):
@@ -110,8 +110,8 @@ def test_learning_rate_schedules(schedule, expected):
 
 def test_eval_every_tests_every_nth_epoch_and_the_last():
     run = engine.train(RunConfig(**(BASE | {"epochs": 5, "eval_every": 2})), progress=False)
-    assert ["test/acc" in e for e in run.epochs] == [False, True, False, True, True]
-    assert run.final["final/test_acc"] == run.epochs[-1]["test/acc"]
+    assert [names.TEST_ACC in e for e in run.epochs] == [False, True, False, True, True]
+    assert run.final[names.FINAL_TEST_ACC] == run.epochs[-1][names.TEST_ACC]
 
 
 def test_label_smoothing_changes_the_loss_and_no_byte():
@@ -120,8 +120,8 @@ def test_label_smoothing_changes_the_loss_and_no_byte():
     cfg = BASE | {"epochs": 1}
     plain = engine.train(RunConfig(**cfg), progress=False)
     smooth = engine.train(RunConfig(**cfg, label_smoothing=0.3), progress=False)
-    assert smooth.epochs[0]["train/loss"] != plain.epochs[0]["train/loss"]
-    assert smooth.final["final/total_bytes"] == plain.final["final/total_bytes"]
+    assert smooth.epochs[0][names.TRAIN_LOSS] != plain.epochs[0][names.TRAIN_LOSS]
+    assert smooth.final[names.FINAL_TOTAL_BYTES] == plain.final[names.FINAL_TOTAL_BYTES]
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

@@ -7,7 +7,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from bench import data, engine
+from bench import data, engine, subsets
 from bench.config import RunConfig
 from bench.errors import UsageError
 from bench.partition import Partition, class_counts
@@ -64,7 +64,7 @@ def test_shards_are_disjoint_sorted_cover_and_repeat(labels, partition):
 
 
 def test_iid_is_the_equal_stratified_split(labels):
-    assert all(torch.equal(a, b) for a, b in zip(Partition().split(labels, 4, 0), data.iid_shards(labels, 4, 0)))
+    assert all(torch.equal(a, b) for a, b in zip(Partition().split(labels, 4, 0), subsets.iid_shards(labels, 4, 0)))
     assert counts(labels, Partition(), clients=4) == [[50] * 10] * 4
 
 

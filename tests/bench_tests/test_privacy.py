@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from torch import nn
 
-from bench import data, models, privacy
+from bench import data, models, names, privacy
 from bench.errors import UsageError
 from quantizers import QUANTIZERS, Payload
 from tests.conftest import cli
@@ -138,7 +138,7 @@ def test_privacy_command_logs_scores_and_picture_to_the_same_run(tmp_path):
     assert 0 < run.data.metrics["privacy/psnr"] and -1 <= run.data.metrics["privacy/ssim"] <= 1
     assert run.data.tags["privacy.epochs"] == "1" and run.data.tags["privacy.victims"] == "16"
     assert run.data.tags["privacy.git_commit"]
-    assert run.data.metrics["final/test_acc"] >= 0  # the training record is untouched
+    assert run.data.metrics[names.FINAL_TEST_ACC] >= 0  # the training record is untouched
     (artifact,) = client.list_artifacts(run_id, "privacy")
     assert artifact.path == "privacy/reconstructions.png"
     picture = Image.open(client.download_artifacts(run_id, artifact.path, str(tmp_path)))

@@ -5,20 +5,20 @@ import math
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench import record
+from bench import names, record
 from bench.errors import UsageError
 from tests.conftest import SMALL, run_cli
 
 
 def test_means_and_sample_deviations_over_seeds():
-    finals = [{"final/test_acc": 0.5, "final/comm_bytes": 100.0}, {"final/test_acc": 0.7, "final/comm_bytes": 100.0}]
+    finals = [{names.FINAL_TEST_ACC: 0.5, names.FINAL_COMM_BYTES: 100.0}, {names.FINAL_TEST_ACC: 0.7, names.FINAL_COMM_BYTES: 100.0}]
     out = record.summarize(finals)
-    assert out["final/test_acc"] == pytest.approx(0.6)
-    assert out["final/test_acc_std"] == pytest.approx(math.sqrt(0.02))  # ((0.1^2 + 0.1^2) / (2 - 1)) ** 0.5
-    assert out["final/comm_bytes"] == 100.0 and out["final/comm_bytes_std"] == 0.0
-    epochs = record.mean_epochs([[{"test/acc": 0.2, "mode": 0.0, "mode/client_1": 2.0}],
-                                 [{"test/acc": 0.4, "mode": 1.0, "mode/client_1": 0.0}]])
-    assert epochs == [{"test/acc": pytest.approx(0.3)}]  # modes are not averaged
+    assert out[names.FINAL_TEST_ACC] == pytest.approx(0.6)
+    assert out[names.std(names.FINAL_TEST_ACC)] == pytest.approx(math.sqrt(0.02))  # ((0.1^2 + 0.1^2) / (2 - 1)) ** 0.5
+    assert out[names.FINAL_COMM_BYTES] == 100.0 and out[names.std(names.FINAL_COMM_BYTES)] == 0.0
+    epochs = record.mean_epochs([[{names.TEST_ACC: 0.2, "mode": 0.0, "mode/client_1": 2.0}],
+                                 [{names.TEST_ACC: 0.4, "mode": 1.0, "mode/client_1": 0.0}]])
+    assert epochs == [{names.TEST_ACC: pytest.approx(0.3)}]  # modes are not averaged
 
 
 @pytest.mark.parametrize("seeds, message", [
@@ -41,21 +41,21 @@ def test_run_with_seeds_is_one_run_of_means_with_a_nested_run_per_seed(tmp_path)
     exp = client.get_experiment_by_name("runs")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
-    (setting,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    seeds = {r.data.tags["seed"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == setting.info.run_id}
+    (setting,) = [r for r in runs if names.PARENT not in r.data.tags]
+    seeds = {r.data.tags["seed"]: r for r in runs if r.data.tags.get(names.PARENT) == setting.info.run_id}
     assert sorted(seeds) == ["1", "3"] and len(runs) == 3
-    assert {r.data.tags["splitbench.role"] for r in seeds.values()} == {"seed"}
+    assert {r.data.tags[names.ROLE] for r in seeds.values()} == {"seed"}
     assert setting.data.params["seeds"] == "3,1" and setting.data.params["seed"] == "3"
     assert seeds["1"].data.params["seed"] == "1" and seeds["1"].data.params["seeds"] == "1"
     assert {r.info.status for r in runs} == {"FINISHED"}
-    for name in ("final/test_acc", "final/comm_bytes", "final/client_flops"):
+    for name in (names.FINAL_TEST_ACC, names.FINAL_COMM_BYTES, names.FINAL_CLIENT_FLOPS):
         values = [seeds[s].data.metrics[name] for s in ("3", "1")]
         assert setting.data.metrics[name] == pytest.approx(sum(values) / 2)
-        assert setting.data.metrics[f"{name}_std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+        assert setting.data.metrics[names.std(name)] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
     # periodic, period 2: FULL, FORWARD, FULL whatever the seed, so bytes agree exactly
-    assert setting.data.metrics["final/comm_bytes_std"] == 0.0
-    accs = [[m.value for m in client.get_metric_history(seeds[s].info.run_id, "test/acc")] for s in ("3", "1")]
-    mean = [m.value for m in client.get_metric_history(setting.info.run_id, "test/acc")]
+    assert setting.data.metrics[names.std(names.FINAL_COMM_BYTES)] == 0.0
+    accs = [[m.value for m in client.get_metric_history(seeds[s].info.run_id, names.TEST_ACC)] for s in ("3", "1")]
+    mean = [m.value for m in client.get_metric_history(setting.info.run_id, names.TEST_ACC)]
     assert mean == pytest.approx([(a + b) / 2 for a, b in zip(*accs)]) and len(mean) == 3
     assert [m.value for m in client.get_metric_history(seeds["1"].info.run_id, "mode")] == [0, 1, 0]
     assert client.get_metric_history(setting.info.run_id, "mode") == []

@@ -5,7 +5,7 @@ import json
 
 from mlflow.tracking import MlflowClient
 
-from bench import data
+from bench import data, names
 from bench.config import RunConfig
 from tests.conftest import SMALL, cli
 
@@ -49,8 +49,8 @@ def test_system_metrics_are_logged_unless_switched_off(tmp_path):
     assert cli(["run", *SMALL], tmp_path).returncode == 0
     assert cli(["run", *SMALL, "--no-system-metrics"], tmp_path).returncode == 0
     client, (on, off) = runs(tmp_path)
-    names = {k for k in on.data.metrics if k.startswith("system/")}
-    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= names
+    sampled = {k for k in on.data.metrics if k.startswith("system/")}
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= sampled
     assert 0 <= on.data.metrics["system/cpu_utilization_percentage"] <= 100
     assert len(client.get_metric_history(on.info.run_id, "system/cpu_utilization_percentage")) >= 1
     assert not any(k.startswith("system/") for k in off.data.metrics)
@@ -59,8 +59,8 @@ def test_system_metrics_are_logged_unless_switched_off(tmp_path):
 def test_every_seed_run_logs_its_own_data(tmp_path):
     assert cli(["run", *SMALL, "--seeds", "0,1", "--no-system-metrics"], tmp_path).returncode == 0
     _, all_runs = runs(tmp_path)
-    setting = next(r for r in all_runs if "splitbench.role" not in r.data.tags)
-    seeds = {r.data.tags["seed"]: r for r in all_runs if r.data.tags.get("splitbench.role") == "seed"}
+    setting = next(r for r in all_runs if names.ROLE not in r.data.tags)
+    seeds = {r.data.tags["seed"]: r for r in all_runs if r.data.tags.get(names.ROLE) == "seed"}
     digests = {k: inputs(r)["synthetic-train"][0] for k, r in seeds.items()}
     assert digests["0"] != digests["1"]  # each seed draws its own subset
     assert inputs(setting)["synthetic-train"][0] == digests["0"]  # the setting's params are its first seed's

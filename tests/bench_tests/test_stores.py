@@ -11,7 +11,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench import cli, stores, tracking, tuning
+from bench import cli, names, stores, tracking, tuning
 from bench.errors import StoreFault
 from bench.stores import patience
 from bench.stores.lock import shown
@@ -132,10 +132,10 @@ def test_a_store_left_half_migrated_is_named_before_anything_is_written_and_repa
     assert dump(backup) == dump(broken)  # the store as it was, to the row
     assert leftovers(tmp_path / "mlflow.db") == []
     kept = finished_runs(uri, "Default")
-    assert sorted((r.info.run_name, r.data.params["seed"], r.data.metrics["test/acc"]) for r in kept) == [
+    assert sorted((r.info.run_name, r.data.params["seed"], r.data.metrics[names.TEST_ACC]) for r in kept) == [
         ("run0", "0", 0.0), ("run1", "1", 0.1), ("run2", "2", 0.2)]
     with tracking.MlflowRun(uri, "Default", "after") as run:  # the store takes new runs again
-        run.log_final({"final/test_acc": 0.5})
+        run.log_final({names.FINAL_TEST_ACC: 0.5})
     assert len(finished_runs(uri, "Default")) == 4
 
 
@@ -204,13 +204,13 @@ def test_a_report_built_while_a_sweep_writes_reads_only_whole_finished_trials(tm
             time.sleep(1)
             if (tmp_path / "mlflow.db").is_file():
                 try:
-                    runs = tracking.load_runs(uri, "smoke", history=("test/acc",))
+                    runs = tracking.load_runs(uri, "smoke", history=(names.TEST_ACC,))
                     built = build(uri, "smoke", tmp_path / "report", log_artifacts=True)
                 except UsageError:  # the experiment or its first finished trial is not there yet
                     continue
-                done = [r for r in runs if r["status"] == "FINISHED" and r["tags"].get("splitbench.role") == "trial"]
+                done = [r for r in runs if r["status"] == "FINISHED" and r["tags"].get(names.ROLE) == "trial"]
                 for run in done:  # a finished trial is whole: its final metrics and each epoch
-                    assert "final/test_acc" in run["metrics"] and len(run["history"]["test/acc"]) == 2
+                    assert names.FINAL_TEST_ACC in run["metrics"] and len(run["history"][names.TEST_ACC]) == 2
                 assert built.runs >= len(done)  # the report read at least what was finished before it
                 seen.append(built.runs)
     finally:

@@ -10,8 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from bench import names, record, tuning
 from bench import spec as specs
-from bench import record, tuning
 from tests.conftest import ROOT, cli, run_cli
 
 SMOKE_STUDIES = ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
@@ -24,7 +24,7 @@ def studies(storage):
 
 def child_runs(client, sweep, role="trial"):
     exp = client.get_experiment_by_name(sweep)
-    return client.search_runs([exp.experiment_id], f"tags.`splitbench.role` = '{role}'")
+    return client.search_runs([exp.experiment_id], names.role_is(role))
 
 
 def assert_each_finished_trial_has_one_run(trials_by_study, runs, n_trials):
@@ -53,7 +53,7 @@ def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(t
         assert all(t.values[0] > 0.3 for t in trials[study])  # well above chance (10%)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("smoke")
-    parents = client.search_runs([exp.experiment_id], "tags.`splitbench.role` = 'study'")
+    parents = client.search_runs([exp.experiment_id], names.role_is(names.STUDY_ROLE))
     assert sorted(p.info.run_name for p in parents) == SMOKE_STUDIES
     assert {p.info.status for p in parents} == {"FINISHED"}
     parent = {p.data.tags["study"]: p for p in parents}
@@ -67,22 +67,22 @@ def test_smoke_sweep_logs_every_trial_under_its_study_and_a_rerun_adds_nothing(t
         study, number = run.data.tags["study"], int(run.data.tags["trial"])
         trial = trials[study][number]
         assert run.info.status == "FINISHED"
-        assert run.data.tags["mlflow.parentRunId"] == parent[study].info.run_id
+        assert run.data.tags[names.PARENT] == parent[study].info.run_id
         assert run.data.tags["sweep"] == "smoke" and run.data.tags["git_commit"]
         assert run.data.tags["config_key"] == trial.user_attrs["config_key"]
         assert run.data.params["policy"] == trial.params["policy"]
         assert run.data.params["quant_down"] == trial.params["quant_down"]
-        assert run.data.metrics["final/test_acc"] == trial.values[0]
-        assert run.data.metrics["final/comm_bytes"] == trial.values[1]
+        assert run.data.metrics[names.FINAL_TEST_ACC] == trial.values[0]
+        assert run.data.metrics[names.FINAL_COMM_BYTES] == trial.values[1]
         assert run.data.params["seeds"] == "0,1"
-        assert len(client.get_metric_history(run.info.run_id, "test/acc")) == 2  # one per epoch, the mean
+        assert len(client.get_metric_history(run.info.run_id, names.TEST_ACC)) == 2  # one per epoch, the mean
         # one nested run per seed; the trial's objectives are their means
-        seeds = {r.data.tags["seed"]: r for r in seed_runs if r.data.tags["mlflow.parentRunId"] == run.info.run_id}
+        seeds = {r.data.tags["seed"]: r for r in seed_runs if r.data.tags[names.PARENT] == run.info.run_id}
         assert sorted(seeds) == ["0", "1"]
         assert all(r.data.tags["trial"] == str(number) and r.info.status == "FINISHED" for r in seeds.values())
-        accs = [seeds[s].data.metrics["final/test_acc"] for s in ("0", "1")]
+        accs = [seeds[s].data.metrics[names.FINAL_TEST_ACC] for s in ("0", "1")]
         assert trial.values[0] == pytest.approx(sum(accs) / 2)
-        assert run.data.metrics["final/test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+        assert run.data.metrics[names.std(names.FINAL_TEST_ACC)] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
         assert len(client.get_metric_history(seeds["1"].info.run_id, "mode")) == 2
     baselines = [r for r in runs if r.data.tags["trial"] == "0"]
     assert baselines[0].data.tags["config_key"] != baselines[1].data.tags["config_key"]  # clients differ
@@ -233,16 +233,16 @@ def test_a_killed_or_interrupted_sweep_is_finished_by_a_rerun_with_no_trial_or_s
     seed_runs = child_runs(client, "spec", "seed")
     assert len(seed_runs) == 4 and {r.info.status for r in seed_runs} == {"FINISHED"}
     for run in runs + seed_runs:  # save_model: the weights, for the privacy attack
-        names = {a.path for a in client.list_artifacts(run.info.run_id, "weights")}
-        assert names == (set() if run in runs else {"weights/client.pt", "weights/server.pt"})
+        paths = {a.path for a in client.list_artifacts(run.info.run_id, "weights")}
+        assert paths == (set() if run in runs else {"weights/client.pt", "weights/server.pt"})
     # the finished seed was adopted by the retry, not trained again
     (retry_run,) = [r for r in runs if r.data.tags["trial"] == str(retry.number)]
     adopted = client.get_run(first_seed)
     assert adopted.info.lifecycle_stage == "active" and adopted.data.tags["trial"] == str(retry.number)
-    assert adopted.data.tags["mlflow.parentRunId"] == retry_run.info.run_id
-    assert len(client.get_metric_history(first_seed, "test/acc")) == 5  # logged once, not twice
-    mean = sum(r.data.metrics["final/test_acc"] for r in seed_runs
-               if r.data.tags["mlflow.parentRunId"] == retry_run.info.run_id) / 2
+    assert adopted.data.tags[names.PARENT] == retry_run.info.run_id
+    assert len(client.get_metric_history(first_seed, names.TEST_ACC)) == 5  # logged once, not twice
+    mean = sum(r.data.metrics[names.FINAL_TEST_ACC] for r in seed_runs
+               if r.data.tags[names.PARENT] == retry_run.info.run_id) / 2
     assert retry.values[0] == pytest.approx(mean)
     for gone_id in (stopped_run.info.run_id, stopped_seed.info.run_id):
         gone = client.get_run(gone_id)
@@ -315,8 +315,8 @@ def test_explicit_settings_run_first_a_known_setting_is_not_trained_again_and_a_
     dup, first = runs[2], runs[0]
     assert dup.data.tags["duplicate_of"] == "0" and "duplicate_of" not in first.data.tags
     finals = {k: v for k, v in first.data.metrics.items() if k.startswith("final/")}
-    assert dup.data.metrics == finals and "final/comm_bytes" in finals and dup.info.status == "FINISHED"
-    assert client.get_metric_history(dup.info.run_id, "test/acc") == []  # nothing trained
+    assert dup.data.metrics == finals and names.FINAL_COMM_BYTES in finals and dup.info.status == "FINISHED"
+    assert client.get_metric_history(dup.info.run_id, names.TEST_ACC) == []  # nothing trained
     again = run_cli(["sweep", "--spec", str(path), "--workers", "1"], tmp_path)
     assert again.returncode == 0 and "done: 0 trial(s) run" in again.stdout, again.stderr
 
@@ -357,4 +357,4 @@ def test_a_setting_added_to_the_spec_joins_the_existing_study_once(tmp_path):
     queued = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
     assert queued == [specs.BASELINE] + [spec.fixed_params(s) for s in spec.settings]
     assert queued[2]["loss_threshold.max_cached"] == 2 and "loss_threshold.max_cached" not in queued[1]
-    assert study.metric_names == ["final/test_acc", "final/comm_bytes"]  # named for optuna-dashboard
+    assert study.metric_names == [names.FINAL_TEST_ACC, names.FINAL_COMM_BYTES]  # named for optuna-dashboard

@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from bench import tuning
+from bench import names, tuning
 from tests.bench_tests.test_sweep import SMOKE_STUDIES, assert_each_finished_trial_has_one_run, child_runs, studies
 from tests.conftest import run_cli
 
@@ -39,10 +39,10 @@ def test_two_workers_against_postgresql_and_an_mlflow_server_log_every_trial_exa
     assert_each_finished_trial_has_one_run(trials, runs, 3)
     assert {r.info.status for r in runs} == {"FINISHED"}
     exp = client.get_experiment_by_name("smoke")
-    parents = client.search_runs([exp.experiment_id], "tags.`splitbench.role` = 'study'")
+    parents = client.search_runs([exp.experiment_id], names.role_is(names.STUDY_ROLE))
     assert sorted((p.info.run_name, p.info.status) for p in parents) == [(s, "FINISHED") for s in SMOKE_STUDIES]
     by_study = {p.data.tags["study"]: p.info.run_id for p in parents}
-    assert all(r.data.tags["mlflow.parentRunId"] == by_study[r.data.tags["study"]] for r in runs)
+    assert all(r.data.tags[names.PARENT] == by_study[r.data.tags["study"]] for r in runs)
 
     again = run_cli(["sweep", "--spec", "smoke", "--workers", "2"], tmp_path, env=env)
     assert again.returncode == 0 and "done: 0 trial(s) run" in again.stdout, again.stderr

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from bench import names
 from bench.engine import train
 from bench.errors import UsageError
 from bench.serve import serve
@@ -97,7 +98,7 @@ def test_metrics_and_byte_counts_are_identical_in_tls_and_in_clear(tls_server):
     over_tls = train(config(transport="tcp"), progress=False, transport=transport)
     transport.close()
     assert strip(over_tls) == strip(plain)
-    assert over_tls.epochs[0]["comm/wire_up_bytes"] > over_tls.epochs[0]["comm/up_bytes"] > 0
+    assert over_tls.epochs[0][names.comm("wire_up")] > over_tls.epochs[0][names.comm("up")] > 0
     tls_server.thread.join(60)
     assert tls_server.code == 0
 

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 import torch
-from bench import models, spec, stores
+from bench import models, names, spec, stores
 from bench.config import RunConfig
 from bench.engine import train
 from bench.errors import UsageError
@@ -69,16 +69,16 @@ def test_tcp_gives_the_same_metrics_as_inproc_and_wire_bytes_are_payload_plus_he
     full, forward, cached = over_tcp.epochs
     # FULL: a FULL frame per batch (q, scale, labels) answered by GRAD (q, scale); then each client
     # SYNCs its state, one AVERAGE, and each client FETCHes the average back as WEIGHTS.
-    assert full["comm/wire_up_bytes"] == (full["comm/up_bytes"] + full["comm/label_bytes"] + full["comm/sync_bytes"] / 2
+    assert full[names.comm("wire_up")] == (full[names.comm("up")] + full[names.comm("label")] + full[names.comm("sync")] / 2
                                           + HEADER_SIZE * (BATCHES + CLIENTS + 1 + CLIENTS)
                                           + ENTRY_SIZE * (3 * BATCHES + CLIENTS * states))
-    assert full["comm/wire_down_bytes"] == (full["comm/down_bytes"] + full["comm/sync_bytes"] / 2
+    assert full[names.comm("wire_down")] == (full[names.comm("down")] + full[names.comm("sync")] / 2
                                             + HEADER_SIZE * (BATCHES + CLIENTS) + ENTRY_SIZE * (2 * BATCHES + CLIENTS * states))
-    assert full["comm/up_bytes"] == TRAIN * ACT_ELEMENTS + BATCHES * 4
+    assert full[names.comm("up")] == TRAIN * ACT_ELEMENTS + BATCHES * 4
     # FORWARD: FORWARD frames answered by LOSS (a header); CACHED: CACHED requests answered by LOSS.
-    assert forward["comm/wire_up_bytes"] == full["comm/up_bytes"] + TRAIN + BATCHES * (HEADER_SIZE + 3 * ENTRY_SIZE)
-    assert forward["comm/wire_down_bytes"] == BATCHES * HEADER_SIZE
-    assert cached["comm/wire_up_bytes"] == cached["comm/wire_down_bytes"] == BATCHES * HEADER_SIZE
+    assert forward[names.comm("wire_up")] == full[names.comm("up")] + TRAIN + BATCHES * (HEADER_SIZE + 3 * ENTRY_SIZE)
+    assert forward[names.comm("wire_down")] == BATCHES * HEADER_SIZE
+    assert cached[names.comm("wire_up")] == cached[names.comm("wire_down")] == BATCHES * HEADER_SIZE
 
 
 @pytest.mark.slow  # a server process
@@ -91,7 +91,7 @@ def test_the_servers_cache_options_give_the_same_metrics_over_tcp(options):
     inproc = train(config(**options), progress=False)
     over_tcp = train(config(transport="tcp", **options), progress=False)
     assert strip(over_tcp) == strip(inproc)
-    assert inproc.epochs[1]["comm/val_bytes"] > 0 and "val/loss" in inproc.epochs[2]
+    assert inproc.epochs[1][names.comm("val")] > 0 and names.VAL_LOSS in inproc.epochs[2]
 
 
 def strip(result):
@@ -101,11 +101,11 @@ def strip(result):
 def test_the_link_model_charges_bytes_at_the_link_rates_and_a_round_trip_per_exchange():
     run = train(config(uplink_mbit=10, downlink_mbit=50, rtt_ms=20), progress=False)
     for e, exchanges in zip(run.epochs, (BATCHES + CLIENTS, 0, 0)):  # FULL steps and weight fetches wait
-        expected = e["comm/wire_up_bytes"] * 8 / 10e6 + e["comm/wire_down_bytes"] * 8 / 50e6 + exchanges * 0.020
-        assert e["time/comm_s"] == pytest.approx(expected, rel=1e-12)
-        assert e["time/total_s"] == pytest.approx(e["time/epoch_s"] + e["time/comm_s"], rel=1e-12)
-    assert run.final["final/total_s"] == pytest.approx(sum(e["time/total_s"] for e in run.epochs))
-    assert "time/comm_s" not in train(config(epochs=1), progress=False).epochs[0]  # no model by default
+        expected = e[names.comm("wire_up")] * 8 / 10e6 + e[names.comm("wire_down")] * 8 / 50e6 + exchanges * 0.020
+        assert e[names.COMM_S] == pytest.approx(expected, rel=1e-12)
+        assert e[names.TOTAL_S] == pytest.approx(e[names.EPOCH_S] + e[names.COMM_S], rel=1e-12)
+    assert run.final[names.FINAL_TOTAL_S] == pytest.approx(sum(e[names.TOTAL_S] for e in run.epochs))
+    assert names.COMM_S not in train(config(epochs=1), progress=False).epochs[0]  # no model by default
 
 
 def test_link_fields_are_checked_and_a_sweep_may_fix_them(tmp_path):

@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from bench import data, record, tracking
+from bench import data, names, record, tracking
 from bench.config import RunConfig
 from bench.engine import train
 from bench.errors import RunFailed
@@ -53,7 +53,7 @@ def make(uri: str, experiment: str, *, clients=(1, 2), epochs: int = 3, train_su
         study = f"smallcnn-w0.25-c2-clients{n}"
         cell = RunConfig(**base, clients=n)
         fixed = {k: v for k, v in cell.to_params().items() if k in CELL_FIELDS}
-        study_tags = {"splitbench.role": "study", "study": study, "sweep": experiment}
+        study_tags = {names.ROLE: names.STUDY_ROLE, names.STUDY: study, names.SWEEP: experiment}
         with tracking.MlflowRun(uri, experiment, study, tags=study_tags) as parent:
             parent.log_config(fixed, fixed)
             specs = [(spec, {}) for spec in trials]
@@ -76,9 +76,9 @@ def _trial(uri, experiment, study, parent_id, number, cfg: RunConfig, seeds, rep
     params = cfg.to_params()
     key = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
     tags = tracking.provenance("cpu", cfg.seed) | {
-        "data_source": ds.source, "splitbench.role": "trial", "study": study, "sweep": experiment,
-        "trial": str(number), "config_key": key,
-    } | ({"duplicate_of": str(repeats[0])} if repeats else {})
+        names.DATA_SOURCE: ds.source, names.ROLE: names.TRIAL_ROLE, names.STUDY: study, names.SWEEP: experiment,
+        names.TRIAL: str(number), names.CONFIG_KEY: key,
+    } | ({names.DUPLICATE_OF: str(repeats[0])} if repeats else {})
     name = f"{study}-t{number}-{cfg.policy}-{cfg.quant_up}-{cfg.quant_down}"
     try:
         with tracking.MlflowRun(uri, experiment, name, parent_run_id=parent_id, tags=tags) as run:
@@ -97,7 +97,7 @@ def _trial(uri, experiment, study, parent_id, number, cfg: RunConfig, seeds, rep
 
 
 def _seed(uri, experiment, trial_tags, trial_id, cfg: RunConfig, ds):
-    tags = trial_tags | tracking.provenance("cpu", cfg.seed) | {"splitbench.role": "seed"}
+    tags = trial_tags | tracking.provenance("cpu", cfg.seed) | {names.ROLE: names.SEED_ROLE}
     with tracking.MlflowRun(uri, experiment, f"seed {cfg.seed}", parent_run_id=trial_id, tags=tags) as run:
         run.log_config(cfg.to_params(), cfg.to_params())
         return train(cfg, run, dataset=ds, progress=False)
@@ -111,7 +111,7 @@ def _log_means(run: tracking.MlflowRun, results) -> None:
                               if k != "mode" or len(results) == 1})
     finals = {k: [r.final[k] for r in results] for k in results[0].final}
     run.log_final({k: np.mean(v) for k, v in finals.items()} |
-                  ({f"{k}_std": np.std(v, ddof=1) for k, v in finals.items()} if len(results) > 1 else {}))
+                  ({names.std(k): np.std(v, ddof=1) for k, v in finals.items()} if len(results) > 1 else {}))
 
 
 def main() -> None:

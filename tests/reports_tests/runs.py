@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 
+from bench import names
 from reports import frames, noise
 
 _ids = itertools.count()
@@ -20,19 +21,19 @@ _ids = itertools.count()
 
 def run(policy="always", up="fp32", down="fp32", *, seed=0, acc=0.9, comm=100.0, total=None, flops=1e9,
         study="vgg11-c2-clients1", status="FINISHED", args=None, model="vgg11", clients=1, modes=(0, 0, 0),
-        role="trial", tags=None, options=None) -> dict:
+        role=names.TRIAL_ROLE, tags=None, options=None) -> dict:
     params = {"model": model, "width": "1.0", "cut": "2", "dataset": "cifar10", "clients": str(clients),
               "epochs": str(len(modes)), "train_subset": "None", "seed": str(seed), "policy": policy,
               "quant_up": up, "quant_down": down}
     params |= {f"policy.{k}": str(v) for k, v in (args or {}).items()} | (options or {})
-    metrics = {"final/test_acc": acc, "final/comm_bytes": comm, "final/total_bytes": total or comm * 1.01,
-               "final/client_flops": flops, "final/full_epochs": float(modes.count(0)),
-               "final/forward_epochs": float(modes.count(1)), "final/cached_epochs": float(modes.count(2))}
-    all_tags = {"splitbench.role": role, "study": study, "sweep": "s", "trial": str(next(_ids)),
-                "git_commit": "abc123", "versions": "splitbench 0.1.0", "device": "cpu", "seed": str(seed),
-                "data_source": "/data/cifar"} | (tags or {})
-    history = {"mode": [(e, float(m)) for e, m in enumerate(modes)],
-               "test/acc": [(e, acc * (e + 1) / len(modes)) for e in range(len(modes))]}
+    metrics = {names.FINAL_TEST_ACC: acc, names.FINAL_COMM_BYTES: comm, names.FINAL_TOTAL_BYTES: total or comm * 1.01,
+               names.FINAL_CLIENT_FLOPS: flops, names.FINAL_FULL_EPOCHS: float(modes.count(0)),
+               names.FINAL_FORWARD_EPOCHS: float(modes.count(1)), names.FINAL_CACHED_EPOCHS: float(modes.count(2))}
+    all_tags = {names.ROLE: role, names.STUDY: study, names.SWEEP: "s", names.TRIAL: str(next(_ids)),
+                names.GIT_COMMIT: "abc123", names.VERSIONS: "splitbench 0.1.0", names.DEVICE: "cpu",
+                names.SEED: str(seed), names.DATA_SOURCE: "/data/cifar"} | (tags or {})
+    history = {names.MODE: [(e, float(m)) for e, m in enumerate(modes)],
+               names.TEST_ACC: [(e, acc * (e + 1) / len(modes)) for e in range(len(modes))]}
     return {"run_id": f"r{next(_ids)}", "name": f"{policy}-{up}-{down}-s{seed}", "status": status, "tags": all_tags,
             "params": params, "metrics": metrics if status == "FINISHED" else {},
             "history": history if status == "FINISHED" else {}}
@@ -52,20 +53,20 @@ def trial(policy="always", up="fp32", down="fp32", *, accs=(0.9, 0.91), seeds=No
         top["params"] |= {"seeds_min": str(plan[0]), "seeds_max": str(plan[1])}
     if len(seeds) == 1:
         return [top]
-    children = [run(policy, up, down, seed=s, acc=a, modes=m, role="seed",
-                    tags={"trial": top["tags"]["trial"], "mlflow.parentRunId": top["run_id"]}, **fields)
+    children = [run(policy, up, down, seed=s, acc=a, modes=m, role=names.SEED_ROLE,
+                    tags={names.TRIAL: top["tags"][names.TRIAL], names.PARENT: top["run_id"]}, **fields)
                 for s, a, m in zip(seeds, accs, seed_modes)]
     for name in list(top["metrics"]):
         values = [c["metrics"][name] for c in children]
-        top["metrics"][name], top["metrics"][f"{name}_std"] = np.mean(values), np.std(values, ddof=1)
-    epochs = [[v for _, v in c["history"]["test/acc"]] for c in children]
-    top["history"] = {"test/acc": list(enumerate(np.mean(epochs, axis=0)))}
+        top["metrics"][name], top["metrics"][names.std(name)] = np.mean(values), np.std(values, ddof=1)
+    epochs = [[v for _, v in c["history"][names.TEST_ACC]] for c in children]
+    top["history"] = {names.TEST_ACC: list(enumerate(np.mean(epochs, axis=0)))}
     return [top, *children]
 
 
 def study(name="vgg11-c2-clients1", margin_pp=None) -> dict:
     """A cell's parent run, as the sweep writes it: tag margin_pp when the spec gave one."""
-    r = run(study=name, role="study", tags={} if margin_pp is None else {"margin_pp": str(margin_pp)})
+    r = run(study=name, role=names.STUDY_ROLE, tags={} if margin_pp is None else {names.MARGIN_PP: str(margin_pp)})
     r["metrics"], r["history"] = {}, {}
     return r
 

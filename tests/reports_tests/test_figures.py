@@ -9,7 +9,7 @@ from matplotlib.collections import LineCollection
 import pytest
 from PIL import Image
 
-from reports import figures, frames, noise
+from reports import decisions, figures, frames, noise
 from tests.reports_tests.runs import run, settings as settings_of, trial
 
 
@@ -87,13 +87,13 @@ DECISIONS = [*trial(accs=BASE, comm=100),
 
 def test_decisions_draw_the_paired_difference_and_interval_against_the_reduction_by_verdict():
     settings, _, _ = cell(DECISIONS)
-    fig = figures.decisions(settings, "t")
+    fig = decisions.decisions(settings, "t")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "reduction" in ax.get_xlabel() and "pp" in ax.get_ylabel()
     # Error bars: the paired bounds, one set per verdict that has an interval (the one seed has none).
     bars = {tuple(c.get_color()[0][:3]): sorted(tuple(sorted(y for _, y in seg)) for seg in c.get_segments())
             for c in ax.collections if isinstance(c, LineCollection)}
-    colour = {v: matplotlib.colors.to_rgb(c) for v, (c, _) in figures.VERDICT_STYLE.items()}
+    colour = {v: matplotlib.colors.to_rgb(c) for v, (c, _) in decisions.VERDICT_STYLE.items()}
     assert set(bars) == {colour[noise.NON_INFERIOR], colour[noise.UNDECIDED], colour[noise.INFERIOR]}
     assert bars[colour[noise.UNDECIDED]][0] == pytest.approx((-0.794946, 1.968279), abs=1e-3)
     assert bars[colour[noise.NON_INFERIOR]][0] == pytest.approx((-0.143812, 0.123812), abs=1e-4)
@@ -118,7 +118,7 @@ def test_decisions_draw_the_paired_difference_and_interval_against_the_reduction
 
 def test_decisions_of_one_seed_per_setting_say_the_noise_is_unknown():
     settings, _, _ = cell([run(acc=0.90), run("periodic", acc=0.899, comm=5, args={"period": 3})])
-    fig = figures.decisions(settings, "t")
+    fig = decisions.decisions(settings, "t")
     ax = fig.axes[0]
     assert [c for c in ax.collections if isinstance(c, LineCollection)] == []
     assert "noise unknown" in fig.legends[0].get_texts()[0].get_text()
@@ -126,12 +126,12 @@ def test_decisions_of_one_seed_per_setting_say_the_noise_is_unknown():
 
 def test_decisions_without_a_baseline_or_with_many_settings_stay_readable():
     settings, _, _ = cell([run("periodic", args={"period": 3})])
-    assert "no finished baseline" in figures.decisions(settings, "t").axes[0].texts[0].get_text()
+    assert "no finished baseline" in decisions.decisions(settings, "t").axes[0].texts[0].get_text()
     many = [*trial(accs=BASE, comm=100)] + [r for i in range(30) for r in
                                             tracking((-0.1 * i, 0.05, 0.02), comm=100 / (2 + i), period=i + 2)]
     settings, _, _ = cell(many, margin_pp=1.0)
-    fig = figures.decisions(settings, "t")
-    assert 0 < len(fig.axes[0].texts) <= figures.MAX_DECISION_LABELS
+    fig = decisions.decisions(settings, "t")
+    assert 0 < len(fig.axes[0].texts) <= decisions.MAX_DECISION_LABELS
     assert "of 30 settings" in fig.legends[0].get_title().get_text()
     assert "margin: -1 pp" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from bench import names
 from reports import frames, noise
 from tests.reports_tests.runs import run, settings, trial
 
@@ -51,7 +52,7 @@ def test_histories_are_tidy_and_cells_say_how_they_were_made():
     runs = [run(modes=(0, 1, 2)), run("periodic", args={"period": 3}, clients=5, study="other", modes=(0, 1, 2))]
     trials = frames.trials(runs)
     history = frames.histories(runs, trials)
-    assert sorted(history["metric"].unique()) == ["mode", "test/acc"]
+    assert sorted(history["metric"].unique()) == ["mode", names.TEST_ACC]
     assert history[history["metric"] == "mode"].groupby("run_id")["value"].apply(list).tolist() == [[0, 1, 2]] * 2
     cells = frames.cells(trials)
     assert cells["title"].tolist() == ["vgg11, cut 2 · 1 client · cifar10 · 3 epochs",
@@ -159,7 +160,7 @@ def test_histories_keep_each_seed_apart_from_the_trial_means():
     runs = trial(accs=(0.6, 0.9), seed_modes=[(0, 1, 2), (0, 0, 1)])
     history = frames.histories(runs, frames.trials(runs))
     means = history[~history["per_seed"]]
-    assert means["metric"].unique().tolist() == ["test/acc"]
+    assert means["metric"].unique().tolist() == [names.TEST_ACC]
     assert means["value"].tolist() == pytest.approx([0.25, 0.5, 0.75])  # (0.6 + 0.9) / 2 * (epoch + 1) / 3
     modes = history[history["metric"] == "mode"].groupby("seed")["value"].apply(list)
     assert modes.to_dict() == {0: [0, 1, 2], 1: [0, 0, 1]}

@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import pytest
 
+from bench import names
 from reports import figures, frames
 from tests.reports_tests.runs import run, settings
 
@@ -12,7 +13,7 @@ LINK = {"uplink_mbit": "10.0", "downlink_mbit": "50.0", "rtt_ms": "20.0"}
 def timed(*args, seconds, **kwargs):
     r = run(*args, **kwargs)
     r["params"] |= LINK
-    r["history"]["time/total_s"] = [(e, s) for e, s in enumerate(seconds)]
+    r["history"][names.TOTAL_S] = [(e, s) for e, s in enumerate(seconds)]
     return r
 
 

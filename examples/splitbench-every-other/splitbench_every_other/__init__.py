@@ -25,6 +25,7 @@ class EveryOther:
 
 class Int8Symmetric:
     stateful: ClassVar[bool] = False
+    family: ClassVar[str] = "int"
     tolerance: ClassVar[float] = 1 / 254
 
     def encode(self, x: torch.Tensor) -> Payload:
