@@ -88,6 +88,8 @@ TRIAL = "trial"
 SEED = "seed"
 CONFIG_KEY = "config_key"
 DUPLICATE_OF = "duplicate_of"
+ABLATION = "ablation"  # an ablation step's run: what the step took away (bench/ablation.py)
+ABLATION_OF = "ablation_of"  # and the trial number of the setting it ablates
 SUPERSEDED_BY = "superseded_by"
 FAILURE_REASON = "failure_reason"
 # How a run was made (every run): the source's commit, the versions, the device, where the images came from.

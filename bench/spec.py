@@ -29,15 +29,23 @@ A spec file has one table, [sweep] (bench/sweeps/*.toml are the shipped ones):
     [sweep.search.codec_ranges.fp8_e4m3]   # additions to or overrides of a codec's declared search_space
     rounding = { choices = ["nearest", "stochastic"] }
 
+    [sweep.search.fields]                  # RunConfig fields a trial chooses (bench/space.py)
+    cache_mixup = { choices = [0.0, 0.2] }
+
     [[sweep.settings]]          # exact settings, run after the baseline and before the sampler's
     policy = "loss_threshold"   # trials (fields not given take the policy's defaults)
     args = { threshold = 0.02 }
     quant_up = "fp8_e4m3"
+    quant_up_args = { rounding = "stochastic" }   # the codecs' arguments (default: theirs)
     quant_down = "fp8_e5m2"
     cache_mixup = 0.2           # any [sweep.fixed] field: this setting's own value, over the cell's
 
+    objectives = "paired"       # in [sweep]: reduction and paired difference, the verdict as the
+    ablation = true             # sampler's constraint; then an ablation of the best feasible setting
+
 A codec's arguments are searched like a policy's fields, in both directions where it is listed;
-an explicit setting's codecs take their default arguments. An explicit setting may also set any
+an explicit setting's codecs take their default arguments unless it gives `quant_up_args` /
+`quant_down_args`. An explicit setting may also set any
 field [sweep.fixed] may (an engine option such as cache_views or val_fraction): such a setting is
 outside the search space, and the sampler never proposes it.
 

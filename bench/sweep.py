@@ -341,7 +341,7 @@ def _ablation_tags(trial) -> dict[str, str]:
     """An ablation step's run says which step it is and which trial's setting it ablates."""
     if tuning.ABLATION not in trial.user_attrs:
         return {}
-    return {"ablation": trial.user_attrs[tuning.ABLATION], "ablation_of": str(trial.user_attrs["ablation_of"])}
+    return {names.ABLATION: trial.user_attrs[tuning.ABLATION], names.ABLATION_OF: str(trial.user_attrs[names.ABLATION_OF])}
 
 
 class _Progress:

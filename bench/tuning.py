@@ -228,7 +228,7 @@ def next_step(study: optuna.Study, spec: SweepSpec, cell: Cell | None = None) ->
     return Next.RUN if any(t.state == TrialState.WAITING for t in steps) else Next.BUSY
 
 
-ABLATION = "ablation"  # study user attr: the plan ({of, steps, skipped}); trial user attr: its step's label
+ABLATION = names.ABLATION  # study user attr: the plan ({of, steps, skipped}); trial user attr: its step's label
 ABLATION_CHOICE = "ablation_choice"  # trial user attr: its step's choice, as JSON
 CHOICE = "choice"  # trial user attr: what it trained (tuning.choice), as JSON
 
@@ -255,7 +255,7 @@ def plan_ablation(study: optuna.Study, spec: SweepSpec, cell: Cell) -> bool:
     for step in steps:
         study.enqueue_trial(spec.fixed_params(Setting.of(step.choice), cell),
                             user_attrs={ABLATION: step.label, ABLATION_CHOICE: json.dumps(step.choice),
-                                        "ablation_of": best.number})
+                                        names.ABLATION_OF: best.number})
     study.set_user_attr(ABLATION, {"of": best and best.number, "steps": [s.label for s in steps], "skipped": skipped})
     return bool(steps)
 

@@ -34,8 +34,9 @@ def component(kind: str, name: str, what: str) -> type:
 
 
 def family_label(codec: str) -> str:
-    """The families of an "up/down" codec pair, once when both directions share it: "fp8", "cast/fp8"."""
-    return short_label("/".join(codec_family(name) for name in codec.split("/")))
+    """The families of an "up/down" codec pair, once when both directions share it: "fp8", "cast/fp8"
+    (a codec's arguments, "topk(k=0.05)", do not change its family)."""
+    return short_label("/".join(codec_family(name.partition("(")[0]) for name in codec.split("/")))
 
 
 def short_label(codec: str) -> str:

@@ -85,7 +85,7 @@ def trials(runs: list[dict]) -> pd.DataFrame:
         args += options
         row["policy_args"] = ", ".join(f"{k}={v}" for k, v in args)
         row["_args"] = dict(args)
-        row["codec"] = labels.codec_label(row["quant_up"], row["quant_down"])
+        row["codec"] = labels.codec_label(_codec_with_args(params, "quant_up"), _codec_with_args(params, "quant_down"))
         row |= {col: run["metrics"].get(name, np.nan) for name, col in FINAL.items()}
         row |= {f"{col}_std": run["metrics"].get(names.std(name), np.nan) for name, col in FINAL.items()}
         row |= {k: tags.get(k, "unknown") for k in PROVENANCE}
@@ -117,6 +117,19 @@ def check_mechanisms(run: dict) -> None:
         if name not in known and not name.startswith(ARGUMENT_PREFIXES):
             raise UsageError(f"run {run['name']} ({run['run_id']}) logs param {name!r}, which no RunConfig field "
                              "of this splitbench is: the report cannot tell whether it makes a setting of its own")
+
+
+def _codec_with_args(params: dict, direction: str) -> str:
+    """The codec of `direction` with the arguments the run gave it other than their defaults, e.g.
+    `topk(error_feedback=True, k=0.05)`: two settings that differ in a codec's argument are two
+    settings. The stochastic-rounding seed, which follows the run's seed, is no argument of a setting."""
+    from quantizers import codec_params
+
+    name = params[direction]
+    given = {k.removeprefix(f"{direction}."): v for k, v in params.items() if k.startswith(f"{direction}.")}
+    changed = {k: v for k, v in sorted(given.items())
+               if k != "seed" and k in (defaults := codec_params(name)) and labels.value(v) != labels.value(str(defaults[k]))}
+    return name + (f"({', '.join(f'{k}={labels.value(v)}' for k, v in changed.items())})" if changed else "")
 
 
 def is_trial(tags: dict) -> bool:

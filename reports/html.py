@@ -51,6 +51,7 @@ class Page:
     repeats: int  # trials not shown because they repeated an earlier trial's setting (tag duplicate_of)
     render_versions: str
     files: list[str]
+    ablation: pd.DataFrame | None = None  # reports/ablation.py: the steps of each ablated cell
 
 
 def write(page: Page, path: Path) -> None:
@@ -71,6 +72,7 @@ def render(page: Page) -> str:
         f"<code>{escape(page.experiment)}</code> at <code>{escape(page.source)}</code>.</p>",
         f"<nav>{nav}</nav>",
         _headline(page),
+        _ablation(page),
         _paper(),
     ]
     for number, cell in enumerate(page.cells.itertuples(index=False), start=1):
@@ -94,6 +96,24 @@ def provenance(page: Page, cells: pd.DataFrame) -> str:
              f"device: {escape(joined('device'))}", escape(joined("versions")),
              f"rendered with {escape(page.render_versions)}", f"git commit <code>{escape(joined('git_commit'))}</code>"]
     return '<span class="made">Made from ' + " · ".join(parts) + ".</span>"
+
+
+def _ablation(page: Page) -> str:
+    """Each ablated cell's table: the best non-inferior setting, then one ingredient taken away at a time."""
+    if page.ablation is None or page.ablation.empty:
+        return ""
+    parts = []
+    for study, group in page.ablation.groupby("study", sort=False):
+        rows = "".join(
+            f"<tr><td>{escape(str(r.step))}</td><td>{escape(str(r.setting))}</td><td>{escape(str(r.codec))}</td>"
+            f"<td>{_x(r.comm_x)}</td><td>{difference(r.paired_delta_pp, r.paired_ci_low, r.paired_ci_high, r.verdict, int(r.looks) if pd.notna(r.looks) else 1)}</td></tr>"
+            for r in group.itertuples())
+        parts.append(f'<h2 id="ablation-{anchor(study)}">Ablation: {escape(study)}</h2>'
+                     "<p>The largest reduction non-inferior at the margin, then the same setting with one ingredient "
+                     "taken away at a time: what each ingredient buys in reduction and costs in accuracy.</p>"
+                     "<table><tr><th>taken away</th><th>setting</th><th>codec</th><th>comm. reduction</th>"
+                     f"<th>Δ accuracy, paired</th></tr>{rows}</table>")
+    return "".join(parts)
 
 
 def anchor(study: str) -> str:

@@ -16,7 +16,7 @@ import seaborn as sns
 
 from bench import names, tracking
 from bench.errors import UsageError
-from reports import decisions, figures, findings, frames, html, noise, tables
+from reports import ablation, decisions, figures, findings, frames, html, noise, tables
 
 ARTIFACT_PATH = "report"
 HISTORY = (names.TEST_ACC, names.MODE, names.TOTAL_S)
@@ -99,16 +99,19 @@ def build(uri: str, experiment: str, out: Path, *, log_artifacts: bool = True,
 
     page_figures, cell_files = _figures(out, experiment, cells, settings, history, links, shards, margin_pp)
 
+    steps = ablation.frame(runs, trials, settings)
     csvs = {"headline.csv": headline, "settings.csv": settings, "trials.csv": trials, "paper.csv": tables.PAPER}
+    if not steps.empty:
+        csvs["ablation.csv"] = steps
     for name, frame in csvs.items():
         frame.to_csv(out / name, index=False)
-    (out / "findings.md").write_text(findings.markdown(settings, cells))
+    (out / "findings.md").write_text(findings.markdown(settings, cells) + ("\n" + ablation.markdown(steps) if len(steps) else ""))
     trial_runs = [r for r in runs if frames.is_trial(r["tags"])]
     unfinished = sum(r["status"] != "FINISHED" for r in trial_runs)
     repeats = sum(r["status"] == "FINISHED" and bool(r["tags"].get(names.DUPLICATE_OF)) for r in trial_runs)
     versions = f"pandas {pd.__version__}, seaborn {sns.__version__}, matplotlib {matplotlib.__version__}"
     page = html.Page(experiment, uri, cells, settings, headline, page_figures, unfinished, repeats, versions,
-                     list(csvs))
+                     list(csvs), steps)
     html.write(page, out / "index.html")
 
     if log_artifacts:

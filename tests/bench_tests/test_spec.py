@@ -11,8 +11,8 @@ SMOKE = spec.tomllib.loads(spec.resolve("smoke").read_text())["sweep"]
 
 
 def test_shipped_specs_define_their_grids():
-    assert spec.shipped() == ["beyond", "frontier", "noniid", "paper", "quick", "smoke"]
-    smoke, quick, paper = spec.load("smoke"), spec.load("quick"), spec.load("paper")
+    assert spec.shipped() == ["beyond", "frontier", "noniid", "paper", "paper-grid", "quick", "smoke"]
+    smoke, quick, paper = spec.load("smoke"), spec.load("quick"), spec.load("paper-grid")
     beyond = spec.load("beyond").cells[0].config()
     assert (beyond.model, beyond.clients, beyond.train_subset, beyond.test_subset) == ("smallcnn", 1, 10000, None)
     assert [c.study for c in smoke.cells] == ["smoke/smallcnn-c1", "smoke/smallcnn-c2"]
