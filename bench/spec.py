@@ -67,36 +67,29 @@ table of the partition fields (PARTITION_FIELDS), and its cells' study names end
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import space
-from bench.config import BASELINE, RunConfig
+from bench import grid, space
+from bench.config import BASELINE
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
-from bench.space import Range, listed as _list, subtable as _table
+from bench.grid import FIXABLE, Cell, fields_of, located
+from bench.space import Range, subtable as _table
 
 SHIPPED = Path(__file__).parent / "sweeps"
-PARTITION_FIELDS = ("partition", "partition_alpha", "classes_per_client", "partition_min_samples")
 SAMPLERS = ("tpe", "nsga2")
 # What a trial reports to the sampler: "absolute" (maximize final/test_acc, minimize final/comm_bytes),
 # or "paired" (maximize the reduction against the baseline and the paired accuracy difference, with
 # the verdict at the margin as the sampler's constraint: bench/tuning.py).
 OBJECTIVES = ("absolute", "paired")
-# Fields a cell or a trial decides; every other RunConfig field may be fixed by the spec.
-_DECIDED = ("model", "clients", "policy", "policy_args", "quant_up", "quant_up_args", "quant_down", "quant_down_args",
-            "data_dir", "seed")
-_FIXABLE = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _DECIDED]
 _KEYS = {
     "sweep": ["name", "description", "trials", "sampler", "seed", "seeds", "margin_pp", "save_model", "objectives",
               "ablation", "cells", "fixed", "models", "search", "settings"],
-    "sweep.settings": ["policy", "args", "quant_up", "quant_down", "quant_up_args", "quant_down_args", *_FIXABLE],
-    "sweep.cells": ["models", "clients", "partitions"],
+    "sweep.settings": ["policy", "args", "quant_up", "quant_down", "quant_up_args", "quant_down_args", *FIXABLE],
 }
 
 
@@ -141,22 +134,6 @@ class Setting:
                           ((self.quant_up, self.quant_up_args), (self.quant_down, self.quant_down_args)))
         own = " ".join(f"{k}={v}" for k, v in self.fields)
         return " ".join(x for x in (self.policy, args(self.args).replace(", ", " "), codecs, own) if x)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One grid cell: its study name and the RunConfig fields every one of its trials shares."""
-
-    study: str
-    fields: tuple[tuple[str, Any], ...]
-    seeds: tuple[int, ...] = (0,)
-
-    def params(self) -> dict[str, Any]:
-        return dict(self.fields)
-
-    def config(self, data_dir: str | None = None, **choice) -> RunConfig:
-        """The run of one trial (its first seed): the cell's fields plus what the trial chose (the baseline by default)."""
-        return RunConfig(**(self.params() | BASELINE | choice), data_dir=data_dir, seed=self.seeds[0])
 
 
 @dataclass(frozen=True)
@@ -292,9 +269,9 @@ def parse(table: dict, *, name: str, source: str = "", text: str = "") -> SweepS
     ablation = _get(table, "sweep", "ablation", bool, False)
     if ablation and objectives != "paired":
         raise UsageError("sweep.ablation: needs objectives = \"paired\" (it ablates the best feasible setting)")
-    cells = _cells(name, table, seeds)
+    cells = grid.cells(name, table, seeds)
     settings = _settings(table.get("settings", []), cells[0])
-    searched = space.search(_table(table, "sweep", "search"), settings, cells[0], _FIXABLE)
+    searched = space.search(_table(table, "sweep", "search"), settings, cells[0], FIXABLE)
     if ablation:
         _check_ablation(searched, cells[0])
     least = 1 + len(settings)
@@ -355,7 +332,7 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
             raise UsageError(f"{path}.policy: missing; name a policy")
         args = _table(table, path, "args")
         codec_args = {f"{d}_args": tuple(sorted(_table(table, path, f"{d}_args").items())) for d in ("quant_up", "quant_down")}
-        fields = _fields(path, {k: v for k, v in table.items() if k in _FIXABLE})
+        fields = fields_of(path, {k: v for k, v in table.items() if k in FIXABLE})
         choice = {"policy": policy, "policy_args": tuple(args.items()),
                   "quant_up": _get(table, path, "quant_up", str, BASELINE["quant_up"]),
                   "quant_down": _get(table, path, "quant_down", str, BASELINE["quant_down"])} | codec_args | fields
@@ -363,7 +340,7 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
             cfg = cell.config(**choice)
         except UsageError as exc:
             raise located(exc, {"policy": path, "quant_up": path, "quant_down": path}
-                          | {f"policy.{k}": f"{path}.args" for k in args} | {k: path for k in _FIXABLE}
+                          | {f"policy.{k}": f"{path}.args" for k in args} | {k: path for k in FIXABLE}
                           | {f"{d[:-5]}.{k}": path for d, pairs in codec_args.items() for k, _ in pairs}) from None
         setting = Setting(cfg.policy, cfg.policy_args, cfg.quant_up, cfg.quant_down, tuple(sorted(fields.items())),
                           **codec_args)
@@ -374,85 +351,6 @@ def _settings(raw: Any, cell: Cell) -> tuple[Setting, ...]:
         if cfg.to_params() != cell.config().to_params():  # the baseline runs first anyway
             out.append(setting)
     return tuple(out)
-
-
-def _cells(sweep: str, table: dict, seeds: tuple[int, ...]) -> tuple[Cell, ...]:
-    from bench import models
-
-    grid = _table(table, "sweep", "cells")
-    _known_keys("sweep.cells", grid)
-    names = _list(grid, "sweep.cells", "models", str)
-    for m in names:
-        if m not in models.MODELS:
-            raise UsageError(unknown_name_message("sweep.cells.models", m, list(models.MODELS)))
-    clients = _list(grid, "sweep.cells", "clients", int)
-    if any(c < 1 for c in clients):
-        raise UsageError(f"sweep.cells.clients: every count must be >= 1, got {clients}")
-    fixed = _fields("sweep.fixed", _table(table, "sweep", "fixed"))
-    per_model = _table(table, "sweep", "models")
-    for m in per_model:
-        if m not in names:
-            raise UsageError(unknown_name_message("sweep.models", m, names) + "; a model's table needs it in sweep.cells.models")
-    partitions = _partitions(grid)
-    cells = []
-    for model, n, (i, part) in itertools.product(names, clients, enumerate(partitions)):
-        origin = {k: "sweep.fixed" for k in fixed}
-        own = _fields(f"sweep.models.{model}", _table(per_model, "sweep.models", model))
-        origin |= {k: f"sweep.models.{model}" for k in own} | {k: f"sweep.cells.partitions[{i}]" for k in (PARTITION_FIELDS if part else ())}
-        fields = {"model": model, "clients": n} | fixed | own | part
-        suffix = f"-{_partition_name(part)}" if part else ""
-        cell = Cell(f"{sweep}/{model}-c{n}{suffix}", tuple(sorted(fields.items())), seeds)
-        try:
-            cell.config()
-        except UsageError as exc:
-            raise located(exc, origin) from None
-        cells.append(cell)
-    return tuple(cells)
-
-
-def _partitions(grid: dict) -> list[dict[str, Any]]:
-    """The grid's partition axis: one table of partition fields per entry ([{}]: no axis)."""
-    if "partitions" not in grid:
-        return [{}]
-    raw = grid["partitions"]
-    if not isinstance(raw, list) or not raw or not all(isinstance(t, dict) and t for t in raw):
-        raise UsageError(f"sweep.cells.partitions: expected a non-empty list of tables such as "
-                         f"{{ partition = \"dirichlet\", partition_alpha = 0.5 }}, got {raw!r}")
-    names = []
-    for i, table in enumerate(raw):
-        for key in table:
-            if key not in PARTITION_FIELDS:
-                raise UsageError(unknown_name_message(f"sweep.cells.partitions[{i}].{key}", key, list(PARTITION_FIELDS)))
-        names.append(_partition_name(table))
-    if len(set(names)) != len(names):
-        raise UsageError(f"sweep.cells.partitions: lists a partition twice, got {names}")
-    return [dict(t) for t in raw]
-
-
-def _partition_name(part: dict[str, Any]) -> str:
-    """The short name a partition's cells end in: iid, dir0.1, cls2 (and -min20 for a floor given)."""
-    kind = part.get("partition", "iid")
-    name = {"dirichlet": f"dir{part.get('partition_alpha')}", "classes": f"cls{part.get('classes_per_client')}"}
-    out = name.get(kind, str(kind))
-    return out + (f"-min{part['partition_min_samples']}" if "partition_min_samples" in part else "")
-
-
-def _fields(path: str, table: dict) -> dict[str, Any]:
-    """RunConfig fields from a table, TOML lists turned into the tuples RunConfig holds."""
-    for key in table:
-        if key not in _FIXABLE:
-            hint = " (sweep.seeds decides it)" if key == "seed" else " (a cell or trial decides it)" if key in _DECIDED else ""
-            raise UsageError(unknown_name_message(f"{path}.{key}", key, _FIXABLE) + hint)
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-
-
-def located(exc: UsageError, origin: dict[str, str]) -> UsageError:
-    """RunConfig's `field: ...` message with the field named by where the spec set it."""
-    field, sep, rest = str(exc).partition(":")
-    name = field.removeprefix("policy.")
-    for direction in ("quant_up", "quant_down"):  # a codec's argument, by its table in the spec
-        name = name.replace(f"{direction}.", f"{direction}_args.", 1) if name.startswith(f"{direction}.") else name
-    return UsageError(f"{origin[field]}.{name}:{rest}") if sep and field in origin else exc
 
 
 def _get(table: dict, path: str, key: str, kind: type, default: Any) -> Any:
