@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from bench import data, devices, names, record, tracking, tuning
+from bench import data, devices, names, paired, record, tracking, tuning
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import Cell, SweepSpec
 
@@ -186,7 +186,7 @@ class Objective:
     def __call__(self, trial) -> tuple[float, float]:
         tuning.check_room(trial, self.spec.trials)
         chosen = tuning.choice(trial, self.spec)
-        trial.set_user_attr(tuning.CHOICE, json.dumps(chosen))
+        trial.set_user_attr(paired.CHOICE, json.dumps(chosen))
         try:
             cfg = self.cell.config(self.target.data_dir, **chosen)
         except UsageError as exc:  # searched fields that RunConfig rejects together
@@ -239,22 +239,22 @@ class Objective:
 
     def _paired(self, trial, key: str) -> tuple[float, float]:
         """Paired objectives (reduction, paired difference) against the cell's baseline, whose seeds
-        this waits for, and the verdict as the trial's constraint (tuning.CONSTRAINT)."""
-        own = tuning.seed_accuracies(tuning.frozen(trial))
-        own_bytes = tuning.seed_accuracies(tuning.frozen(trial), tuning.SEED_BYTES)
+        this waits for, and the verdict as the trial's constraint (paired.CONSTRAINT)."""
+        own = paired.seed_accuracies(tuning.frozen(trial))
+        own_bytes = paired.seed_accuracies(tuning.frozen(trial), paired.SEED_BYTES)
         if key == self._baseline_key():
             base, base_bytes = own, own_bytes
         else:
-            base = tuning.paired_accuracies(trial, self._baseline_key(), set(own))
-            base_bytes = tuning.paired_accuracies(trial, self._baseline_key(), set(own), prefix=tuning.SEED_BYTES)
+            base = paired.paired_accuracies(trial, self._baseline_key(), set(own))
+            base_bytes = paired.paired_accuracies(trial, self._baseline_key(), set(own), prefix=paired.SEED_BYTES)
         if not base_bytes:
             raise RunFailed("the cell's baseline has no finished seed to pair with")
         from reports import noise
 
-        values, constraint = tuning.paired_values(
+        values, constraint = paired.paired_values(
             own, base, sum(own_bytes.values()) / len(own_bytes), sum(base_bytes.values()) / len(base_bytes),
             self.spec.margin_pp, noise.looks(self.spec.seeds_min, len(self.spec.seeds)))
-        tuning.set_verdict(trial, -self.spec.margin_pp if key == self._baseline_key() else constraint)
+        paired.set_verdict(trial, -self.spec.margin_pp if key == self._baseline_key() else constraint)
         return values
 
     def _after_seed(self, trial, key: str):
@@ -270,10 +270,10 @@ class Objective:
 
         def after(seed: int, final: dict[str, float]) -> bool:
             own[seed] = final[names.FINAL_TEST_ACC]
-            tuning.record_seed(trial, seed, own[seed], final[names.FINAL_COMM_BYTES])
+            paired.record_seed(trial, seed, own[seed], final[names.FINAL_COMM_BYTES])
             if self.spec.seeds_min is None or key == baseline or len(own) < self.spec.seeds_min:
                 return False
-            pair = tuning.paired_accuracies(trial, baseline, set(own))
+            pair = paired.paired_accuracies(trial, baseline, set(own))
             return noise.decided(own, pair, self.spec.margin_pp, looks)
 
         return after
@@ -322,8 +322,8 @@ class Objective:
         for name in tuning.OBJECTIVES:  # what the summary reads
             if name in earlier.user_attrs:
                 trial.set_user_attr(name, earlier.user_attrs[name])
-        if tuning.CONSTRAINT in earlier.user_attrs:
-            tuning.set_verdict(trial, earlier.user_attrs[tuning.CONSTRAINT])
+        if paired.CONSTRAINT in earlier.user_attrs:
+            paired.set_verdict(trial, earlier.user_attrs[paired.CONSTRAINT])
         self.report(event | {"kind": "duplicate", "of": earlier.number})
         if earlier.values is None:  # it diverged
             trial.set_user_attr("failure", f"duplicate of trial {earlier.number}: {earlier.user_attrs['failure']}")
@@ -339,9 +339,9 @@ class Objective:
 
 def _ablation_tags(trial) -> dict[str, str]:
     """An ablation step's run says which step it is and which trial's setting it ablates."""
-    if tuning.ABLATION not in trial.user_attrs:
+    if paired.ABLATION not in trial.user_attrs:
         return {}
-    return {names.ABLATION: trial.user_attrs[tuning.ABLATION], names.ABLATION_OF: str(trial.user_attrs[names.ABLATION_OF])}
+    return {names.ABLATION: trial.user_attrs[paired.ABLATION], names.ABLATION_OF: str(trial.user_attrs[names.ABLATION_OF])}
 
 
 class _Progress:

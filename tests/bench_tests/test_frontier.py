@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from bench import ablation, spec as specs, tuning
+from bench import ablation, paired, spec as specs, tuning
 from bench.errors import UsageError
 from reports import ablation as ablation_report, report
 from tests.conftest import run_cli
@@ -114,7 +114,7 @@ def _fake_search(constrained: bool) -> tuple[int, int, optuna.Study]:
         trial = study.ask()
         x = trial.suggest_float("x", 0.0, 1.0)
         if constrained:
-            tuning.set_verdict(trial, x - 0.3)
+            paired.set_verdict(trial, x - 0.3)
         study.tell(trial, (10 * x, -x))
         feasible.append(x <= 0.3)
     return sum(feasible[:10]), sum(feasible[10:]), study
@@ -124,7 +124,7 @@ def test_the_sampler_is_told_the_verdict_and_moves_its_proposals_into_the_feasib
     start, later, study = _fake_search(constrained=True)
     for t in study.trials:  # infeasible settings are marked so, for the sampler and in the storage
         assert t.constraints == {"verdict": pytest.approx(t.params["x"] - 0.3)}
-        assert t.user_attrs[tuning.CONSTRAINT] == pytest.approx(t.params["x"] - 0.3)
+        assert t.user_attrs[paired.CONSTRAINT] == pytest.approx(t.params["x"] - 0.3)
     assert start / 10 < 0.5 and later / 30 >= 0.6  # the start-up draws are random; then it learns
     _, blind, _ = _fake_search(constrained=False)  # the same sampler, not told: it chases the reduction
     assert later >= 2 * blind, (later, blind)
@@ -172,15 +172,15 @@ def test_the_best_feasible_setting_is_the_largest_reduction_with_a_non_inferior_
 
     def add(values, constraint, choice):
         study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=values, user_attrs={
-            tuning.CONSTRAINT: constraint, tuning.CHOICE: json.dumps(choice)}))
+            paired.CONSTRAINT: constraint, paired.CHOICE: json.dumps(choice)}))
 
     add((1.0, 0.0), -0.5, specs.BASELINE)
     add((40.0, -2.0), 1.2, BEST)  # the largest reduction, but inferior
     add((9.0, -0.1), -0.1, BEST | {"cache_mixup": 0.0})
     add((12.0, 0.1), -0.3, BEST | {"refresh_threshold": None})
-    best = tuning.best_feasible(study.get_trials())
+    best = paired.best_feasible(study.get_trials())
     assert best.number == 3
-    assert tuning.best_feasible(study.get_trials()[:2]) is None  # the baseline is no setting to ablate
+    assert paired.best_feasible(study.get_trials()[:2]) is None  # the baseline is no setting to ablate
 
 
 SPEC = """
@@ -220,12 +220,12 @@ def test_a_paired_sweep_reports_reduction_and_difference_then_runs_the_ablation_
         if t.user_attrs.get("duplicate_of") is None:
             bytes_ = t.user_attrs[tuning.OBJECTIVES[1]]
             assert t.values[0] == pytest.approx(baseline.user_attrs[tuning.OBJECTIVES[1]] / bytes_)
-    plan = study.user_attrs[tuning.ABLATION]
+    plan = study.user_attrs[paired.ABLATION]
     best = study.trials[plan["of"]]
-    expected, _ = ablation.steps(json.loads(best.user_attrs[tuning.CHOICE]), specs.load(str(tmp_path / "tiny.toml")).cells[0])
+    expected, _ = ablation.steps(json.loads(best.user_attrs[paired.CHOICE]), specs.load(str(tmp_path / "tiny.toml")).cells[0])
     assert plan["steps"] == [s.label for s in expected] and plan["steps"]
-    steps = [t for t in trials if tuning.ABLATION in t.user_attrs]
-    assert [t.user_attrs[tuning.ABLATION] for t in steps] == plan["steps"]
+    steps = [t for t in trials if paired.ABLATION in t.user_attrs]
+    assert [t.user_attrs[paired.ABLATION] for t in steps] == plan["steps"]
     assert all(t.state == TrialState.COMPLETE for t in steps)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], "tags.ablation != ''")
