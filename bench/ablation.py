@@ -47,7 +47,7 @@ class Step:
 def steps(choice: dict[str, Any], cell) -> tuple[list[Step], list[str]]:
     """(the steps of `choice`, each valid on `cell`; the reasons of the steps left out)."""
     from policies import POLICIES
-    from quantizers import QUANTIZERS, arguments
+    from quantizers import QUANTIZERS
     from quantizers.wrappers import STAGE_NAMES, Stages
 
     choice = normal(choice)
@@ -64,13 +64,11 @@ def steps(choice: dict[str, Any], cell) -> tuple[list[Step], list[str]]:
         stages = tuple((k, v) for k, v in sorted(args.items()) if k in STAGE_NAMES)
         if codec not in (reference, NO_CODEC):
             candidates.append((f"{direction}: {codec} -> {reference}", {direction: reference, f"{direction}_args": stages}))
-        own = {f.name: f for f in arguments(QUANTIZERS.get(codec))}
-        for name, value in sorted(args.items()):
-            default = getattr(Stages(), name) if name in STAGE_NAMES else getattr(QUANTIZERS.get(codec)(), name)
-            if name in own or name in STAGE_NAMES:
-                if value != default:
-                    candidates.append((f"{direction}.{name}: {value} -> {default}",
-                                       {f"{direction}_args": _without(choice[f"{direction}_args"], name)}))
+        for name, value in sorted(args.items()):  # its own arguments and stages, as RunConfig checked them
+            default = getattr(Stages() if name in STAGE_NAMES else QUANTIZERS.get(codec)(), name)
+            if value != default:
+                candidates.append((f"{direction}.{name}: {value} -> {default}",
+                                   {f"{direction}_args": _without(choice[f"{direction}_args"], name)}))
     base = cell.config()
     for name, value in sorted(fields(choice).items()):
         if value != getattr(base, name):

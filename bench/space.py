@@ -139,11 +139,7 @@ def declared(prefix: str, cls, overrides: dict, stages: bool = False) -> tuple[t
             raise UsageError(unknown_name_message(path, field, fields))
         rng = parse_range(path, raw)
         checker = Stages if stages and field in STAGE_NAMES else cls
-        for value in rng.choices or (rng.low, rng.high):
-            try:
-                checker(**{field: value})
-            except UsageError as exc:
-                raise UsageError(f"{path}: {value!r} is not allowed ({exc})") from None
+        _check(path, rng, lambda value: checker(**{field: value}))
         out[field] = rng
     return tuple(sorted(out.items()))
 
@@ -162,13 +158,18 @@ def _fields(table: dict, settings, cell, fixable: list[str]) -> tuple[tuple[str,
             values = [None if v == OFF else v for v in rng.choices]
             values += [v for s in settings for k, v in s.fields if k == field and v not in values]
             rng = Range(choices=tuple(dict.fromkeys(values)))
-        for value in rng.choices or (rng.low, rng.high):
-            try:
-                cell.config(**{field: value})
-            except UsageError as exc:
-                raise UsageError(f"{path}: {value!r} is not allowed ({exc})") from None
+        _check(path, rng, lambda value: cell.config(**{field: value}))
         out[field] = rng
     return tuple(sorted(out.items()))
+
+
+def _check(path: str, rng: Range, build) -> None:
+    """Build with each choice, or each bound, of `rng`; what `build` rejects is an error naming `path`."""
+    for value in rng.choices or (rng.low, rng.high):
+        try:
+            build(value)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {value!r} is not allowed ({exc})") from None
 
 
 def parse_range(path: str, raw: Any) -> Range:

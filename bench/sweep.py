@@ -240,13 +240,13 @@ class Objective:
     def _paired(self, trial, key: str) -> tuple[float, float]:
         """Paired objectives (reduction, paired difference) against the cell's baseline, whose seeds
         this waits for, and the verdict as the trial's constraint (paired.CONSTRAINT)."""
-        own = paired.seed_accuracies(tuning.frozen(trial))
-        own_bytes = paired.seed_accuracies(tuning.frozen(trial), paired.SEED_BYTES)
-        if key == self._baseline_key():
+        baseline, me = self._baseline_key(), tuning.frozen(trial)
+        own, own_bytes = paired.seed_accuracies(me), paired.seed_accuracies(me, paired.SEED_BYTES)
+        if key == baseline:
             base, base_bytes = own, own_bytes
-        else:
-            base = paired.paired_accuracies(trial, self._baseline_key(), set(own))
-            base_bytes = paired.paired_accuracies(trial, self._baseline_key(), set(own), prefix=paired.SEED_BYTES)
+        else:  # each waits for the baseline's seeds (accuracy and bytes are noted one after the other)
+            base = paired.paired_accuracies(trial, baseline, set(own))
+            base_bytes = paired.paired_accuracies(trial, baseline, set(own), prefix=paired.SEED_BYTES)
         if not base_bytes:
             raise RunFailed("the cell's baseline has no finished seed to pair with")
         from reports import noise
@@ -254,7 +254,7 @@ class Objective:
         values, constraint = paired.paired_values(
             own, base, sum(own_bytes.values()) / len(own_bytes), sum(base_bytes.values()) / len(base_bytes),
             self.spec.margin_pp, noise.looks(self.spec.seeds_min, len(self.spec.seeds)))
-        paired.set_verdict(trial, -self.spec.margin_pp if key == self._baseline_key() else constraint)
+        paired.set_verdict(trial, -self.spec.margin_pp if key == baseline else constraint)
         return values
 
     def _after_seed(self, trial, key: str):
