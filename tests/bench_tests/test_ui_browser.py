@@ -56,9 +56,10 @@ def test_the_mlflow_runs_page_shows_each_runs_data_sets(tmp_path):
     port = free_port()
     ui = started(["-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
                   "--host", "127.0.0.1", "--port", str(port)], tmp_path)
+    shown = ("synthetic-train", "synthetic-test")  # the Dataset column
     dom = page(f"http://127.0.0.1:{port}/#/experiments/1/runs", f"http://127.0.0.1:{port}/health", ui,
                tmp_path / "profile")
-    assert "synthetic-train" in dom and "synthetic-test" in dom  # the Dataset column
+    assert all(text in dom for text in shown), [text for text in shown if text not in dom]
 
 
 @NO_CHROMIUM
@@ -68,15 +69,17 @@ def test_the_optuna_dashboard_shows_a_studys_trials(tmp_path):
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="noniid/smallcnn-c5-dir0.1",
                                 directions=["maximize", "minimize"])
-    for acc, nbytes in ((0.52, 9.8e9), (0.55, 1.2e9)):
-        trial = study.ask({"policy": CategoricalDistribution(["always", "loss_threshold"])})
-        study.tell(trial, [acc, nbytes])
+    policies = CategoricalDistribution(["always", "loss_threshold"])
+    for policy, acc, nbytes in (("loss_threshold", 0.52, 9.8e9), ("always", 0.55, 1.2e9)):
+        # the params are given, not sampled: a sampled policy could be `always` in both trials
+        study.add_trial(optuna.trial.create_trial(params={"policy": policy}, distributions={"policy": policies},
+                                                  values=[acc, nbytes]))
     dash = started(["-m", "bench", "dashboard", "--port", "0"], tmp_path)  # the default storage, optuna.db here
     line = dash.stdout.readline()
     if not line.startswith("dashboard: http://127.0.0.1:"):
         dash.kill()
         raise AssertionError(line + dash.stderr.read())
     url = line.split()[1]
+    shown = ("noniid/smallcnn-c5-dir0.1", "Trial 0", "Trial 1", "loss_threshold")
     dom = page(f"{url}/studies/1/trials", f"{url}/api/studies", dash, tmp_path / "profile")
-    assert "noniid/smallcnn-c5-dir0.1" in dom
-    assert "Trial 0" in dom and "Trial 1" in dom and "loss_threshold" in dom
+    assert all(text in dom for text in shown), [text for text in shown if text not in dom]
