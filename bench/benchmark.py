@@ -204,7 +204,7 @@ def sweep_rows(cores: int, trials: int, data_dir: str | None) -> list[tuple]:
 
 # Why a row can miss its target in this design (docs/findings.md, "make bench"), shown when it does.
 WHY = {
-    "tcp": "the server process shares the cores with the client: a fixed cost each batch, not the bytes (docs/findings.md)",
+    "tcp": "client and server processes share the cores, and loopback copies each byte twice: 1.09-1.29 run to run (docs/findings.md)",
     "sweep": "this machine's cores are busy or uneven: rerun idle; if it holds, change the default (docs/findings.md)",
     "+zstd": "zstd's own compression of the payload (docs/findings.md)",
 }
