@@ -40,11 +40,12 @@ REGISTRY_KINDS = ("policy", "codec", "transport")
 
 
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, registry: str | None = None,
-           mechanism: bool = False, **kwargs) -> Any:
+           mechanism: bool = False, cache: bool = False, **kwargs) -> Any:
     """A RunConfig field with what everything else reads from it: `help`, what it means (the CLI's
     help); its allowed values, `choices` or the names of the registry of kind `registry` (checked
     here, listed by the CLI); and `mechanism`: an engine option that makes a setting of its own when
-    switched on, its default being its "off" value (the report names it in the setting's family)."""
+    switched on, its default being its "off" value (the report names it in the setting's family); and
+    `cache`: an option that acts only in FORWARD and CACHED epochs (see `without_inert`)."""
     metadata = {"help": help}
     if choices is not None:
         metadata["choices"] = tuple(choices)
@@ -53,6 +54,8 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
         metadata["registry"] = registry
     if mechanism:
         metadata["off"] = default
+    if cache:
+        metadata["cache"] = True
     return field(default=default, metadata=metadata, **kwargs)
 
 
@@ -107,20 +110,21 @@ class RunConfig:
     quant_down: str = option(BASELINE["quant_down"], "codec for gradients, server -> client", registry="codec")
     quant_down_args: tuple[tuple[str, Any], ...] = field(default=())
     cache_augment: str = option("view", "what FORWARD epochs send: the augmented view that is cached, or "
-                                        "unaugmented images", choices=CACHE_AUGMENT)
-    frozen_bn: str = option("eval", "batch-norm mode of the frozen client in FORWARD epochs", choices=FROZEN_BN)
+                                        "unaugmented images", choices=CACHE_AUGMENT, cache=True)
+    frozen_bn: str = option("eval", "batch-norm mode of the frozen client in FORWARD epochs", choices=FROZEN_BN,
+                       cache=True)
     # Gates and cache beyond the paper (bench/layouts/); every one off by default.
     val_fraction: float = option(0.0, "share of each client's shard held out as the validation slice of "
                                       "policy.signal=val; in [0, 1)", mechanism=True)
     cache_mixup: float = option(0.0, "mixup ALPHA on cached activations and labels in CACHED epochs (0 = off); "
-                                     ">= 0", mechanism=True)
+                                     ">= 0", mechanism=True, cache=True)
     cache_noise: float = option(0.0, "Gaussian noise on cached activations, SIGMA x each channel's spread "
-                                     "(0 = off); >= 0", mechanism=True)
+                                     "(0 = off); >= 0", mechanism=True, cache=True)
     cache_views: int = option(1, "augmented views of each image a FORWARD epoch sends; CACHED epochs cycle "
-                                 "through them; >= 1", mechanism=True)
+                                 "through them; >= 1", mechanism=True, cache=True)
     refresh_threshold: float | None = option(None, "per-sample refresh: resend a sample in a FORWARD epoch when "
                                                    "its activation moved more than this, relative (default: off)",
-                                             mechanism=True)
+                                             mechanism=True, cache=True)
     device: str = option("auto", "where to train (auto: CUDA when there is one)", choices=DEVICES)
     transport: str = option("inproc", "where the server side runs: in this process (inproc) or a local "
                                       "`bench serve` process (tcp)", registry="transport")
@@ -301,6 +305,23 @@ def allowed(name: str) -> list[str] | None:
 def mechanisms() -> dict[str, Any]:
     """The engine options that make a setting of their own when switched on, each with its "off" value."""
     return {f.name: f.metadata["off"] for f in dataclasses.fields(RunConfig) if "off" in f.metadata}
+
+
+def inert(policy: str) -> frozenset[str]:
+    """The RunConfig fields that cannot act under `policy`: the options that act only in FORWARD and
+    CACHED epochs, when its class says `full_only` (it never leaves FULL); else none."""
+    if not getattr(registry("policy").get(policy), "full_only", False):
+        return frozenset()
+    return frozenset(f.name for f in dataclasses.fields(RunConfig) if f.metadata.get("cache"))
+
+
+def without_inert(cfg: RunConfig) -> RunConfig:
+    """`cfg` as it trains, its inert fields back at their defaults: a sweep then sees one setting where
+    only inert options differ, and trains it once. (Under `always`, cache_mixup and cache_noise change
+    no bit; refresh_threshold's per-sample layout draws each FULL epoch's crops in another order, the
+    same augmentation from another random stream: noise, not a mechanism.)"""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    return dataclasses.replace(cfg, **{name: defaults[name] for name in inert(cfg.policy)})
 
 
 def registry(kind: str):

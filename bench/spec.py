@@ -67,13 +67,14 @@ table of the partition fields (PARTITION_FIELDS), and its cells' study names end
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import grid, space
+from bench import config, grid, space
 from bench.config import BASELINE
 from bench.errors import UsageError
 from bench.registry import unknown_name_message
@@ -124,6 +125,11 @@ class Setting:
         c = ablation.normal(choice)
         return cls(c["policy"], c["policy_args"], c["quant_up"], c["quant_down"], tuple(sorted(ablation.fields(c).items())),
                    c["quant_up_args"], c["quant_down_args"])
+
+    def without_inert(self) -> "Setting":
+        """The same setting less the fields that cannot act under its policy (config.inert)."""
+        inert = config.inert(self.policy)
+        return dataclasses.replace(self, fields=tuple((k, v) for k, v in self.fields if k not in inert))
 
     def describe(self) -> str:
         """One line: `loss_threshold threshold=0.1 fp8_e4m3/topk(k=0.05) cache_mixup=0.2`."""
@@ -195,12 +201,12 @@ class SweepSpec:
     def size(self) -> int:
         """How many distinct settings a cell can run: the search space (rounded) and the explicit
         settings outside it."""
-        searched = sum(math.prod(r.size() for r in self.space(p).values()) for p in self.policies)
+        searched = sum(math.prod(r.size() for r in self.space(p).values())
+                       * math.prod(r.size() for f, r in self.fields if f not in config.inert(p)) for p in self.policies)
         for codecs in (self.quant_up, self.quant_down):
             searched *= sum(math.prod(r.size() for r in self.codec_space(c).values()) for c in codecs)
-        searched *= math.prod(r.size() for _, r in self.fields)
-        outside = sum(not self._searched(s) for s in self.settings)
-        return searched + outside
+        outside = {c for c in (s.without_inert() for s in self.settings) if not self._searched(c)}
+        return searched + len(outside)
 
     def _searched(self, setting: Setting) -> bool:
         spaces = {setting.policy: self.space(setting.policy)} | {

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from bench import data, devices, names, paired, record, tracking, tuning
+from bench import config, data, devices, names, paired, record, tracking, tuning
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.spec import Cell, SweepSpec
 
@@ -188,7 +188,7 @@ class Objective:
         chosen = tuning.choice(trial, self.spec)
         trial.set_user_attr(paired.CHOICE, json.dumps(chosen))
         try:
-            cfg = self.cell.config(self.target.data_dir, **chosen)
+            cfg = config.without_inert(self.cell.config(self.target.data_dir, **chosen))
         except UsageError as exc:  # searched fields that RunConfig rejects together
             trial.set_user_attr("failure", f"{tuning.INVALID}: {exc}")
             self.report({"worker": self.worker, "study": self.cell.study, "trial": trial.number, "kind": "end",

@@ -208,8 +208,11 @@ def next_step(study: optuna.Study, spec: SweepSpec, cell: Cell | None = None) ->
 
 
 def exhausted(trials: list[FrozenTrial], spec: SweepSpec) -> bool:
-    """Every distinct setting has finished, or the last DUPLICATE_LIMIT proposals were duplicates."""
-    if len({t.user_attrs.get("config_key") for t in trials if finished(t)}) >= spec.size():
+    """Every distinct setting has finished and no explicit setting waits for its trial (it may turn
+    out a duplicate, but each setting of the spec has one), or the last DUPLICATE_LIMIT proposals
+    were duplicates."""
+    waiting = any(t.state == TrialState.WAITING for t in trials)
+    if not waiting and len({t.user_attrs.get("config_key") for t in trials if finished(t)}) >= spec.size():
         return True
     last = [t for t in trials if ended(t)][-DUPLICATE_LIMIT:]
     return len(last) == DUPLICATE_LIMIT and all(t.user_attrs.get("duplicate_of") is not None for t in last)

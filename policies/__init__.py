@@ -9,6 +9,8 @@ __post_init__ (a bad value raises UsageError naming `policy.<field>`).
     mechanisms: ClassVar[tuple[str, ...]]  # optional: the fields that switch on a mechanism beyond
                                        # the paper's form of the policy, each off at its default;
                                        # the report names a setting's gate family by them
+    full_only: ClassVar[bool]          # optional: True when decide answers FULL whatever it sees,
+                                       # so the cache options cannot act (a sweep keys them away)
 """
 
 from __future__ import annotations

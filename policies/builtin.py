@@ -15,6 +15,7 @@ class Always:
     """FULL every epoch: vanilla split learning, the baseline of every reduction factor."""
 
     search_space: ClassVar[dict] = {}
+    full_only: ClassVar[bool] = True
 
     def decide(self, obs: Observation) -> Mode:
         return Mode.FULL

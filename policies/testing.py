@@ -47,3 +47,6 @@ def check_policy(cls) -> None:
     assert all(isinstance(m, Mode) for m in modes), "decide must return a Mode"
     assert modes[0] == Mode.FULL, "the first epoch must be FULL: nothing is cached yet"
     assert modes == run_policy(cls(), losses), "decide must be pure: same observations, same modes"
+    if getattr(cls, "full_only", False):  # a sweep trains its settings without the cache options
+        flat = [2.3] * 30  # a loss that stalls: what makes a gate leave FULL
+        assert set(modes) | set(run_policy(policy, flat)) == {Mode.FULL}, "full_only, yet decide left FULL"

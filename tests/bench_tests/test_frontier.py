@@ -4,6 +4,7 @@ feasible setting."""
 
 import copy
 import json
+import math
 
 import optuna
 import pandas as pd
@@ -49,9 +50,14 @@ def test_engine_fields_and_stage_arguments_are_searched_as_optuna_distributions(
     assert trial.distributions["quant_up.topk.error_feedback"] == CategoricalDistribution([False, True])
     assert choice["cache_mixup"] in (0.0, 0.2) and dict(choice["quant_up_args"])["error_feedback"] in (False, True)
     s.cells[0].config(**choice)  # a valid run
-    # The space's size counts the fields: 4 times the space without them, whose count has the mixup
-    # setting as one outside the search space.
-    assert s.size() == 4 * (specs.parse(edit("search.fields", None), name="f").size() - 1)
+    # The space's size counts the fields where they can act: 4 times under loss_threshold, once under
+    # always (it never leaves FULL, so the cache options are inert); without them, the mixup setting
+    # is one outside the search space.
+    codecs = math.prod(sum(math.prod(r.size() for r in s.codec_space(c).values()) for c in getattr(s, d))
+                       for d in ("quant_up", "quant_down"))
+    gate = math.prod(r.size() for r in s.space("loss_threshold").values())
+    assert s.size() == codecs * (1 + 4 * gate)
+    assert specs.parse(edit("search.fields", None), name="f").size() == codecs * (1 + gate) + 1
 
 
 def test_an_explicit_setting_gives_codec_arguments_and_its_params_tell_the_sampler_every_searched_value():

@@ -341,6 +341,27 @@ def test_settings_that_differ_in_an_engine_field_alone_are_two_trials_each_train
     assert [runs[n]["cache_noise"] for n in range(3)] == ["0.0", "0.0", "0.1"]
 
 
+def test_cache_options_under_a_policy_that_never_leaves_full_are_one_setting_trained_once(tmp_path):
+    """`always` never runs a FORWARD or CACHED epoch, so mixup, noise and refresh cannot act under it.
+    A key that counted them would train the same network again for every combination (a frontier
+    search once spent a third of its trials so)."""
+    text = specs.resolve("smoke").read_text().replace("clients = [1, 2]", "clients = [1]")
+    text = text.replace("trials = 3\n", "").replace("seeds = [0, 1]", "seeds = [0]").replace("epochs = 2", "epochs = 1")
+    head, _, _ = text.partition("[sweep.search]")
+    fp8 = 'policy = "always"\nquant_up = "fp8_e4m3"\n'
+    path = tmp_path / "spec.toml"
+    path.write_text(head + f"[[sweep.settings]]\n{fp8}\n[[sweep.settings]]\n{fp8}cache_mixup = 0.2\n"
+                    'refresh_threshold = 0.05\n\n[[sweep.settings]]\npolicy = "always"\ncache_noise = 0.1\n')
+    out = run_cli(["sweep", "--spec", str(path), "--workers", "1"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = studies(f"sqlite:///{tmp_path / 'optuna.db'}")["spec/smallcnn-c1"]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # the baseline and three settings
+    assert [t.user_attrs["duplicate_of"] for t in trials] == [None, None, 1, 0]
+    runs = {int(r.data.tags["trial"]): r.data.params for r in child_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "spec")}
+    assert [runs[n]["cache_mixup"] for n in range(4)] == ["0.0"] * 4  # what trained, not what was asked
+    assert [runs[n]["refresh_threshold"] for n in range(4)] == ["None"] * 4
+
+
 def test_a_setting_added_to_the_spec_joins_the_existing_study_once(tmp_path):
     from bench import record, tuning
 
