@@ -1,5 +1,6 @@
 """`python -m bench sweep` end to end on local SQLite stores: trials, runs, resume, failures, kills."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -360,6 +361,7 @@ def test_cache_options_under_a_policy_that_never_leaves_full_are_one_setting_tra
     runs = {int(r.data.tags["trial"]): r.data.params for r in child_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "spec")}
     assert [runs[n]["cache_mixup"] for n in range(4)] == ["0.0"] * 4  # what trained, not what was asked
     assert [runs[n]["refresh_threshold"] for n in range(4)] == ["None"] * 4
+    assert json.loads(trials[2].user_attrs["choice"]) == json.loads(trials[1].user_attrs["choice"])  # the ablation's source
 
 
 def test_a_setting_added_to_the_spec_joins_the_existing_study_once(tmp_path):
