@@ -45,6 +45,7 @@ from bench import names, stores
 from bench.stores.lock import shown
 from bench.errors import RunFailed, StoreFault, UsageError
 from bench.paired import ABLATION, ABLATION_CHOICE, plan_ablation
+from bench.space import Range
 from bench.spec import BASELINE, Cell, Setting, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -292,40 +293,46 @@ def check_room(trial: Trial, n_trials: int) -> None:
 def choice(trial: Trial, spec: SweepSpec) -> dict:
     """The trial's choice: an ablation step's or an explicit setting's exactly (user attrs
     `ablation_choice`, `setting`), else the sampler's."""
-    suggested = suggest(trial, spec)  # also for an explicit setting: the sampler learns from its params
+    from bench import ablation
+
     if ABLATION_CHOICE in trial.user_attrs:
-        from bench import ablation
-
-        return ablation.normal(json.loads(trial.user_attrs[ABLATION_CHOICE]))
+        exact = ablation.normal(json.loads(trial.user_attrs[ABLATION_CHOICE]))
+        suggest(trial, spec, spec.fixed_params(Setting.of(exact)))  # the sampler learns from its params
+        return exact
     index = trial.user_attrs.get("setting")
-    return suggested if index is None else spec.settings[index].choice()
+    if index is None:
+        return suggest(trial, spec)
+    suggest(trial, spec, spec.fixed_params(spec.settings[index]))
+    return spec.settings[index].choice()
 
 
-def suggest(trial: Trial, spec: SweepSpec) -> dict:
+def suggest(trial: Trial, spec: SweepSpec, given: dict | None = None) -> dict:
     """The sampler's choice: policy, its arguments, codecs and theirs, searched RunConfig fields
     (floats rounded, Range.round); a policy's fields are named `<policy>.<field>`, a codec's
-    arguments `quant_up.<codec>.<arg>` (and quant_down), a RunConfig field `field.<name>`."""
-    policy = trial.suggest_categorical("policy", list(spec.policies))
-    choice = {"policy": policy, "policy_args": _suggest_args(trial, policy, spec.space(policy))}
-    for direction in ("quant_up", "quant_down"):
-        codec = trial.suggest_categorical(direction, list(getattr(spec, direction)))
-        choice[direction] = codec
-        choice[f"{direction}_args"] = _suggest_args(trial, f"{direction}.{codec}", spec.codec_space(codec))
-    return choice | dict(_suggest_args(trial, "field", dict(spec.fields)))
+    arguments `quant_up.<codec>.<arg>` (and quant_down), a RunConfig field `field.<name>`.
 
-
-def _suggest_args(trial: Trial, prefix: str, space: dict) -> tuple:
-    args = []
-    for field, rng in space.items():
-        name = f"{prefix}.{field}"
+    `given`: the params a fixed trial was enqueued with (SweepSpec.fixed_params). One outside a
+    categorical's choices (an ablation step back to a default the spec does not search) is no value
+    Optuna can record: it is left out of the trial's params, and the trial's choice holds it."""
+    def pick(name: str, rng: Range):
+        if given is not None and rng.choices is not None and name in given and given[name] not in rng.choices:
+            return given[name]
         if rng.choices is not None:
-            value = trial.suggest_categorical(name, list(rng.choices))
-        elif not rng.is_float:
-            value = trial.suggest_int(name, rng.low, rng.high, log=rng.log)
-        else:
-            value = rng.round(trial.suggest_float(name, rng.low, rng.high, log=rng.log))
-        args.append((field, value))
-    return tuple(args)
+            return trial.suggest_categorical(name, list(rng.choices))
+        if not rng.is_float:
+            return trial.suggest_int(name, rng.low, rng.high, log=rng.log)
+        return rng.round(trial.suggest_float(name, rng.low, rng.high, log=rng.log))
+
+    def args(prefix: str, space: dict) -> tuple:
+        return tuple((field, pick(f"{prefix}.{field}", rng)) for field, rng in space.items())
+
+    policy = pick("policy", Range(choices=tuple(spec.policies)))
+    choice = {"policy": policy, "policy_args": args(policy, spec.space(policy))}
+    for direction in ("quant_up", "quant_down"):
+        codec = pick(direction, Range(choices=tuple(getattr(spec, direction))))
+        choice[direction] = codec
+        choice[f"{direction}_args"] = args(f"{direction}.{codec}", spec.codec_space(codec))
+    return choice | dict(args("field", dict(spec.fields)))
 
 
 def config_key(params: dict) -> str:

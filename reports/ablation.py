@@ -23,7 +23,8 @@ def frame(runs: list[dict], trials: pd.DataFrame, settings: pd.DataFrame) -> pd.
     """One row per step of every ablated cell (COLUMNS); empty when the sweep ran no ablation."""
     rows = []
     by_trial = {(t.study, int(t.trial)): t.run_id for t in trials.itertuples() if pd.notna(t.trial)}
-    steps = sorted((r for r in runs if r["status"] == "FINISHED" and r["tags"].get(names.ABLATION)),
+    steps = sorted((r for r in runs if r["status"] == "FINISHED" and r["tags"].get(names.ABLATION)
+                    and r["tags"].get(names.ROLE) == names.TRIAL_ROLE),  # its seeds' runs carry the tag too
                    key=lambda r: int(r["tags"].get(names.TRIAL, 0)))
     studies = dict.fromkeys(r["tags"].get(names.STUDY) for r in steps)
     for study in studies:

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from bench import ablation, paired, spec as specs, tuning
+from bench import ablation, names, paired, spec as specs, tuning
 from bench.errors import UsageError
 from reports import ablation as ablation_report, report
 from tests.conftest import run_cli
@@ -199,13 +199,16 @@ margin_pp = 100
 cells = { models = ["smallcnn"], clients = [1] }
 fixed = { dataset = "synthetic", width = 0.25, epochs = 1, batch_size = 32, warmup_epochs = 0 }
 [sweep.search]
-policies = ["always"]
+policies = ["periodic"]
 quant_up = ["fp8_e4m3"]
 quant_down = ["fp8_e5m2"]
+[sweep.search.ranges.periodic]
+period = { choices = [2] }
 [sweep.search.fields]
 cache_noise = { choices = [0.0, 0.1] }
 [[sweep.settings]]
-policy = "always"
+policy = "periodic"
+args = { period = 2 }
 quant_up = "fp8_e4m3"
 quant_down = "fp8_e5m2"
 cache_noise = 0.1
@@ -214,7 +217,8 @@ cache_noise = 0.1
 
 def test_a_paired_sweep_reports_reduction_and_difference_then_runs_the_ablation_of_its_best(tmp_path):
     """A 100 pp margin makes every setting feasible: the best is the largest reduction, and the sweep
-    then trains one trial per ablation step, tagged in MLflow."""
+    then trains one trial per ablation step, tagged in MLflow. The step back to periodic's default
+    period (3) lies outside the spec's choices (2): it still runs, that param left out of Optuna's."""
     (tmp_path / "tiny.toml").write_text(SPEC)
     out = run_cli(["sweep", "--spec", "tiny.toml", "--workers", "1"], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -233,9 +237,11 @@ def test_a_paired_sweep_reports_reduction_and_difference_then_runs_the_ablation_
     steps = [t for t in trials if paired.ABLATION in t.user_attrs]
     assert [t.user_attrs[paired.ABLATION] for t in steps] == plan["steps"]
     assert all(t.state == TrialState.COMPLETE for t in steps)
+    assert [t.params.get("periodic.period") for t in steps] == [None, None, 2]  # always; 3 is no choice; kept
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], "tags.ablation != ''")
-    assert sorted(r.data.tags["ablation"] for r in runs) == sorted(plan["steps"])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
+                              f"tags.ablation != '' and {names.role_is(names.TRIAL_ROLE)}")
+    assert sorted(r.data.tags["ablation"] for r in runs) == sorted(plan["steps"])  # a trial run per step
     assert {r.data.tags["ablation_of"] for r in runs} == {str(best.number)}
     # The report's ablation table: the full setting, then each step with its reduction and verdict.
     built = report.build(f"sqlite:///{tmp_path / 'mlflow.db'}", "tiny", tmp_path / "report", log_artifacts=False)
