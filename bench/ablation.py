@@ -17,7 +17,8 @@ and RunConfig fields of its own). Its ingredients are the parts that differ from
 
 steps() derives every such step from the setting itself, never from a list by hand: a new policy
 argument, codec or engine option is ablated as soon as a setting uses it. A step RunConfig rejects
-(removing val_fraction under signal = val) is left out with its reason.
+(removing val_fraction under signal = val) is left out with its reason. An option inert under the
+setting's policy (config.inert: the cache options under always) is no ingredient.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bench import config
 from bench.config import BASELINE
 from bench.errors import UsageError
 
@@ -51,6 +53,7 @@ def steps(choice: dict[str, Any], cell) -> tuple[list[Step], list[str]]:
     from quantizers.wrappers import STAGE_NAMES, Stages
 
     choice = normal(choice)
+    choice = {k: v for k, v in choice.items() if k not in config.inert(choice["policy"])}  # nothing to take away
     candidates = []
     if choice["policy"] != GATE_OFF:
         candidates.append((f"policy: {choice['policy']} -> {GATE_OFF}", {"policy": GATE_OFF, "policy_args": ()}))

@@ -162,8 +162,11 @@ def test_the_ablation_takes_away_each_ingredient_the_setting_has_and_nothing_it_
         BEST | {"quant_up": "fp8_e4m3", "quant_up_args": (("error_feedback", True),)})  # the stage stays
     assert by_label["cache_mixup: 0.2 -> 0.0"] == ablation.normal(BEST | {"cache_mixup": 0.0})
     # Nothing listed by hand: an option the setting uses is ablated, one it does not use is not.
-    noisy, _ = ablation.steps({"policy": "always", "quant_up": "fp8_e4m3", "quant_down": "fp32", "cache_noise": 0.1}, cell)
-    assert [s.label for s in noisy] == ["cache_noise: 0.1 -> 0.0"]
+    noisy = {"policy": "loss_threshold", "quant_up": "fp8_e4m3", "quant_down": "fp32", "cache_noise": 0.1}
+    assert [s.label for s in ablation.steps(noisy, cell)[0]] == ["policy: loss_threshold -> always",
+                                                                 "cache_noise: 0.1 -> 0.0"]
+    # Under always (no FORWARD or CACHED epoch) the cache options do nothing, so there is nothing to take away.
+    assert ablation.steps(noisy | {"policy": "always"}, cell) == ([], [])
     # A step RunConfig rejects is left out with its reason.
     val = {"policy": "loss_threshold", "policy_args": (("signal", "val"),), "quant_up": "fp8_e4m3",
            "quant_down": "fp8_e5m2", "val_fraction": 0.1}
