@@ -98,8 +98,10 @@ def trials(runs: list[dict]) -> pd.DataFrame:
     frame["setting"] = labels.setting_labels(frame["policy"], frame.pop("_args"))
     for col in NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce")  # "None" (no subset) -> NaN
-    frame["baseline"] = [(p, u, d) == BASELINE for p, u, d in
-                         zip(frame["policy"], frame["quant_up"], frame["quant_down"])]
+    # The baseline switches nothing on: a run that logged an engine option under always (recorded
+    # before sweeps reset inert options) is a setting of its own, not a second baseline.
+    frame["baseline"] = [(p, u, d) == BASELINE and not a for p, u, d, a in
+                         zip(frame["policy"], frame["quant_up"], frame["quant_down"], frame["policy_args"])]
     # MLflow lists the newest run first; cells by their fields (1 client before 10), trials as enqueued.
     frame["trial"] = pd.to_numeric(frame["trial"], errors="coerce")
     return frame.sort_values([*CELL, "study", "trial", "seed"]).reset_index(drop=True)

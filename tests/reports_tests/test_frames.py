@@ -20,6 +20,15 @@ def test_trials_keep_finished_trial_runs_only_with_codec_and_setting_labels():
     assert trials["clients"].tolist() == [1, 1] and math.isnan(trials["train_subset"].iloc[0])
 
 
+def test_an_engine_option_under_always_is_a_setting_of_its_own_not_a_second_baseline():
+    """Runs recorded before sweeps reset inert options can log cache_mixup under always; two rows
+    flagged baseline in one cell broke the report (pandas: non-unique index)."""
+    runs = [run(acc=0.90), run(acc=0.91, options={"cache_mixup": "0.2"})]
+    s = settings(runs)
+    assert s["baseline"].tolist() == [True, False]
+    assert s["comm_x"].tolist() == [1.0, 1.0]
+
+
 def test_a_run_without_a_study_tag_is_placed_in_a_cell_named_from_its_fields():
     r = run()
     del r["tags"]["study"]
