@@ -52,8 +52,7 @@ def steps(choice: dict[str, Any], cell) -> tuple[list[Step], list[str]]:
     from quantizers import QUANTIZERS
     from quantizers.wrappers import STAGE_NAMES, Stages
 
-    choice = normal(choice)
-    choice = {k: v for k, v in choice.items() if k not in config.inert(choice["policy"])}  # nothing to take away
+    choice = config.without_inert_choice(normal(choice))  # an inert option is nothing to take away
     candidates = []
     if choice["policy"] != GATE_OFF:
         candidates.append((f"policy: {choice['policy']} -> {GATE_OFF}", {"policy": GATE_OFF, "policy_args": ()}))

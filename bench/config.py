@@ -315,6 +315,11 @@ def inert(policy: str) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(RunConfig) if f.metadata.get("cache"))
 
 
+def without_inert_choice(choice: dict[str, Any]) -> dict[str, Any]:
+    """A setting's choice (policy, codecs, RunConfig fields) less the fields inert under its policy."""
+    return {k: v for k, v in choice.items() if k not in inert(choice["policy"])}
+
+
 def without_inert(cfg: RunConfig) -> RunConfig:
     """`cfg` as it trains, its inert fields back at their defaults: a sweep then sees one setting where
     only inert options differ, and trains it once. (Under `always`, cache_mixup and cache_noise change

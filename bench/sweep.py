@@ -186,7 +186,7 @@ class Objective:
     def __call__(self, trial) -> tuple[float, float]:
         tuning.check_room(trial, self.spec.trials)
         chosen = tuning.choice(trial, self.spec)
-        chosen = {k: v for k, v in chosen.items() if k not in config.inert(chosen["policy"])}  # what trains
+        chosen = config.without_inert_choice(chosen)  # what trains
         trial.set_user_attr(paired.CHOICE, json.dumps(chosen))
         try:
             cfg = config.without_inert(self.cell.config(self.target.data_dir, **chosen))
